@@ -1,0 +1,5 @@
+import sys
+
+from colorem.cli import main
+
+sys.exit(main())

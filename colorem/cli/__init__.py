@@ -1,0 +1,60 @@
+"""The `colorem` command: thin subcommands over the library. Only this layer prints and exits."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from colorem import __version__
+from colorem.errors import ColoremError
+
+# Each subcommand lives in colorem/cli/<module>.py with register(subparsers); imported lazily so
+# `colorem colorize` does not pay for the server or trainer imports.
+SUBCOMMANDS = {
+    "colorize": ("colorize", "colorize photos, folders or globs"),
+    "models": ("models", "list registered architectures and installed weights"),
+    "train": ("train", "train a colorizer on your photos"),
+    "export": ("export", "export a training run or checkpoint to weights + card"),
+    "evaluate": ("evaluate", "score models on a folder of colour photos"),
+    "serve": ("serve", "run the web app and REST API"),
+}
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="colorem",
+        description="Colorize black-and-white photos with a neural network you can train yourself.",
+    )
+    parser.add_argument("--version", action="version", version=f"colorem {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = next((arg for arg in argv if not arg.startswith("-")), None)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        if wanted == name:
+            try:
+                module = importlib.import_module(f"colorem.cli.{module_name}")
+            except ModuleNotFoundError as error:
+                if error.name and error.name.startswith("colorem.cli"):
+                    continue  # not built yet
+                raise
+            module.register(subparsers.add_parser(name, help=help_text, description=help_text))
+        else:
+            subparsers.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(args.func(args) or 0)
+    except ColoremError as error:
+        print(f"colorem: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

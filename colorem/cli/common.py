@@ -1,0 +1,23 @@
+"""Options shared by the subcommands that load a model."""
+
+from __future__ import annotations
+
+import argparse
+
+from colorem.colorize import PRECISIONS, Colorizer, load
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default="default",
+                       help="packaged weights name or a .safetensors path (default: the shipped default model)")
+    group.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present, else CPU)")
+    group.add_argument("--precision", default="auto", choices=PRECISIONS,
+                       help="auto = bf16 where the hardware runs it fast, else fp32")
+    group.add_argument("--embedder-weights", default=None,
+                       help="local weights file for an external embedder (inception_resnet_v2)")
+
+
+def load_colorizer(args: argparse.Namespace, model: str | None = None) -> Colorizer:
+    options = {"weights": args.embedder_weights} if getattr(args, "embedder_weights", None) else None
+    return load(model or args.model, device=args.device, precision=args.precision, embedder_options=options)

@@ -1,0 +1,166 @@
+"""The main API: a Colorizer holds one model and colorizes photos of any size.
+
+photo -> L at full resolution -> L resized to the render size -> model -> ab (clamped)
+      -> ab upsampled to full size -> joined with the full-resolution L -> RGB
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from colorem.color import AB_MAX, join_lab, lab_to_rgb, rgb_to_l
+from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput, Photo, read_image, to_pil
+from colorem.weights import ModelCard, load_weights
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+CHUNK_PIXELS = 1 << 20  # full-resolution colour math runs in slices of about 1 MP to bound memory
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """bf16 pays off on GPUs that support it and on CPUs with AVX512-BF16/AMX (oneDNN's check)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    if precision == "auto":
+        return "bf16" if bf16_is_fast(device) else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("fp16 inference is only supported on CUDA; use bf16 or fp32 on CPU")
+    return precision
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context for a precision ("fp32" runs plain)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@dataclass
+class _Prepared:
+    photo: Photo
+    l_full: torch.Tensor  # (1, 1, H, W)
+    l_small: torch.Tensor  # (1, 1, R, R)
+
+
+class Colorizer:
+    """A model on a device at a precision, with its card. Build with colorem.load() or from_model()."""
+
+    def __init__(self, model: nn.Module, card: ModelCard, device: str | torch.device | None = None,
+                 precision: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.device = torch.device(device) if device is not None else default_device()
+        self.precision = resolve_precision(precision, self.device)
+        self.card = card
+        self.max_pixels = max_pixels
+        self.model = model.to(self.device).eval()
+        if self.device.type == "cpu" or self.precision != "fp32":
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def from_model(cls, model: nn.Module, render_size: int = 256, **kwargs) -> "Colorizer":
+        card = ModelCard(architecture=type(model).__name__, render_size=render_size, name="in-memory")
+        return cls(model, card, **kwargs)
+
+    @property
+    def render_size(self) -> int:
+        return self.card.render_size
+
+    # --- the pipeline -------------------------------------------------------------------------
+    def _prepare(self, image: ImageInput, render_size: int) -> _Prepared:
+        photo = image if isinstance(image, Photo) else read_image(image, max_pixels=self.max_pixels)
+        rgb_full = torch.from_numpy(photo.rgb).permute(2, 0, 1)[None]  # (1, 3, H, W)
+        l_full = _chunked_rows(rgb_full, rgb_to_l)  # (1, 1, H, W)
+        l_small = F.interpolate(l_full, size=(render_size, render_size), mode="bilinear",
+                                align_corners=False, antialias=True)
+        return _Prepared(photo, l_full, l_small)
+
+    @torch.inference_mode()
+    def predict_ab(self, l_small: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """(B, 1, R, R) L in [0, 100] -> (B, 2, R, R) ab in Lab units (float32, CPU)."""
+        l_small = l_small.to(self.device).contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.precision):
+            kwargs = {"temperature": temperature} if temperature is not None else {}
+            ab = self.model(l_small, **kwargs)
+        return ab.float().clamp(-AB_MAX, AB_MAX).cpu()
+
+    def _finish(self, prepared: _Prepared, ab_small: torch.Tensor, saturation: float) -> Image.Image:
+        height, width = prepared.l_full.shape[-2:]
+        ab_full = F.interpolate(ab_small * saturation, size=(height, width), mode="bilinear", align_corners=False)
+        lab = join_lab(prepared.l_full, ab_full.clamp(-AB_MAX, AB_MAX))
+        rgb = _chunked_rows(lab, lab_to_rgb, out_channels=3)
+        rgb_uint8 = (rgb[0].permute(1, 2, 0).mul(255.0).add_(0.5).clamp_(0, 255)).to(torch.uint8).numpy()
+        return to_pil(rgb_uint8, prepared.photo.alpha)
+
+    def colorize(self, image: ImageInput, render_size: int | None = None, saturation: float = 1.0,
+                 temperature: float | None = None):
+        """Colorize one photo. Returns a PIL image of exactly the input's size (RGBA if it had alpha);
+        a numpy array in gives a uint8 numpy array out."""
+        return self.colorize_batch([image], render_size, saturation, temperature)[0]
+
+    def colorize_batch(self, images: Sequence[ImageInput], render_size: int | None = None,
+                       saturation: float = 1.0, temperature: float | None = None) -> list:
+        """Colorize several photos with one forward pass; decoding errors raise for the failing one."""
+        render_size = _check_options(render_size or self.render_size, saturation)
+        prepared = [self._prepare(image, render_size) for image in images]
+        if not prepared:
+            return []
+        ab_small = self.predict_ab(torch.cat([item.l_small for item in prepared]), temperature)
+        results = []
+        for item, ab in zip(prepared, ab_small):
+            result = self._finish(item, ab[None], saturation)
+            results.append(_like_input(result, images[len(results)]))
+        return results
+
+
+def _check_options(render_size: int, saturation: float) -> int:
+    if not isinstance(render_size, int) or not 16 <= render_size <= 2048:
+        raise ValueError(f"render_size must be an integer from 16 to 2048, not {render_size!r}")
+    if not (0.0 <= saturation <= 4.0) or saturation != saturation:
+        raise ValueError(f"saturation must be between 0 and 4, not {saturation!r}")
+    return render_size
+
+
+def _chunked_rows(image: torch.Tensor, function, out_channels: int = 1) -> torch.Tensor:
+    """Apply a per-pixel function to (1, C, H, W) in horizontal slices of about CHUNK_PIXELS."""
+    height, width = image.shape[-2:]
+    rows = max(1, CHUNK_PIXELS // max(width, 1))
+    if rows >= height:
+        return function(image)
+    out = image.new_empty(image.shape[0], out_channels, height, width)
+    for top in range(0, height, rows):
+        out[:, :, top:top + rows] = function(image[:, :, top:top + rows])
+    return out
+
+
+def _like_input(result: Image.Image, image: ImageInput):
+    return np.asarray(result) if isinstance(image, np.ndarray) else result
+
+
+def load(name_or_path: str | os.PathLike | None = None, *, device: str | torch.device | None = None,
+         precision: str = "auto", embedder_options: dict | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Colorizer:
+    """Load weights (packaged name such as "default", or a .safetensors path) into a Colorizer."""
+    model, card = load_weights(name_or_path, embedder_options)
+    return Colorizer(model, card, device=device, precision=precision, max_pixels=max_pixels)

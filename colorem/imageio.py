@@ -1,0 +1,222 @@
+"""Image input/output at the edge: path, bytes, PIL image or numpy array in, a float RGB photo out.
+
+EXIF orientation is applied, every common mode is accepted (gray, 16-bit, palette, CMYK, alpha),
+and anything unreadable becomes an ImageReadError that names the file and the reason.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from colorem.errors import ImageReadError, ImageTooLargeError
+
+ImageInput = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
+
+DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: larger than any camera photo, far below a bomb
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF", "bmp": "BMP"}
+
+
+@dataclass
+class Photo:
+    """A decoded photo: rgb (H, W, 3) float32 in [0, 1], optional alpha (H, W) float32, and its name."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    name: str
+    format: str | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), as Pillow reports sizes."""
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+
+def describe(source: ImageInput) -> str:
+    """A short human name for an input, used in error messages."""
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    if isinstance(source, (bytes, bytearray)):
+        return f"<{len(source)} bytes>"
+    if isinstance(source, Image.Image):
+        return f"<PIL image {source.mode} {source.size[0]}x{source.size[1]}>"
+    if isinstance(source, np.ndarray):
+        return f"<array {source.dtype} {source.shape}>"
+    return f"<{type(source).__name__}>"
+
+
+def read_image(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> Photo:
+    """Decode any supported input into a Photo; raises ImageReadError with the reason on failure."""
+    label = name or describe(source)
+    if isinstance(source, np.ndarray):
+        return _photo_from_array(source, label, max_pixels)
+    if isinstance(source, Image.Image):
+        return _photo_from_pil(source, label, max_pixels)
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise ImageReadError(label, "the data is empty")
+        return _decode(io.BytesIO(source), label, max_pixels)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise ImageReadError(label, "no such file")
+        if not path.is_file():
+            raise ImageReadError(label, "not a file")
+        if path.stat().st_size == 0:
+            raise ImageReadError(label, "the file is empty (0 bytes)")
+        try:
+            with open(path, "rb") as handle:
+                return _decode(handle, label, max_pixels)
+        except OSError as error:
+            if isinstance(error, ImageReadError):
+                raise
+            raise ImageReadError(label, f"cannot open the file ({error.strerror or error})") from None
+    raise ImageReadError(label, f"unsupported input type {type(source).__name__}")
+
+
+def _decode(stream, label: str, max_pixels: int) -> Photo:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(stream) as image:
+                _check_pixels(image.size, label, max_pixels)
+                image_format = image.format
+                if getattr(image, "n_frames", 1) > 1:
+                    image.seek(0)  # animations: the first frame is used
+                image.load()
+                photo = _photo_from_pil(image, label, max_pixels)
+                photo.format = image_format
+                return photo
+        except ImageReadError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageTooLargeError(label, "the image declares too many pixels (decompression bomb?)") from None
+        except UnidentifiedImageError:
+            raise ImageReadError(label, "not a recognised image format") from None
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, MemoryError) as error:
+            reason = str(error) or type(error).__name__
+            if "truncated" in reason.lower() or isinstance(error, EOFError):
+                reason = f"the file is truncated or corrupt ({reason})"
+            else:
+                reason = f"the image data is corrupt ({reason})"
+            raise ImageReadError(label, reason) from None
+
+
+def _check_pixels(size: tuple[int, int], label: str, max_pixels: int) -> None:
+    width, height = size
+    if width < 1 or height < 1:
+        raise ImageReadError(label, f"the image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            label, f"{width}x{height} = {width * height:,} pixels is over the limit of {max_pixels:,}"
+        )
+
+
+def _photo_from_pil(image: Image.Image, label: str, max_pixels: int) -> Photo:
+    _check_pixels(image.size, label, max_pixels)
+    image = ImageOps.exif_transpose(image) or image
+    mode = image.mode
+    alpha = None
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        mode = image.mode
+    elif mode == "PA":
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "La", "RGBa"):
+        alpha = np.asarray(image.getchannel("A"), dtype=np.float32) / 255.0
+        image = image.convert("RGB" if mode.startswith("RGB") else "L")
+        mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.float32)
+        # 16-bit files (the usual source of "I" too) use the full 0..65535 range.
+        gray = values / 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else values / 255.0
+        rgb = np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=2)
+    elif mode == "F":
+        values = np.asarray(image, dtype=np.float32)
+        scale = 1.0 if values.max(initial=0) <= 1.0 else 255.0
+        rgb = np.repeat(np.clip(values / scale, 0.0, 1.0)[..., None], 3, axis=2)
+    else:
+        if mode not in ("RGB", "L"):
+            image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, 1
+        array = np.asarray(image, dtype=np.float32) / 255.0
+        rgb = np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else array
+    return Photo(rgb=np.ascontiguousarray(rgb, dtype=np.float32), alpha=alpha, name=label)
+
+
+def _photo_from_array(array: np.ndarray, label: str, max_pixels: int) -> Photo:
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+        raise ImageReadError(label, f"expected an (H, W), (H, W, 3) or (H, W, 4) array, got shape {array.shape}")
+    _check_pixels((array.shape[1], array.shape[0]), label, max_pixels)
+    if array.dtype == np.uint8:
+        values = array.astype(np.float32) / 255.0
+    elif array.dtype == np.uint16:
+        values = array.astype(np.float32) / 65535.0
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ImageReadError(label, "the array holds NaN or infinite values")
+        values = np.clip(array.astype(np.float32), 0.0, 1.0)
+    else:
+        raise ImageReadError(label, f"unsupported array dtype {array.dtype} (use uint8, uint16 or float in [0, 1])")
+    if values.ndim == 3 and values.shape[2] == 1:
+        values = values[..., 0]
+    alpha = None
+    if values.ndim == 3 and values.shape[2] == 4:
+        alpha, values = values[..., 3], values[..., :3]
+    rgb = np.repeat(values[..., None], 3, axis=2) if values.ndim == 2 else values
+    return Photo(rgb=np.ascontiguousarray(rgb), alpha=alpha, name=label)
+
+
+def to_pil(rgb_uint8: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
+    """(H, W, 3) uint8 RGB plus optional (H, W) float alpha -> PIL image (RGB or RGBA)."""
+    image = Image.fromarray(rgb_uint8, "RGB")
+    if alpha is not None:
+        image.putalpha(Image.fromarray(np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8), "L"))
+    return image
+
+
+def format_for(path: str | os.PathLike, default: str = "PNG") -> str:
+    """Pillow format name for a file name's extension."""
+    extension = Path(path).suffix.lower().lstrip(".")
+    return FORMATS.get(extension, default)
+
+
+def encode_image(image: Image.Image, image_format: str, quality: int = 92) -> bytes:
+    """Encode to bytes; JPEG drops alpha (flattened onto white) since it cannot store it."""
+    image_format = FORMATS.get(image_format.lower(), image_format.upper())
+    if image_format == "JPEG" and image.mode == "RGBA":
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image, mask=image.getchannel("A"))
+        image = background
+    buffer = io.BytesIO()
+    options = {"quality": quality} if image_format in ("JPEG", "WEBP") else {}
+    if image_format == "PNG":
+        options = {"compress_level": 1}  # large photos: fast encode beats a few % of size
+    image.save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+def write_image(image: Image.Image, path: str | os.PathLike, image_format: str | None = None, quality: int = 92) -> Path:
+    """Write atomically: encode, write a temporary file beside the target, then rename it into place."""
+    path = Path(path)
+    data = encode_image(image, image_format or format_for(path), quality)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path

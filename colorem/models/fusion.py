@@ -1,0 +1,135 @@
+"""The Color 'em network: encoder on L, a global embedding fused over the H/8 grid, decoder to ab.
+
+Input L in [0, 100]; output ab in Lab units. Normalization lives here, not in the callers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from colorem.color import AB_MAX, ab_bins
+from colorem.models.embedders import GlobalEmbedder, create_embedder
+from colorem.models.registry import register_model
+
+# (in, out, stride) per 3x3 conv of the original encoder; channel counts scale with `width`.
+ENCODER = [(1, 64, 2), (64, 128, 1), (128, 128, 2), (128, 256, 1), (256, 256, 2), (256, 512, 1), (512, 512, 1), (512, 256, 1)]
+DOWNSCALE = 8
+
+
+def _channels(channels: int, width: float) -> int:
+    return channels if channels <= 2 else max(4, int(round(channels * width)))
+
+
+def _conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1), nn.ReLU(inplace=True))
+
+
+class FusionColorizer(nn.Module):
+    """Encoder–fusion–decoder colorizer.
+
+    head="regression": the original's conv 16->2 + tanh, x128 = ab.
+    head="classification": logits over in-gamut ab bins (Zhang et al. 2016), decoded by annealed mean.
+    """
+
+    def __init__(
+        self,
+        embedder: GlobalEmbedder,
+        width: float = 1.0,
+        head: str = "regression",
+        bin_step: float = 10.0,
+        temperature: float = 0.38,
+        upsample: str = "nearest",
+    ):
+        super().__init__()
+        if head not in ("regression", "classification"):
+            raise ValueError(f"head must be 'regression' or 'classification', not {head!r}")
+        self.embedder = embedder
+        self.head = head
+        self.upsample_mode = upsample
+        self.temperature = temperature
+        self.encoder = nn.Sequential(*[_conv(_channels(i, width), _channels(o, width), s) for i, o, s in ENCODER])
+        c256, c128, c64, c32, c16 = (_channels(c, width) for c in (256, 128, 64, 32, 16))
+        self.fusion = nn.Sequential(nn.Conv2d(c256 + embedder.dim, c256, 1), nn.ReLU(inplace=True))
+        if head == "classification":
+            self.register_buffer("bins", ab_bins(bin_step), persistent=True)  # (Q, 2)
+            out_channels = len(self.bins)
+        else:
+            out_channels = 2
+        self.decoder = nn.ModuleList([_conv(c256, c128), _conv(c128, c64), _conv(c64, c32), _conv(c32, c16)])
+        self.output = nn.Conv2d(c16, out_channels, 3, padding=1)
+
+    @property
+    def out_channels(self) -> int:
+        return self.output.out_channels
+
+    def _up(self, x: torch.Tensor) -> torch.Tensor:
+        if self.upsample_mode == "nearest":
+            return F.interpolate(x, scale_factor=2, mode="nearest")
+        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+    def forward(
+        self,
+        l: torch.Tensor,
+        embedding: torch.Tensor | None = None,
+        *,
+        raw: bool = False,
+        temperature: float | None = None,
+    ) -> torch.Tensor:
+        """l (B, 1, H, W) in [0, 100] -> ab (B, 2, H, W) in Lab units, any H and W.
+
+        `embedding` (B, D) replaces the embedder's output (a cache of a frozen embedder). With
+        raw=True the head's output is returned instead: tanh ab / 128, or logits over the bins.
+        """
+        height, width = l.shape[-2:]
+        if embedding is None:
+            embedding = self.embedder(l)
+        # Pad to a multiple of 8 so the three stride-2 stages and three x2 upsamplings line up.
+        pad_h, pad_w = (-height) % DOWNSCALE, (-width) % DOWNSCALE
+        x = l / 50.0 - 1.0
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        features = self.encoder(x)  # (B, 256, H/8, W/8)
+        if embedding.shape[1]:
+            grid = embedding.to(features.dtype)[:, :, None, None].expand(-1, -1, *features.shape[-2:])
+            features = torch.cat([features, grid], dim=1)
+        x = self.fusion(features)
+        x = self.decoder[0](x)
+        x = self.decoder[1](self._up(x))
+        x = self.decoder[2](self._up(x))
+        x = self.decoder[3](x)
+        x = self._up(self.output(x))[..., :height, :width]  # (B, 2 or Q, H, W)
+        if self.head == "regression":
+            x = torch.tanh(x)
+            return x if raw else x * AB_MAX
+        return x if raw else self.decode_logits(x, temperature)
+
+    def decode_logits(self, logits: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """Annealed mean (Zhang et al. 2016): softmax(logits / T) weighted mean of the bin centres."""
+        t = self.temperature if temperature is None else temperature
+        probabilities = torch.softmax(logits.float() / max(t, 1e-3), dim=1)  # (B, Q, H, W)
+        return torch.einsum("bqhw,qc->bchw", probabilities, self.bins.float())
+
+
+def _build(width: float, embedder: str, embed_dim: int | None, embedder_options: dict | None, **kwargs) -> FusionColorizer:
+    return FusionColorizer(create_embedder(embedder, dim=embed_dim, **(embedder_options or {})), width=width, **kwargs)
+
+
+@register_model("color-em-original")
+def color_em_original(embedder: str = "learned", embed_dim: int | None = None, embedder_options: dict | None = None, **kwargs):
+    """The original Color 'em network (6,541,202 parameters with a 1000-d embedding)."""
+    return _build(1.0, embedder, embed_dim, embedder_options, **kwargs)
+
+
+@register_model("color-em-half")
+def color_em_half(embedder: str = "learned", embed_dim: int | None = None, embedder_options: dict | None = None, **kwargs):
+    """The original design at half width: about 4x fewer operations."""
+    return _build(0.5, embedder, embed_dim, embedder_options, **kwargs)
+
+
+@register_model("color-em-tiny")
+def color_em_tiny(embedder: str = "learned", embed_dim: int | None = 16, embedder_options: dict | None = None, **kwargs):
+    """An eighth of the width: for tests and smoke runs."""
+    options = {"width": 4, "input_size": 32, **(embedder_options or {})} if embedder == "learned" else embedder_options
+    return _build(0.125, embedder, embed_dim, options, **kwargs)

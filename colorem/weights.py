@@ -1,0 +1,157 @@
+"""Exported weights: a safetensors file plus a JSON card beside it. Loading never unpickles."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from colorem.errors import WeightsError
+from colorem.models import create_model
+
+CARD_FORMAT = "colorem-card/1"
+DEFAULT_NAME = "default"
+
+
+@dataclass
+class ModelCard:
+    """What a weights file is: how to rebuild the network and how it was made and measured."""
+
+    architecture: str
+    architecture_options: dict[str, Any] = field(default_factory=dict)
+    render_size: int = 256
+    name: str = ""
+    description: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    license: str = ""
+    format: str = CARD_FORMAT
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelCard":
+        known = {key: values[key] for key in cls.__dataclass_fields__ if key in values}
+        if "architecture" not in known:
+            raise WeightsError("the model card has no 'architecture'")
+        return cls(**known)
+
+
+def card_path(weights_path: str | os.PathLike) -> Path:
+    return Path(weights_path).with_suffix(".json")
+
+
+def packaged_weights(name: str = DEFAULT_NAME) -> Path:
+    """Path of weights shipped inside the package (may not exist)."""
+    return Path(str(resources.files("colorem") / "weights" / f"{name}.safetensors"))
+
+
+def build_model(card: ModelCard, embedder_options: dict[str, Any] | None = None) -> nn.Module:
+    options = dict(card.architecture_options)
+    if embedder_options:
+        options["embedder_options"] = {**options.get("embedder_options", {}), **embedder_options}
+    return create_model(card.architecture, **options)
+
+
+def _frozen_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """Frozen external embedders (Inception-ResNet-v2) are not copied into our weights files."""
+    embedder = getattr(model, "embedder", None)
+    return ("embedder.",) if embedder is not None and getattr(embedder, "frozen", False) else ()
+
+
+def save_weights(model: nn.Module, card: ModelCard, path: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+    """Write `path` (.safetensors) and its card (.json), each atomically."""
+    path = Path(path).with_suffix(".safetensors")
+    skip = _frozen_prefixes(model)
+    state = {}
+    for key, tensor in model.state_dict().items():
+        if skip and key.startswith(skip):
+            continue
+        tensor = tensor.detach().cpu()
+        if dtype is not None and tensor.is_floating_point() and key != "bins":
+            tensor = tensor.to(dtype)
+        state[key] = tensor.contiguous()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic(path, lambda temporary: save_file(state, temporary, metadata={"format": CARD_FORMAT}))
+    text = json.dumps(asdict(card), indent=2, sort_keys=False) + "\n"
+    _atomic(card_path(path), lambda temporary: Path(temporary).write_text(text))
+    return path
+
+
+def _atomic(path: Path, write) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def resolve_weights(name_or_path: str | os.PathLike | None) -> Path:
+    """A name of packaged weights or a path (file or folder) -> the .safetensors path."""
+    if name_or_path is None or str(name_or_path) == DEFAULT_NAME:
+        path = packaged_weights(DEFAULT_NAME)
+        if not path.exists():
+            raise WeightsError(
+                "no trained weights are installed: this build of colorem ships without a default model. "
+                "Train one with `colorem train` and export it with `colorem export`, then pass "
+                "--model PATH/TO/weights.safetensors (or colorem.load(PATH))."
+            )
+        return path
+    path = Path(name_or_path)
+    if path.is_dir():
+        candidates = sorted(path.glob("*.safetensors"))
+        if len(candidates) != 1:
+            raise WeightsError(f"{path}: expected exactly one .safetensors file in the folder, found {len(candidates)}")
+        return candidates[0]
+    if path.suffix == ".json" and path.with_suffix(".safetensors").exists():
+        return path.with_suffix(".safetensors")
+    if path.exists():
+        if path.suffix != ".safetensors":
+            raise WeightsError(f"{path}: weights must be a .safetensors file (other formats may run code when loaded)")
+        return path
+    if not path.suffix and packaged_weights(str(name_or_path)).exists():
+        return packaged_weights(str(name_or_path))
+    raise WeightsError(f"no weights named or found at {name_or_path!s}")
+
+
+def read_card(weights_path: Path) -> ModelCard:
+    path = card_path(weights_path)
+    if not path.exists():
+        raise WeightsError(f"{weights_path}: its card {path.name} is missing beside it")
+    try:
+        return ModelCard.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as error:
+        raise WeightsError(f"{path}: not a valid model card ({error})") from None
+
+
+def load_weights(name_or_path: str | os.PathLike | None = None, embedder_options: dict | None = None) -> tuple[nn.Module, ModelCard]:
+    """Rebuild the network from its card and fill it from safetensors. Returns (model in eval mode, card)."""
+    path = resolve_weights(name_or_path)
+    card = read_card(path)
+    model = build_model(card, embedder_options)
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise WeightsError(f"{path}: not a readable safetensors file ({error})") from None
+    expected = model.state_dict()
+    skip = _frozen_prefixes(model)
+    missing = [key for key in expected if key not in state and not (skip and key.startswith(skip))]
+    unexpected = [key for key in state if key not in expected]
+    if missing or unexpected:
+        raise WeightsError(f"{path}: weights do not match the card's architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for key, tensor in state.items():
+        if tensor.shape != expected[key].shape:
+            raise WeightsError(f"{path}: {key} has shape {tuple(tensor.shape)}, the architecture wants {tuple(expected[key].shape)}")
+    model.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()}, strict=False)
+    return model.eval(), card

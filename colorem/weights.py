@@ -152,6 +152,6 @@ def load_weights(name_or_path: str | os.PathLike | None = None, embedder_options
         raise WeightsError(f"{path}: weights do not match the card's architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
     for key, tensor in state.items():
         if tensor.shape != expected[key].shape:
-            raise WeightsError(f"{path}: {key} has shape {tuple(tensor.shape)}, the architecture wants {tuple(expected[key].shape)}")
+            raise WeightsError(f"{path}: weights do not match the card: {key} has shape {tuple(tensor.shape)}, the architecture wants {tuple(expected[key].shape)}")
     model.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()}, strict=False)
     return model.eval(), card

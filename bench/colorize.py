@@ -1,0 +1,114 @@
+"""Inference benchmark: model forward at 256² per precision/layout, and end-to-end file -> file.
+
+    python bench/colorize.py [--model WEIGHTS] [--repeats 20]
+
+Without --model it times the original network (color-em-original, learned embedder) with random
+weights: speed does not depend on the weights' values. Each end-to-end case runs in a fresh
+subprocess so its peak memory (max RSS) is its own. Prints a Markdown table of medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def median_ms(function, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def forward_rows(model_path: str | None, repeats: int) -> list[tuple[str, float]]:
+    from colorem.models import create_model
+    from colorem.weights import load_weights
+
+    model = (load_weights(model_path)[0] if model_path else create_model("color-em-original")).eval()
+    l = torch.rand(1, 1, 256, 256) * 100
+    rows = []
+    for label, channels_last, bf16 in [("fp32 eager", False, False), ("fp32 channels_last", True, False),
+                                       ("bf16 channels_last", True, True)]:
+        net = model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        x = l.contiguous(memory_format=torch.channels_last) if channels_last else l
+
+        def run():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                net(x)
+
+        rows.append((f"forward 256², {label}", median_ms(run, repeats)))
+    return rows
+
+
+def make_photo(path: Path, width: int, height: int) -> None:
+    """A photo-like test image: a real sample upscaled, with grain so JPEG has detail to code."""
+    sample = Image.open(REPO / "colorem" / "samples" / "originals" / "mountain-meadow.jpg").convert("RGB")
+    image = np.asarray(sample.resize((width, height), Image.Resampling.BICUBIC), dtype=np.int16)
+    grain = np.random.default_rng(0).integers(-6, 7, image.shape, dtype=np.int16)
+    Image.fromarray(np.clip(image + grain, 0, 255).astype(np.uint8)).convert("L").save(path, quality=92)
+
+
+CHILD = r"""
+import json, resource, statistics, sys, time, torch
+import colorem
+from colorem.colorize import Colorizer
+from colorem.imageio import write_image
+from colorem.models import create_model
+source, target, model_path, repeats = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+colorizer = colorem.load(model_path) if model_path else Colorizer.from_model(create_model("color-em-original"))
+def once():
+    write_image(colorizer.colorize(source), target)
+once()
+times = []
+for _ in range(repeats):
+    start = time.perf_counter(); once(); times.append(time.perf_counter() - start)
+print(json.dumps({"ms": statistics.median(times) * 1000,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "precision": colorizer.precision}))
+"""
+
+
+def end_to_end_rows(model_path: str | None, repeats: int) -> list[tuple[str, float, float]]:
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for label, (width, height), count in [("1 MP", (1152, 864), repeats), ("12 MP", (4000, 3000), max(3, repeats // 4))]:
+            source = Path(folder) / f"{width}x{height}.jpg"
+            make_photo(source, width, height)
+            result = subprocess.run([sys.executable, "-c", CHILD, str(source), str(Path(folder) / "out.jpg"),
+                                     model_path or "", str(count)], capture_output=True, text=True, check=True)
+            measured = json.loads(result.stdout.strip().splitlines()[-1])
+            rows.append((f"colorize {label} JPEG file -> JPEG file ({measured['precision']})", measured["ms"], measured["peak_mb"]))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="weights to time (default: original network, random weights)")
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    print("| case | median | peak memory (max RSS) |\n|---|---|---|")
+    for label, ms in forward_rows(args.model, args.repeats):
+        print(f"| {label} | {ms:.1f} ms | |")
+    for label, ms, peak in end_to_end_rows(args.model, args.repeats):
+        print(f"| {label} | {ms:.0f} ms | {peak:.0f} MB |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Colour math agrees with scikit-image and round-trips."""
+
+import numpy as np
+import pytest
+import torch
+from skimage import color as skcolor
+
+from colorem.color import ab_bins, gray_to_rgb, join_lab, lab_to_rgb, rgb_to_l, rgb_to_lab, split_lab
+
+EDGE_PIXELS = np.array(
+    [[0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1], [1, 0, 1],
+     [0.5, 0.5, 0.5], [1e-4, 0, 0], [0.04045, 0.04045, 0.04045], [0.0031308, 0.5, 0.999]]
+)
+
+
+def _to_torch(pixels: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(pixels.astype(np.float32)).T[None, :, :, None]  # (1, 3, N, 1)
+
+
+def _from_torch(tensor: torch.Tensor) -> np.ndarray:
+    return tensor[0, :, :, 0].T.double().numpy()
+
+
+@pytest.fixture
+def pixels():
+    rng = np.random.default_rng(0)
+    return np.concatenate([rng.random((2000, 3)), EDGE_PIXELS])
+
+
+def test_rgb_to_lab_matches_scikit_image(pixels):
+    expected = skcolor.rgb2lab(pixels[:, None, :])[:, 0, :]
+    assert np.abs(_from_torch(rgb_to_lab(_to_torch(pixels))) - expected).max() < 1e-3
+
+
+def test_lab_to_rgb_matches_scikit_image(pixels):
+    lab = skcolor.rgb2lab(pixels[:, None, :])[:, 0, :]
+    expected = skcolor.lab2rgb(lab[:, None, :])[:, 0, :]
+    assert np.abs(_from_torch(lab_to_rgb(_to_torch(lab))) - expected).max() < 1e-3
+
+
+def test_round_trip_and_lightness_shortcut(pixels):
+    rgb = _to_torch(pixels)
+    lab = rgb_to_lab(rgb)
+    assert torch.allclose(lab_to_rgb(lab), rgb, atol=1e-4)
+    assert torch.allclose(rgb_to_l(rgb), lab[:, :1], atol=1e-3)
+
+
+def test_batched_shapes_and_split_join():
+    rgb = torch.rand(3, 3, 7, 5)
+    l, ab = split_lab(rgb_to_lab(rgb))
+    assert l.shape == (3, 1, 7, 5) and ab.shape == (3, 2, 7, 5)
+    assert torch.equal(join_lab(l, ab), rgb_to_lab(rgb))
+
+
+def test_gray_to_rgb_is_neutral():
+    rgb = gray_to_rgb(torch.linspace(0, 100, 11).view(1, 1, 11, 1))
+    assert torch.allclose(rgb[:, 0], rgb[:, 1], atol=1e-4) and torch.allclose(rgb[:, 1], rgb[:, 2], atol=1e-4)
+
+
+def test_ab_bins_are_in_gamut_and_include_gray():
+    bins = ab_bins()
+    assert bins.shape[1] == 2 and 150 < len(bins) < 320
+    assert (bins == 0).all(dim=1).any()
+    assert bins.abs().max() <= 110

@@ -1,0 +1,138 @@
+"""colorize keeps the input's size and lightness, for every kind of input, and fails clearly."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import colorem
+from colorem.color import rgb_to_lab
+from colorem.colorize import Colorizer
+from colorem.errors import ImageReadError, WeightsError
+from colorem.imageio import read_image
+from tests.conftest import photo
+
+
+class ConstantAB(nn.Module):
+    """Predicts the same moderate colour everywhere, so the pipeline's own effect on L and ab shows."""
+
+    def __init__(self, a: float = 12.0, b: float = 25.0):
+        super().__init__()
+        self.register_buffer("ab", torch.tensor([a, b]).view(1, 2, 1, 1))
+        self.calls = 0
+
+    def forward(self, l, temperature=None):
+        self.calls += 1
+        return self.ab.expand(l.shape[0], 2, *l.shape[-2:]).clone()
+
+
+def lab_of(image) -> np.ndarray:
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0].numpy()
+
+
+def input_l(image) -> np.ndarray:
+    return rgb_to_lab(torch.from_numpy(read_image(image).rgb).permute(2, 0, 1)[None])[0, 0].numpy()
+
+
+def sixteen_bit(width, height):
+    values = (np.asarray(photo(width, height).convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+    return Image.fromarray(values)
+
+
+def exif_rotated(width, height):
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    buffer = io.BytesIO()
+    photo(width, height).convert("L").save(buffer, format="JPEG", quality=95, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+def palette_transparent(width, height):
+    image = photo(width, height).convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    image.info["transparency"] = 0
+    return image
+
+
+INPUTS = {
+    "gray": lambda w, h: photo(w, h).convert("L"),
+    "colour photo": lambda w, h: photo(w, h),
+    "rgba": lambda w, h: photo(w, h).convert("RGBA"),
+    "16-bit": sixteen_bit,
+    "palette": palette_transparent,
+    "exif-rotated jpeg": exif_rotated,
+    "numpy": lambda w, h: np.asarray(photo(w, h).convert("L")),
+}
+
+
+@pytest.fixture(scope="module")
+def constant():
+    return Colorizer.from_model(ConstantAB(), render_size=32, precision="fp32")
+
+
+@pytest.mark.parametrize("kind", sorted(INPUTS))
+def test_keeps_size_and_lightness(constant, kind):
+    source = INPUTS[kind](75, 41)
+    result = constant.colorize(source)
+    expected_size = (41, 75) if kind == "exif-rotated jpeg" else (75, 41)
+    image = Image.fromarray(result) if isinstance(result, np.ndarray) else result
+    assert image.size == expected_size
+    lab = lab_of(image)
+    assert np.abs(lab[0] - input_l(source)).mean() < 0.5  # L is the input's, up to 8-bit rounding
+    assert np.abs(lab[1].mean() - 12.0) < 2.5 and np.abs(lab[2].mean() - 25.0) < 2.5
+
+
+def test_alpha_is_carried_through(constant):
+    source = photo(20, 10).convert("RGBA")
+    source.putalpha(Image.linear_gradient("L").resize((20, 10)))
+    result = constant.colorize(source)
+    assert result.mode == "RGBA"
+    assert np.array_equal(np.asarray(result.getchannel("A")), np.asarray(source.getchannel("A")))
+
+
+def test_saturation_scales_colour(constant):
+    gray = constant.colorize(photo(32, 32).convert("L"), saturation=0.0)
+    assert np.abs(lab_of(gray)[1:]).max() < 1.5
+    vivid = constant.colorize(photo(32, 32).convert("L"), saturation=2.0)
+    assert lab_of(vivid)[2].mean() > 40
+
+
+def test_batch_uses_one_forward_pass():
+    model = ConstantAB()
+    colorizer = Colorizer.from_model(model, render_size=32, precision="fp32")
+    results = colorizer.colorize_batch([photo(30, 20), photo(64, 48), photo(7, 99)])
+    assert [r.size for r in results] == [(30, 20), (64, 48), (7, 99)]
+    assert model.calls == 1
+
+
+def test_tiny_one_by_one_and_panorama(tiny_weights):
+    colorizer = colorem.load(tiny_weights)
+    assert colorizer.colorize(np.zeros((1, 1), np.uint8)).shape == (1, 1, 3)
+    assert colorizer.colorize(photo(600, 6)).size == (600, 6)
+
+
+def test_bad_options_and_inputs(constant, tmp_path):
+    with pytest.raises(ValueError, match="render_size"):
+        constant.colorize(photo(), render_size=5)
+    with pytest.raises(ValueError, match="saturation"):
+        constant.colorize(photo(), saturation=float("nan"))
+    (tmp_path / "x.jpg").write_bytes(b"not an image")
+    with pytest.raises(ImageReadError, match="x.jpg"):
+        constant.colorize(tmp_path / "x.jpg")
+
+
+def test_load_real_weights_and_precisions(tiny_weights):
+    fp32 = colorem.load(tiny_weights, precision="fp32")
+    bf16 = colorem.load(tiny_weights, precision="bf16")
+    assert fp32.card.name == "tiny-random" and fp32.render_size == 64
+    a = np.asarray(fp32.colorize(photo()), dtype=np.float32)
+    b = np.asarray(bf16.colorize(photo()), dtype=np.float32)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 3.0
+
+
+def test_load_missing_weights_is_clear(tmp_path):
+    with pytest.raises(WeightsError, match="no weights"):
+        colorem.load(tmp_path / "nothing.safetensors")

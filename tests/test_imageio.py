@@ -1,0 +1,107 @@
+"""Every supported input kind and mode decodes; every broken input raises a clear ImageReadError."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from colorem.errors import ImageReadError, ImageTooLargeError
+from colorem.imageio import read_image, write_image
+from tests.conftest import photo
+
+
+def _bytes(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "CMYK", "P", "I;16", "I", "F", "1"])
+def test_modes_decode_to_rgb(mode):
+    source = photo(40, 30)
+    image = source.convert("L").convert(mode) if mode in ("I;16", "I", "F", "1", "LA") else source.convert(mode)
+    result = read_image(image)
+    assert result.rgb.shape == (30, 40, 3) and result.rgb.dtype == np.float32
+    assert 0.0 <= result.rgb.min() and result.rgb.max() <= 1.0
+    assert (result.alpha is not None) == (mode in ("LA", "RGBA"))
+
+
+def test_sixteen_bit_png_keeps_full_range(tmp_path):
+    values = np.linspace(0, 65535, 64 * 8, dtype=np.uint16).reshape(8, 64)
+    path = tmp_path / "deep.png"
+    Image.fromarray(values).save(path)
+    result = read_image(path)
+    assert result.rgb[..., 0].max() == pytest.approx(1.0) and result.rgb[..., 0].min() == pytest.approx(0.0)
+    assert len(np.unique(result.rgb[..., 0])) > 256  # more levels than 8 bits could hold
+
+
+def test_palette_with_transparency_gives_alpha(tmp_path):
+    image = Image.new("P", (10, 10), 1)
+    image.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)
+    image.info["transparency"] = 0
+    image.putpixel((0, 0), 0)
+    path = tmp_path / "p.png"
+    image.save(path, transparency=0)
+    result = read_image(path)
+    assert result.alpha is not None and result.alpha[0, 0] == 0 and result.alpha[5, 5] == 1
+
+
+def test_exif_orientation_is_applied():
+    image = photo(60, 20)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    result = read_image(_bytes(image, "JPEG", exif=exif.tobytes()))
+    assert result.rgb.shape[:2] == (60, 20)
+
+
+def test_numpy_inputs():
+    assert read_image(np.zeros((5, 7), np.uint8)).rgb.shape == (5, 7, 3)
+    assert read_image(np.full((5, 7, 4), 65535, np.uint16)).alpha.min() == 1.0
+    with pytest.raises(ImageReadError, match="shape"):
+        read_image(np.zeros((5, 7, 2), np.uint8))
+    with pytest.raises(ImageReadError, match="NaN"):
+        read_image(np.full((2, 2), np.nan, np.float32))
+
+
+def test_animated_gif_uses_first_frame():
+    frames = [Image.new("L", (8, 8), 10), Image.new("L", (8, 8), 250)]
+    data = io.BytesIO()
+    frames[0].save(data, format="GIF", save_all=True, append_images=frames[1:])
+    assert read_image(data.getvalue()).rgb.max() < 0.1
+
+
+BROKEN = {
+    "empty.jpg": (b"", "empty"),
+    "text.jpg": (b"hello, I am not a photo\n" * 20, "not a recognised image format"),
+    "html.png": (b"<!doctype html><html><body>hi</body></html>", "not a recognised image format"),
+    "truncated.jpg": (_bytes(photo(200, 200), "JPEG")[:600], "truncated|corrupt"),
+    "truncated.png": (_bytes(photo(200, 200), "PNG")[:300], "truncated|corrupt"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_broken_files_raise_clear_errors(tmp_path, name):
+    data, reason = BROKEN[name]
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(ImageReadError, match=reason) as caught:
+        read_image(path)
+    assert name in str(caught.value)  # the message names the file
+
+
+def test_missing_file_and_bomb(tmp_path):
+    with pytest.raises(ImageReadError, match="no such file"):
+        read_image(tmp_path / "nope.png")
+    bomb = _bytes(Image.new("1", (20000, 20000)), "PNG")  # ~50 KB declaring 400 MP
+    with pytest.raises(ImageTooLargeError, match="pixels"):
+        read_image(bomb)
+    with pytest.raises(ImageTooLargeError):
+        read_image(_bytes(photo(100, 100), "PNG"), max_pixels=5000)
+
+
+def test_write_image_is_atomic_and_leaves_no_temporaries(tmp_path):
+    target = tmp_path / "out" / "a.jpg"
+    write_image(photo().convert("RGBA"), target)
+    assert Image.open(target).mode == "RGB"  # JPEG cannot hold alpha: flattened
+    assert [p.name for p in target.parent.iterdir()] == ["a.jpg"]

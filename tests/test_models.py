@@ -1,0 +1,91 @@
+"""Every registered model: (B, 2, H, W) for odd sizes, gradients everywhere, the embedding matters."""
+
+import pytest
+import torch
+
+from colorem.errors import WeightsError
+from colorem.models import create_model, list_models
+from colorem.models.embedders import load_state_dict_file
+from colorem.weights import ModelCard, load_weights, save_weights
+
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("head", ["regression", "classification"])
+def test_shapes_and_gradients(name, head):
+    torch.manual_seed(0)
+    model = create_model(name, head=head)
+    l = torch.rand(2, 1, 37, 21, requires_grad=False) * 100
+    ab = model(l)
+    assert ab.shape == (2, 2, 37, 21)
+    assert ab.abs().max() <= 128
+    raw = model(l, raw=True)
+    raw.float().pow(2).mean().backward()
+    missing = [key for key, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, f"no gradient reaches {missing}"
+
+
+def test_original_parameter_count():
+    model = create_model("color-em-original", embedder="learned", embed_dim=1000)
+    count = sum(p.numel() for key, p in model.named_parameters() if not key.startswith("embedder."))
+    assert count == 6_541_202
+
+
+def test_embedding_changes_output():
+    torch.manual_seed(0)
+    model = create_model("color-em-tiny", embed_dim=8).eval()
+    l = torch.rand(1, 1, 32, 32) * 100
+    with torch.no_grad():
+        a = model(l, embedding=torch.zeros(1, 8))
+        b = model(l, embedding=torch.ones(1, 8) * 5)
+    assert (a - b).abs().max() > 1e-3
+
+
+def test_no_embedder_variant_runs():
+    model = create_model("color-em-tiny", embedder="none")
+    assert model(torch.rand(1, 1, 9, 9) * 100).shape == (1, 2, 9, 9)
+
+
+def test_weights_round_trip(tmp_path):
+    model = create_model("color-em-tiny", head="classification").eval()
+    card = ModelCard(architecture="color-em-tiny", architecture_options={"head": "classification"}, render_size=64)
+    path = save_weights(model, card, tmp_path / "w.safetensors")
+    loaded, loaded_card = load_weights(path)
+    assert loaded_card == card
+    l = torch.rand(1, 1, 16, 16) * 100
+    with torch.no_grad():
+        assert torch.equal(model(l), loaded(l))
+
+
+def test_fp16_storage_round_trip(tmp_path):
+    model = create_model("color-em-tiny").eval()
+    path = save_weights(model, ModelCard(architecture="color-em-tiny"), tmp_path / "w16.safetensors", dtype=torch.float16)
+    loaded, _ = load_weights(path)
+    l = torch.rand(1, 1, 16, 16) * 100
+    with torch.no_grad():
+        assert (model(l) - loaded(l)).abs().max() < 0.5
+
+
+def test_pickle_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "executed"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    bad = tmp_path / "evil.pth"
+    torch.save({"weight": Evil()}, bad)
+    with pytest.raises(WeightsError, match="refusing"):
+        load_state_dict_file(bad)
+    assert not marker.exists()
+    renamed = tmp_path / "evil.bin"
+    bad.rename(renamed)
+    with pytest.raises(WeightsError, match="safetensors"):
+        load_weights(renamed)
+
+
+def test_mismatched_weights_are_refused(tmp_path):
+    path = save_weights(create_model("color-em-tiny"), ModelCard(architecture="color-em-tiny"), tmp_path / "w.safetensors")
+    path.with_suffix(".json").write_text('{"architecture": "color-em-half"}')
+    with pytest.raises(WeightsError, match="do not match"):
+        load_weights(path)

@@ -21,6 +21,31 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     return kornia.color.lab_to_rgb(lab, clip=True)
 
 
+def lab_to_rgb_keep_l(lab: torch.Tensor, steps: int = 8) -> torch.Tensor:
+    """Lab -> sRGB like lab_to_rgb, but out-of-gamut colours lose chroma instead of lightness.
+
+    Plain clipping of an out-of-gamut pixel changes its L (dark pixels brighten, highlights darken or
+    tint); here a/b of those pixels are scaled towards gray (geometrically, `steps` times at most)
+    until the colour fits, so the result keeps the requested lightness.
+    """
+    rgb = kornia.color.lab_to_rgb(lab, clip=False)
+    outside = ((rgb < -1e-4) | (rgb > 1 + 1e-4)).any(dim=1)  # (B, H, W)
+    if not outside.any():
+        return rgb
+    pixels = lab.permute(0, 2, 3, 1)[outside]  # (N, 3)
+    scale = torch.ones(len(pixels), 1, dtype=lab.dtype, device=lab.device)
+    for _ in range(steps):
+        candidate = torch.cat([pixels[:, :1], pixels[:, 1:] * scale], dim=1)
+        fixed = kornia.color.lab_to_rgb(candidate.T[None, :, :, None], clip=False)[0, :, :, 0].T  # (N, 3)
+        bad = ((fixed < -1e-4) | (fixed > 1 + 1e-4)).any(dim=1, keepdim=True)
+        if not bad.any():
+            break
+        scale = torch.where(bad, scale * 0.7, scale)
+    rgb = rgb.permute(0, 2, 3, 1).clone()
+    rgb[outside] = fixed
+    return rgb.permute(0, 3, 1, 2).clamp(0.0, 1.0)
+
+
 def rgb_to_l(rgb: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) sRGB -> (B, 1, H, W) lightness L in [0, 100]; cheaper than a full Lab conversion."""
     linear = kornia.color.rgb_to_linear_rgb(rgb.clamp(0.0, 1.0))

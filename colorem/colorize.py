@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from colorem.color import AB_MAX, join_lab, lab_to_rgb, rgb_to_l
+from colorem.color import AB_MAX, join_lab, lab_to_rgb_keep_l, rgb_to_l
 from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput, Photo, read_image, to_pil
 from colorem.weights import ModelCard, load_weights
 
@@ -110,7 +110,7 @@ class Colorizer:
         height, width = prepared.l_full.shape[-2:]
         ab_full = F.interpolate(ab_small * saturation, size=(height, width), mode="bilinear", align_corners=False)
         lab = join_lab(prepared.l_full, ab_full.clamp(-AB_MAX, AB_MAX))
-        rgb = _chunked_rows(lab, lab_to_rgb, out_channels=3)
+        rgb = _chunked_rows(lab, lab_to_rgb_keep_l, out_channels=3)
         rgb_uint8 = (rgb[0].permute(1, 2, 0).mul(255.0).add_(0.5).clamp_(0, 255)).to(torch.uint8).numpy()
         return to_pil(rgb_uint8, prepared.photo.alpha)
 

@@ -40,3 +40,12 @@ def photo(width: int = 96, height: int = 64, seed: int = 0) -> Image.Image:
     blue = ((x - width / 2) ** 2 + (y - height / 2) ** 2 < (min(width, height) / 3) ** 2).astype(np.float32)
     rgb = np.stack([red, green, 0.3 + 0.5 * blue], axis=2) + rng.normal(0, 0.02, (height, width, 3))
     return Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the robustness tally (tests/test_hostile.py) so CI logs show it."""
+    import sys
+
+    hostile = sys.modules.get("tests.test_hostile")
+    if hostile is not None and hostile.TALLY["tried"]:
+        terminalreporter.write_line(hostile.summary_line())

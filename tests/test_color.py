@@ -62,3 +62,13 @@ def test_ab_bins_are_in_gamut_and_include_gray():
     assert bins.shape[1] == 2 and 150 < len(bins) < 320
     assert (bins == 0).all(dim=1).any()
     assert bins.abs().max() <= 110
+
+
+def test_out_of_gamut_colours_keep_their_lightness():
+    from colorem.color import lab_to_rgb_keep_l
+
+    lab = torch.tensor([[2.0, 60.0, -70.0], [97.0, -80.0, 90.0], [50.0, 10.0, 10.0]]).T[None, :, :, None]
+    rgb = lab_to_rgb_keep_l(lab)
+    assert rgb.min() >= 0 and rgb.max() <= 1
+    assert torch.allclose(rgb_to_lab(rgb)[:, 0], lab[:, 0], atol=0.05)  # plain clipping is off by several units
+    assert torch.allclose(rgb_to_lab(rgb)[0, :, 2], lab[0, :, 2], atol=1e-3)  # in-gamut pixels untouched

@@ -1,0 +1,73 @@
+"""Robustness: every hostile or unusual file has its documented outcome, in the library and the CLI."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import colorem
+from colorem.cli import main
+from colorem.errors import ImageReadError
+from tests.hostile import build_cases, write_corpus
+
+CASES = build_cases()
+TALLY: dict[str, int] = {"tried": 0, "colorized": 0, "rejected": 0, "crashes": 0}
+
+
+@pytest.fixture(scope="module")
+def colorizer(tiny_weights):
+    return colorem.load(tiny_weights)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.filename for c in CASES])
+def test_documented_outcome(case, colorizer, tmp_path):
+    path = tmp_path / case.filename
+    path.write_bytes(case.data)
+    TALLY["tried"] += 1
+    try:
+        result = colorizer.colorize(path)
+    except ImageReadError as error:
+        TALLY["rejected"] += 1
+        assert case.outcome == "rejected", f"{case.filename} should colorize but failed: {error}"
+        assert re.search(case.expect, error.reason), error.reason
+        assert case.filename in str(error)
+        return
+    except Exception:
+        TALLY["crashes"] += 1
+        raise
+    TALLY["colorized"] += 1
+    assert case.outcome == "colorized", f"{case.filename} should be rejected"
+    assert result.size == case.expect
+    assert np.isfinite(np.asarray(result, dtype=np.float32)).all()
+    if case.note == "alpha kept":
+        assert result.mode == "RGBA"
+
+
+def test_cli_on_a_hostile_folder(tmp_path, tiny_weights, capsys):
+    corpus = write_corpus(tmp_path / "in")
+    out = tmp_path / "out"
+    code = main(["colorize", str(tmp_path / "in"), "-o", str(out), "--model", str(tiny_weights), "--format", "png"])
+    err = capsys.readouterr().err
+    assert code == 1
+    produced = sorted(p.name for p in out.iterdir())
+    good = sorted(c.filename.rsplit(".", 1)[0] + ".png" for c in corpus if c.outcome == "colorized")
+    assert produced == good  # every good file done, nothing else: no partial or temporary files left
+    for case in corpus:
+        if case.outcome == "rejected":
+            assert re.search(rf"failed: .*{re.escape(case.filename)}: .*({case.expect})", err), case.filename
+
+
+def test_path_with_parent_components_stays_inside_output(tmp_path, tiny_weights):
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    Image.new("L", (8, 8)).save(tmp_path / "in" / "ph oto ü.jpg")
+    out = tmp_path / "out"
+    assert main(["colorize", str(tmp_path / "in" / "sub" / ".." / "ph oto ü.jpg"), "-o", str(out), "--model", str(tiny_weights)]) == 0
+    assert [p.name for p in out.iterdir()] == ["ph oto ü.jpg"]
+
+
+def summary_line() -> str:
+    return (f"hostile inputs: {TALLY['tried']} tried, {TALLY['colorized']} colorized, "
+            f"{TALLY['rejected']} rejected with clear errors, {TALLY['crashes']} crashes")

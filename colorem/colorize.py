@@ -19,7 +19,8 @@ from torch import nn
 
 from colorem.color import AB_MAX, join_lab, lab_to_rgb_keep_l, rgb_to_l
 from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput, Photo, read_image, to_pil
-from colorem.weights import ModelCard, load_weights
+from colorem.runtime import BACKENDS, OnnxBackend, export_onnx, onnxruntime_available
+from colorem.weights import ModelCard, load_weights, resolve_weights
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CHUNK_PIXELS = 1 << 20  # full-resolution colour math runs in slices of about 1 MP to bound memory
@@ -70,7 +71,8 @@ class Colorizer:
     """A model on a device at a precision, with its card. Build with colorem.load() or from_model()."""
 
     def __init__(self, model: nn.Module, card: ModelCard, device: str | torch.device | None = None,
-                 precision: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS):
+                 precision: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS, backend: str = "auto",
+                 onnx_model: bytes | str | os.PathLike | None = None):
         self.device = torch.device(device) if device is not None else default_device()
         self.precision = resolve_precision(precision, self.device)
         self.card = card
@@ -78,6 +80,10 @@ class Colorizer:
         self.model = model.to(self.device).eval()
         if self.device.type == "cpu" or self.precision != "fp32":
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.backend = choose_backend(backend, self.device, self.precision, onnx_model is not None)
+        self._onnx = None
+        if self.backend == "onnxruntime":
+            self._onnx = OnnxBackend(onnx_model if onnx_model is not None else export_onnx(self.model))
 
     @classmethod
     def from_model(cls, model: nn.Module, render_size: int = 256, **kwargs) -> "Colorizer":
@@ -100,6 +106,9 @@ class Colorizer:
     @torch.inference_mode()
     def predict_ab(self, l_small: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """(B, 1, R, R) L in [0, 100] -> (B, 2, R, R) ab in Lab units (float32, CPU)."""
+        if self._onnx is not None:
+            default = getattr(self.model, "temperature", 1.0)
+            return self._onnx(l_small, default if temperature is None else temperature).clamp(-AB_MAX, AB_MAX)
         l_small = l_small.to(self.device).contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.precision):
             kwargs = {"temperature": temperature} if temperature is not None else {}
@@ -135,6 +144,22 @@ class Colorizer:
         return results
 
 
+def choose_backend(backend: str, device: torch.device, precision: str, have_onnx: bool = False) -> str:
+    """auto: ONNX Runtime on a CPU running fp32 when an exported model is at hand and onnxruntime is
+    installed (faster than fp32 eager there; see bench/), else eager PyTorch (bf16 where fast)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    if backend != "auto":
+        if backend == "onnxruntime" and device.type != "cpu":
+            raise ValueError("the onnxruntime backend runs on the CPU; use backend='torch' on GPUs")
+        if backend == "onnxruntime" and precision != "fp32" and not have_onnx:
+            raise ValueError("the onnxruntime backend runs fp32 (or an int8 model you pass); use precision='fp32'")
+        return backend
+    if device.type == "cpu" and precision == "fp32" and have_onnx and onnxruntime_available():
+        return "onnxruntime"
+    return "torch"
+
+
 def _check_options(render_size: int, saturation: float) -> int:
     if not isinstance(render_size, int) or not 16 <= render_size <= 2048:
         raise ValueError(f"render_size must be an integer from 16 to 2048, not {render_size!r}")
@@ -160,7 +185,15 @@ def _like_input(result: Image.Image, image: ImageInput):
 
 
 def load(name_or_path: str | os.PathLike | None = None, *, device: str | torch.device | None = None,
-         precision: str = "auto", embedder_options: dict | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Colorizer:
-    """Load weights (packaged name such as "default", or a .safetensors path) into a Colorizer."""
+         precision: str = "auto", backend: str = "auto", onnx_model: str | os.PathLike | None = None,
+         embedder_options: dict | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Colorizer:
+    """Load weights (packaged name such as "default", or a .safetensors path) into a Colorizer.
+
+    backend="onnxruntime" runs `onnx_model` (an exported or int8-quantized .onnx file; by default the
+    .onnx beside the weights) or, failing that, exports the model in memory first (a few seconds).
+    """
     model, card = load_weights(name_or_path, embedder_options)
-    return Colorizer(model, card, device=device, precision=precision, max_pixels=max_pixels)
+    if onnx_model is None and resolve_weights(name_or_path).with_suffix(".onnx").exists():
+        onnx_model = resolve_weights(name_or_path).with_suffix(".onnx")  # written by `colorem export --format onnx`
+    return Colorizer(model, card, device=device, precision=precision, max_pixels=max_pixels,
+                     backend=backend, onnx_model=onnx_model)

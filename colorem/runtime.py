@@ -1,0 +1,113 @@
+"""Inference backends behind the Colorizer: eager PyTorch, or ONNX Runtime from an ONNX export.
+
+Both take L at the render size, (B, 1, R, R) in [0, 100], and return ab (B, 2, R, R) in Lab units.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+BACKENDS = ("auto", "torch", "onnxruntime")
+OPSET = 18
+
+
+class _ExportedColorizer(nn.Module):
+    """What gets exported: L -> ab, with the annealed-mean temperature as an input for classification heads."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, l: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+        if getattr(self.model, "head", "regression") == "classification":
+            logits = self.model(l, raw=True)
+            probabilities = torch.softmax(logits / temperature.clamp_min(1e-3), dim=1)
+            return torch.einsum("bqhw,qc->bchw", probabilities, self.model.bins)
+        return self.model(l) + 0.0 * temperature.sum()  # keeps the input in the graph for a uniform signature
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike | None = None, opset: int = OPSET) -> bytes:
+    """Export with dynamic batch, height and width; returns the serialized model (and writes `path` if given)."""
+    wrapper = _ExportedColorizer(model.float().eval())
+    l = torch.rand(2, 1, 64, 64) * 100
+    temperature = torch.tensor([float(getattr(model, "temperature", 1.0))])
+    batch, height, width = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("height", min=8, max=8192), torch.export.Dim("width", min=8, max=8192)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            wrapper, (l, temperature), dynamo=True, opset_version=opset, verbose=False,
+            input_names=["l", "temperature"], output_names=["ab"],
+            dynamic_shapes={"l": {0: batch, 2: height, 3: width}, "temperature": None},
+        )
+    data = program.model_proto.SerializeToString()
+    if path is not None:
+        Path(path).write_bytes(data)
+    return data
+
+
+def _onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise ImportError("the onnxruntime backend needs: pip install 'color-em[onnx]'") from error
+    return onnxruntime
+
+
+def onnxruntime_available() -> bool:
+    try:
+        _onnxruntime()
+    except ImportError:
+        return False
+    return True
+
+
+class OnnxBackend:
+    """An ONNX Runtime session over an exported model (bytes or a .onnx file)."""
+
+    def __init__(self, model_or_path: bytes | str | os.PathLike, threads: int | None = None):
+        ort = _onnxruntime()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        source = model_or_path if isinstance(model_or_path, bytes) else str(model_or_path)
+        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        self.input_names = {item.name for item in self.session.get_inputs()}
+
+    def __call__(self, l_small: torch.Tensor, temperature: float) -> torch.Tensor:
+        inputs = {"l": np.ascontiguousarray(l_small.float().numpy()),
+                  "temperature": np.array([temperature], dtype=np.float32)}
+        (ab,) = self.session.run(None, {key: value for key, value in inputs.items() if key in self.input_names})
+        return torch.from_numpy(ab)
+
+
+def quantize_onnx(model_bytes: bytes, path: str | os.PathLike, calibration: list[np.ndarray] | None = None) -> Path:
+    """int8 quantization for CPUs without bf16: static (QDQ, calibrated on real L images) when
+    calibration data is given, else dynamic. Measure its quality cost with `colorem evaluate`."""
+    _onnxruntime()
+    from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.calibrate import CalibrationDataReader
+
+    path = Path(path)
+    source = path.with_suffix(".fp32.onnx")
+    source.write_bytes(model_bytes)
+    try:
+        if calibration is None:
+            quantize_dynamic(str(source), str(path), weight_type=QuantType.QInt8)
+        else:
+            class Reader(CalibrationDataReader):
+                def __init__(self):
+                    self.items = iter([{"l": item.astype(np.float32), "temperature": np.array([1.0], np.float32)} for item in calibration])
+
+                def get_next(self):
+                    return next(self.items, None)
+
+            quantize_static(str(source), str(path), Reader(), activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    finally:
+        source.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,54 @@
+"""ONNX export and the ONNX Runtime backend agree with PyTorch on real photos."""
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+
+import colorem  # noqa: E402
+from colorem.colorize import Colorizer, choose_backend  # noqa: E402
+from colorem.models import create_model  # noqa: E402
+from colorem.runtime import export_onnx  # noqa: E402
+from colorem.weights import ModelCard, save_weights  # noqa: E402
+from tests.conftest import SAMPLES  # noqa: E402
+
+PHOTOS = sorted(SAMPLES.glob("*.jpg"))[:4]
+
+
+@pytest.mark.parametrize("head", ["regression", "classification"])
+def test_onnx_matches_torch_on_real_photos(head):
+    torch.manual_seed(0)
+    model = create_model("color-em-tiny", head=head)
+    eager = Colorizer.from_model(model, render_size=96, precision="fp32", backend="torch")
+    onnx = Colorizer.from_model(model, render_size=96, precision="fp32", backend="onnxruntime", onnx_model=export_onnx(model))
+    assert onnx.backend == "onnxruntime"
+    prepared = [eager._prepare(path, 96) for path in PHOTOS]
+    l_small = torch.cat([item.l_small for item in prepared])
+    for temperature in (None, 0.2):
+        difference = (onnx.predict_ab(l_small, temperature) - eager.predict_ab(l_small, temperature)).abs().max()
+        assert difference <= 0.5, f"max |delta ab| = {difference}"
+    # dynamic height/width/batch: a different size and batch run through the same graph
+    odd = torch.rand(3, 1, 41, 67) * 100
+    assert (onnx.predict_ab(odd) - eager.predict_ab(odd)).abs().max() <= 0.5
+
+
+def test_exported_file_beside_weights_is_used_automatically(tmp_path):
+    model = create_model("color-em-tiny")
+    weights = save_weights(model, ModelCard(architecture="color-em-tiny", render_size=64), tmp_path / "m.safetensors")
+    assert colorem.load(weights, precision="fp32").backend == "torch"  # nothing exported yet
+    export_onnx(model, weights.with_suffix(".onnx"))
+    colorizer = colorem.load(weights, precision="fp32")
+    assert colorizer.backend == "onnxruntime"
+    result = colorizer.colorize(PHOTOS[0])
+    reference = colorem.load(weights, precision="fp32", backend="torch").colorize(PHOTOS[0])
+    assert np.abs(np.asarray(result, np.int16) - np.asarray(reference, np.int16)).max() <= 2
+
+
+def test_backend_choice():
+    cpu = torch.device("cpu")
+    assert choose_backend("auto", cpu, "bf16", have_onnx=True) == "torch"
+    assert choose_backend("auto", cpu, "fp32", have_onnx=True) == "onnxruntime"
+    assert choose_backend("auto", cpu, "fp32", have_onnx=False) == "torch"
+    with pytest.raises(ValueError):
+        choose_backend("tensorrt", cpu, "fp32")

@@ -61,7 +61,7 @@ def autocast(device: torch.device, precision: str):
 
 
 @dataclass
-class _Prepared:
+class Prepared:
     photo: Photo
     l_full: torch.Tensor  # (1, 1, H, W)
     l_small: torch.Tensor  # (1, 1, R, R)
@@ -95,13 +95,13 @@ class Colorizer:
         return self.card.render_size
 
     # --- the pipeline -------------------------------------------------------------------------
-    def _prepare(self, image: ImageInput, render_size: int) -> _Prepared:
+    def prepare(self, image: ImageInput, render_size: int) -> Prepared:
         photo = image if isinstance(image, Photo) else read_image(image, max_pixels=self.max_pixels)
         rgb_full = torch.from_numpy(photo.rgb).permute(2, 0, 1)[None]  # (1, 3, H, W)
         l_full = _chunked_rows(rgb_full, rgb_to_l)  # (1, 1, H, W)
         l_small = F.interpolate(l_full, size=(render_size, render_size), mode="bilinear",
                                 align_corners=False, antialias=True)
-        return _Prepared(photo, l_full, l_small)
+        return Prepared(photo, l_full, l_small)
 
     @torch.inference_mode()
     def predict_ab(self, l_small: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
@@ -115,7 +115,7 @@ class Colorizer:
             ab = self.model(l_small, **kwargs)
         return ab.float().clamp(-AB_MAX, AB_MAX).cpu()
 
-    def _finish(self, prepared: _Prepared, ab_small: torch.Tensor, saturation: float) -> Image.Image:
+    def finish(self, prepared: Prepared, ab_small: torch.Tensor, saturation: float) -> Image.Image:
         height, width = prepared.l_full.shape[-2:]
         ab_full = F.interpolate(ab_small * saturation, size=(height, width), mode="bilinear", align_corners=False)
         lab = join_lab(prepared.l_full, ab_full.clamp(-AB_MAX, AB_MAX))
@@ -133,13 +133,13 @@ class Colorizer:
                        saturation: float = 1.0, temperature: float | None = None) -> list:
         """Colorize several photos with one forward pass; decoding errors raise for the failing one."""
         render_size = _check_options(render_size or self.render_size, saturation)
-        prepared = [self._prepare(image, render_size) for image in images]
+        prepared = [self.prepare(image, render_size) for image in images]
         if not prepared:
             return []
         ab_small = self.predict_ab(torch.cat([item.l_small for item in prepared]), temperature)
         results = []
         for item, ab in zip(prepared, ab_small):
-            result = self._finish(item, ab[None], saturation)
+            result = self.finish(item, ab[None], saturation)
             results.append(_like_input(result, images[len(results)]))
         return results
 

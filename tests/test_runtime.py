@@ -23,7 +23,7 @@ def test_onnx_matches_torch_on_real_photos(head):
     eager = Colorizer.from_model(model, render_size=96, precision="fp32", backend="torch")
     onnx = Colorizer.from_model(model, render_size=96, precision="fp32", backend="onnxruntime", onnx_model=export_onnx(model))
     assert onnx.backend == "onnxruntime"
-    prepared = [eager._prepare(path, 96) for path in PHOTOS]
+    prepared = [eager.prepare(path, 96) for path in PHOTOS]
     l_small = torch.cat([item.l_small for item in prepared])
     for temperature in (None, 0.2):
         difference = (onnx.predict_ab(l_small, temperature) - eager.predict_ab(l_small, temperature)).abs().max()

@@ -1,17 +1,18 @@
-"""`colorem colorize INPUT... -o OUT`: files, folders and globs; one model load per run."""
+"""`colorem colorize INPUT... -o OUT`: files, folders and globs, streamed through one loaded model."""
 
 from __future__ import annotations
 
 import argparse
 import glob
+import os
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
+from colorem.batch import BatchOptions, colorize_files, rank_share
 from colorem.cli.common import add_model_arguments, load_colorizer
-from colorem.errors import ColoremError
-from colorem.imageio import FORMATS, IMAGE_EXTENSIONS, format_for, read_image, write_image
+from colorem.imageio import FORMATS, IMAGE_EXTENSIONS
 
 OUTPUT_FORMATS = ("same", "png", "jpg", "webp", "tif")
 
@@ -31,6 +32,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     existing = parser.add_mutually_exclusive_group()
     existing.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume a run)")
     existing.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    parser.add_argument("--batch-size", type=int, default=8, help="photos per forward pass")
+    parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: automatic)")
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+                        help="inference backend (auto: ONNX Runtime for fp32 on CPU when an exported .onnx is beside the weights)")
     add_model_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -54,16 +59,6 @@ def collect_inputs(patterns: list[str], recursive: bool) -> list[tuple[Path, Pat
     return found
 
 
-def output_path(output: Path, relative: Path, chosen: str, source_format: str | None, has_alpha: bool) -> Path:
-    if chosen == "same":
-        extension = relative.suffix.lower().lstrip(".")
-        if extension not in FORMATS or (has_alpha and FORMATS[extension] == "JPEG"):
-            extension = "png"
-    else:
-        extension = chosen
-    return output / relative.with_suffix(f".{extension}")
-
-
 def run(args: argparse.Namespace) -> int:
     inputs = collect_inputs(args.inputs, args.recursive)
     if not inputs:
@@ -71,28 +66,23 @@ def run(args: argparse.Namespace) -> int:
         return 2
     output = Path(args.output)
     single_file = len(inputs) == 1 and output.suffix.lower().lstrip(".") in FORMATS
-    colorizer = load_colorizer(args)
-    failures: list[tuple[Path, str]] = []
-    done = skipped = 0
-    written: set[Path] = set()
-    progress = tqdm(inputs, unit="img", disable=len(inputs) < 2, file=sys.stderr)
-    for source, relative in progress:
-        try:
-            photo = read_image(source, max_pixels=colorizer.max_pixels)
-            target = output if single_file else output_path(output, relative, args.format, photo.format, photo.alpha is not None)
-            if target in written:
-                raise ColoremError(f"two inputs map to the same output {target}")
-            if target.exists() and not args.overwrite:
-                if args.skip_existing:
-                    skipped += 1
-                    continue
-                raise ColoremError(f"{target} exists (use --skip-existing or --overwrite)")
-            result = colorizer.colorize(photo, args.render_size, args.saturation, args.temperature)
-            write_image(result, target, quality=args.quality)
-            written.add(target)
-            done += 1
-        except (ColoremError, ValueError) as error:
-            failures.append((source, str(error)))
-            progress.write(f"failed: {source}: {error}", file=sys.stderr)
-    print(f"colorized {done}, skipped {skipped}, failed {len(failures)} -> {output}", file=sys.stderr)
-    return 1 if failures else 0
+    inputs = rank_share(inputs)  # under torchrun, this rank's share; everything otherwise
+    if "LOCAL_RANK" in os.environ and args.device is None:
+        import torch
+
+        if torch.cuda.is_available():
+            args.device = f"cuda:{os.environ['LOCAL_RANK']}"
+    colorizer = load_colorizer(args, backend=args.backend)
+    options = BatchOptions(output=output, format=args.format, render_size=args.render_size, saturation=args.saturation,
+                           temperature=args.temperature, quality=args.quality, skip_existing=args.skip_existing,
+                           overwrite=args.overwrite, batch_size=args.batch_size, workers=args.workers,
+                           single_file=single_file)
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    with tqdm(total=len(inputs), unit="img", disable=len(inputs) < 2, file=sys.stderr, dynamic_ncols=True) as progress:
+        for result in colorize_files(colorizer, inputs, options):
+            counts[result.status] += 1
+            if result.status == "failed":
+                progress.write(f"failed: {result.source}: {result.error}", file=sys.stderr)
+            progress.update()
+    print(f"colorized {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']} -> {output}", file=sys.stderr)
+    return 1 if counts["failed"] else 0

@@ -18,6 +18,6 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        help="local weights file for an external embedder (inception_resnet_v2)")
 
 
-def load_colorizer(args: argparse.Namespace, model: str | None = None) -> Colorizer:
+def load_colorizer(args: argparse.Namespace, model: str | None = None, **kwargs) -> Colorizer:
     options = {"weights": args.embedder_weights} if getattr(args, "embedder_weights", None) else None
-    return load(model or args.model, device=args.device, precision=args.precision, embedder_options=options)
+    return load(model or args.model, device=args.device, precision=args.precision, embedder_options=options, **kwargs)

@@ -1,0 +1,141 @@
+"""Colorize large collections: decoding in DataLoader workers, one batched forward pass per group,
+finishing (ab upsampling, Lab -> RGB, encoding, writing) in a thread pool, results as they finish.
+
+Under `torchrun`, each rank takes its own deterministic share of the sorted inputs (no coordinator).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from colorem.colorize import Colorizer, _check_options
+from colorem.errors import ColoremError
+from colorem.imageio import FORMATS, read_image, write_image
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    output: Path
+    format: str = "same"  # same | png | jpg | webp | tif
+    render_size: int | None = None
+    saturation: float = 1.0
+    temperature: float | None = None
+    quality: int = 92
+    skip_existing: bool = False
+    overwrite: bool = False
+    batch_size: int = 8
+    workers: int | None = None  # None: one per core, none for a handful of files
+    single_file: bool = False  # `output` is the file name itself
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    source: Path
+    target: Path | None
+    status: str  # "done" | "skipped" | "failed"
+    error: str = ""
+
+
+def rank_share(items: Sequence, rank: int | None = None, world_size: int | None = None) -> list:
+    """This process's share: every world_size-th item from `rank`, as torchrun's RANK/WORLD_SIZE say."""
+    rank = int(os.environ.get("RANK", 0)) if rank is None else rank
+    world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size
+    return list(items[rank::world_size])
+
+
+def target_for(options: BatchOptions, relative: Path, has_alpha: bool) -> Path:
+    if options.single_file:
+        return options.output
+    if options.format == "same":
+        extension = relative.suffix.lower().lstrip(".")
+        if extension not in FORMATS or (has_alpha and FORMATS[extension] == "JPEG"):
+            extension = "png"
+    else:
+        extension = options.format
+    return options.output / relative.with_suffix(f".{extension}")
+
+
+class _Decoded(Dataset):
+    """Decodes one file into L at full and render size; failures come back as values, not exceptions."""
+
+    def __init__(self, items: list[tuple[Path, Path]], colorizer: Colorizer, render_size: int):
+        self.items, self.colorizer, self.render_size = items, colorizer, render_size
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        source, _ = self.items[index]
+        try:
+            return {"index": index, "prepared": self.colorizer.prepare(source, self.render_size), "error": ""}
+        except (ColoremError, ValueError, OSError) as error:
+            return {"index": index, "prepared": None, "error": str(error)}
+
+
+def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], options: BatchOptions) -> Iterator[ItemResult]:
+    """Colorize (source, path relative to the output) pairs; yields one ItemResult per input as it finishes."""
+    render_size = _check_options(options.render_size or colorizer.render_size, options.saturation)
+    todo: list[tuple[Path, Path]] = []
+    for source, relative in items:
+        existing = [t for t in {target_for(options, relative, False), target_for(options, relative, True)} if t.exists()]
+        if existing and options.skip_existing:
+            yield ItemResult(source, existing[0], "skipped")
+        elif existing and not options.overwrite:
+            yield ItemResult(source, existing[0], "failed", f"{existing[0]} exists (use --skip-existing or --overwrite)")
+        else:
+            todo.append((source, relative))
+    if not todo:
+        return
+    workers = options.workers if options.workers is not None else (0 if len(todo) < 16 else min(4, os.cpu_count() or 1))
+    loader = DataLoader(_Decoded(todo, colorizer, render_size), batch_size=options.batch_size, num_workers=workers,
+                        collate_fn=list, prefetch_factor=4 if workers else None, worker_init_fn=_one_thread)
+    claimed: set[Path] = set()
+    pending: deque[tuple[Path, Path, Future]] = deque()
+    with ThreadPoolExecutor(max_workers=2) as finishers:
+        for batch in loader:
+            good = []
+            for item in batch:
+                source, relative = todo[item["index"]]
+                if item["prepared"] is None:
+                    yield ItemResult(source, None, "failed", item["error"])
+                    continue
+                target = target_for(options, relative, item["prepared"].photo.alpha is not None)
+                if target in claimed:
+                    yield ItemResult(source, target, "failed", f"another input already maps to {target}")
+                    continue
+                claimed.add(target)
+                good.append((source, target, item["prepared"]))
+            if good:
+                ab_small = colorizer.predict_ab(torch.cat([prepared.l_small for _, _, prepared in good]), options.temperature)
+                for (source, target, prepared), ab in zip(good, ab_small):
+                    future = finishers.submit(_finish_and_write, colorizer, prepared, ab[None], options, target)
+                    pending.append((source, target, future))
+            while pending and (pending[0][2].done() or len(pending) > 4 * options.batch_size):
+                yield _collect(*pending.popleft())
+        while pending:
+            yield _collect(*pending.popleft())
+
+
+def _one_thread(_worker_id: int) -> None:
+    torch.set_num_threads(1)  # decoding workers share the cores with the model
+
+
+def _finish_and_write(colorizer: Colorizer, prepared, ab_small: torch.Tensor, options: BatchOptions, target: Path) -> None:
+    image = colorizer.finish(prepared, ab_small, options.saturation)
+    write_image(image, target, quality=options.quality)
+
+
+def _collect(source: Path, target: Path, future: Future) -> ItemResult:
+    try:
+        future.result()
+    except (ColoremError, ValueError, OSError) as error:
+        return ItemResult(source, target, "failed", str(error))
+    return ItemResult(source, target, "done")

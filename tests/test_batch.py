@@ -1,0 +1,65 @@
+"""Large collections: worker decoding, batching, resumable runs, and a torchrun split across ranks."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import colorem
+from colorem.batch import BatchOptions, colorize_files, rank_share
+from tests.conftest import photo
+
+
+@pytest.fixture
+def collection(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index in range(11):
+        photo(30 + index * 7, 40 - index, seed=index).convert("L").save(folder / f"p{index:02d}.jpg")
+    (folder / "p99-broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    return folder
+
+
+def items_of(folder: Path):
+    return [(path, Path(path.name)) for path in sorted(folder.iterdir())]
+
+
+def test_workers_batches_and_resume(collection, tmp_path, tiny_weights):
+    colorizer = colorem.load(tiny_weights)
+    options = BatchOptions(output=tmp_path / "out", batch_size=4, workers=2)
+    results = list(colorize_files(colorizer, items_of(collection), options))
+    assert len(results) == 12
+    assert sorted(r.status for r in results).count("done") == 11
+    assert [r.source.name for r in results if r.status == "failed"] == ["p99-broken.jpg"]
+    for index in range(11):
+        assert Image.open(tmp_path / "out" / f"p{index:02d}.jpg").size == (30 + index * 7, 40 - index)
+    again = list(colorize_files(colorizer, items_of(collection), BatchOptions(output=tmp_path / "out", skip_existing=True)))
+    assert [r.status for r in again].count("skipped") == 11
+
+
+def test_rank_share_is_a_partition():
+    items = list(range(23))
+    shares = [rank_share(items, rank, 3) for rank in range(3)]
+    assert sorted(sum(shares, [])) == items
+    assert rank_share(items, 0, 1) == items
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+                    reason="torchrun not installed")
+def test_torchrun_two_processes_colorize_every_input_exactly_once(collection, tmp_path, tiny_weights):
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [torchrun, "--nproc_per_node=2", "--master_port=0", "-m", "colorem", "colorize", str(collection), "-o", str(out),
+         "--model", str(tiny_weights), "--workers", "0"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode != 0  # the broken file fails on whichever rank owns it
+    counts = [int(n) for n in re.findall(r"colorized (\d+), skipped 0", result.stderr)]
+    assert len(counts) == 2 and sum(counts) == 11, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [f"p{index:02d}.jpg" for index in range(11)]
+    assert result.stderr.count("failed: ") == 1

@@ -1,0 +1,73 @@
+"""`colorem evaluate --model M [--model M2 ...] --images DIR`: score models next to the gray baseline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from colorem.colorize import PRECISIONS, load
+from colorem.errors import ColoremError
+from colorem.evaluate import GRAY, evaluate, find_images, markdown_table, write_report
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", action="append", required=True, metavar="NAME_OR_PATH",
+                        help="packaged weights name or a .safetensors path; repeat to compare several models")
+    parser.add_argument("--images", required=True, help="folder of colour photos (the ground truth)")
+    parser.add_argument("--render-size", type=int, default=256, help="side of the square the networks see")
+    parser.add_argument("--out", default="colorem-evaluation",
+                        help="folder for results.md, results.json, per_image.csv and contact_sheet.png")
+    parser.add_argument("--limit", type=int, default=None, help="score only the first N photos (by name)")
+    parser.add_argument("--batch-size", type=int, default=16, help="photos per forward pass")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and of the contact-sheet choice")
+    # The device options of colorem.cli.common, without its single --model.
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present, else CPU)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="auto = bf16 where the hardware runs it fast, else fp32")
+    parser.add_argument("--embedder-weights", default=None,
+                        help="local weights file for an external embedder (inception_resnet_v2)")
+    parser.set_defaults(func=run)
+
+
+def row_names(models: list[str]) -> list[str]:
+    """Table row names: the file stem (or packaged name), made unique and never 'gray'."""
+    names: list[str] = []
+    for model in models:
+        base = Path(model).stem if model.endswith(".safetensors") else Path(model).name or model
+        name, count = base, 1
+        while name in names or name == GRAY:
+            count += 1
+            name = f"{base}-{count}"
+        names.append(name)
+    return names
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise ColoremError("--limit must be at least 1")
+    if args.batch_size < 1:
+        raise ColoremError("--batch-size must be at least 1")
+    if not 16 <= args.render_size <= 2048:
+        raise ColoremError("--render-size must be from 16 to 2048")
+    images = find_images(args.images, args.limit)
+    if not images:
+        print(f"colorem: no images in {args.images}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    options = {"weights": args.embedder_weights} if args.embedder_weights else None
+    colorizers = {name: load(model, device=args.device, precision=args.precision, embedder_options=options)
+                  for name, model in zip(row_names(args.model), args.model)}
+    with tqdm(total=len(images), unit="img", file=sys.stderr, disable=len(images) < 2) as progress:
+        evaluation = evaluate(colorizers, images, render_size=args.render_size, batch_size=args.batch_size,
+                              seed=args.seed, progress=progress.update)
+    paths = write_report(evaluation, args.out)
+    for image, reason in evaluation.failures:
+        print(f"colorem: skipped {image}: {reason}", file=sys.stderr)
+    print(markdown_table(evaluation))
+    print(f"{len(evaluation.images)} photos in {time.perf_counter() - started:.1f} s; report in {Path(args.out)}/ "
+          f"({', '.join(path.name for path in paths.values())})")
+    return 1 if evaluation.failures else 0  # as `colorem colorize`: 1 when any photo could not be read

@@ -1,0 +1,272 @@
+"""Scoring colorizers on a folder of colour photos: each photo is turned gray, colorized by every model
+(and by the gray baseline, a = b = 0), scored with colorem.metrics, and summarized with bootstrap
+intervals into a Markdown table, a JSON summary, a per-image CSV and a contact sheet.
+
+photo ─▶ Lab (ground truth) ─▶ L resized to the render size ─▶ each model ─▶ ab upsampled to full size
+      ─▶ joined with the true L ─▶ metrics per image ─▶ means and 95% intervals over images
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+
+from colorem.color import AB_MAX, rgb_to_lab
+from colorem.colorize import Colorizer
+from colorem.errors import ColoremError, ImageReadError
+from colorem.imageio import IMAGE_EXTENSIONS, read_image, write_image
+from colorem.metrics import METRICS, colorfulness, compose_rgb, score_batch
+
+GRAY = "gray"  # the baseline row: every pixel's ab is 0
+BOOTSTRAP_SAMPLES = 1000
+CONTACT_IMAGES = 6  # rows of the contact sheet
+CONTACT_TILE = 160  # side of one contact-sheet tile, pixels
+LABELS = {  # column titles of the Markdown table, in METRICS order
+    "psnr_rgb": "PSNR RGB (dB)", "ssim_rgb": "SSIM", "psnr_ab": "PSNR ab (dB)", "mse_ab": "MSE ab",
+    "auc_ab": "AuC", "within_10": "≤10", "within_25": "≤25", "colorfulness": "CF", "delta_colorfulness": "ΔCF",
+}
+
+
+@dataclass
+class Interval:
+    """The mean over images of one metric, with its 95% bootstrap (percentile) interval."""
+
+    mean: float
+    low: float
+    high: float
+
+
+@dataclass
+class Evaluation:
+    """Scores of every row (the gray baseline first, then the models) on the same images."""
+
+    images: list[str]  # names of the scored photos, in order
+    scores: dict[str, dict[str, np.ndarray]]  # row -> metric -> (N,) per image
+    original_colorfulness: np.ndarray  # (N,)
+    summary: dict[str, dict[str, Interval]]  # row -> metric -> mean and interval
+    original_summary: Interval
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (photo, reason) of skipped photos
+    contact_sheet: Image.Image | None = None
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def rows(self) -> list[str]:
+        return list(self.scores)
+
+
+def find_images(folder: str | Path, limit: int | None = None) -> list[Path]:
+    """The image files directly in `folder`, sorted by name; the first `limit` of them when given."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ColoremError(f"{folder}: not a folder of images")
+    files = sorted(path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS)
+    return files[:limit] if limit is not None else files
+
+
+def bootstrap(values: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> Interval:
+    """Mean of `values` and the 2.5th/97.5th percentiles of the means of `samples` resamples (with
+    replacement, seeded) — the same seed draws the same resamples, so rows are compared on paired draws."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        return Interval(math.nan, math.nan, math.nan)
+    draws = np.random.default_rng(seed).integers(0, len(values), size=(samples, len(values)))
+    means = values[draws].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return Interval(float(values.mean()), float(low), float(high))
+
+
+def contact_selection(count: int, size: int = CONTACT_IMAGES, seed: int = 0) -> list[int]:
+    """A fixed, seeded choice of image indices for the contact sheet, in order."""
+    return sorted(np.random.default_rng(seed).choice(count, size=min(size, count), replace=False).tolist())
+
+
+class _Sheet:
+    """Collects tiles (gray | each model | original) for the selected photos and draws the sheet."""
+
+    def __init__(self, columns: list[str]):
+        self.columns = columns
+        self.rows: list[list[Image.Image]] = []
+
+    @staticmethod
+    def tile(rgb: torch.Tensor) -> Image.Image:  # (3, H, W) in [0, 1]
+        pixels = (rgb.permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+        image = Image.fromarray(pixels, "RGB")
+        image.thumbnail((CONTACT_TILE, CONTACT_TILE), Image.Resampling.LANCZOS)
+        return image
+
+    def add(self, tiles: list[Image.Image]) -> None:
+        self.rows.append(tiles)
+
+    def draw(self) -> Image.Image | None:
+        if not self.rows:
+            return None
+        header, gap = 20, 4
+        width = len(self.columns) * (CONTACT_TILE + gap) + gap
+        height = header + len(self.rows) * (CONTACT_TILE + gap) + gap
+        sheet = Image.new("RGB", (width, height), "white")
+        draw = ImageDraw.Draw(sheet)
+        for column, title in enumerate(self.columns):
+            draw.text((gap + column * (CONTACT_TILE + gap) + 2, 4), title[:24], fill="black")
+        for row, tiles in enumerate(self.rows):
+            for column, tile in enumerate(tiles):
+                left = gap + column * (CONTACT_TILE + gap) + (CONTACT_TILE - tile.width) // 2
+                top = header + row * (CONTACT_TILE + gap) + (CONTACT_TILE - tile.height) // 2
+                sheet.paste(tile, (left, top))
+        return sheet
+
+
+def _load(path: Path) -> tuple[str, torch.Tensor]:
+    photo = read_image(path)
+    return path.name, torch.from_numpy(photo.rgb).permute(2, 0, 1)[None]  # (1, 3, H, W)
+
+
+def _same_size_groups(rgbs: list[torch.Tensor]) -> list[list[int]]:
+    """Indices of the batch grouped by image size, so colour math and metrics run batched where sizes agree."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, rgb in enumerate(rgbs):
+        groups.setdefault(tuple(rgb.shape[-2:]), []).append(index)
+    return list(groups.values())
+
+
+def evaluate(colorizers: Mapping[str, Colorizer], images: Sequence[str | Path], *, render_size: int = 256,
+             batch_size: int = 16, seed: int = 0, contact_images: int = CONTACT_IMAGES,
+             progress: Callable[[int], None] | None = None) -> Evaluation:
+    """Score every colorizer (name -> Colorizer, each already loaded) and the gray baseline on `images`.
+
+    Each photo's L (from its Lab, at full resolution) is resized to render_size for the networks, whose
+    ab is upsampled back and joined with the true L, as Colorizer.colorize does. Forward passes run in
+    batches of batch_size. Unreadable photos are skipped and listed in `failures`; `progress(n)` is
+    called after every batch with the number of photos it consumed.
+    """
+    if GRAY in colorizers:
+        raise ValueError(f"{GRAY!r} is the baseline's row name; give the model another name")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    rows = [GRAY, *colorizers]
+    scores: dict[str, dict[str, list[np.ndarray]]] = {row: {name: [] for name in METRICS} for row in rows}
+    original_colorfulness: list[np.ndarray] = []
+    names: list[str] = []
+    failures: list[tuple[str, str]] = []
+    selected = set(contact_selection(len(images), contact_images, seed))
+    sheet = _Sheet([*rows, "original"])
+
+    for start in range(0, len(images), batch_size):
+        batch: list[tuple[int, str, torch.Tensor]] = []
+        for index in range(start, min(start + batch_size, len(images))):
+            try:
+                batch.append((index, *_load(Path(images[index]))))
+            except ImageReadError as error:
+                failures.append((str(images[index]), error.reason))
+        if batch:
+            groups = _same_size_groups([rgb for _, _, rgb in batch])
+            rgb_groups = [torch.cat([batch[i][2] for i in group]) for group in groups]  # (G, 3, H, W) each
+            lab_groups = [rgb_to_lab(rgb) for rgb in rgb_groups]
+            l_small = torch.cat([F.interpolate(lab[:, :1], size=(render_size, render_size), mode="bilinear",
+                                               align_corners=False, antialias=True) for lab in lab_groups])
+            ab_small = {name: colorizer.predict_ab(l_small) for name, colorizer in colorizers.items()}  # (B, 2, R, R)
+            first = 0
+            for group, rgb_true, lab_true in zip(groups, rgb_groups, lab_groups):
+                members = slice(first, first + len(group))
+                first += len(group)
+                predictions = {GRAY: torch.zeros_like(lab_true[:, 1:])}
+                for name, ab in ab_small.items():
+                    ab_full = F.interpolate(ab[members], size=lab_true.shape[-2:], mode="bilinear", align_corners=False)
+                    predictions[name] = ab_full.clamp(-AB_MAX, AB_MAX)  # (G, 2, H, W)
+                colorfulness_true = colorfulness(rgb_true)
+                for row, ab in predictions.items():
+                    for metric, values in score_batch(ab, lab_true, rgb_true, colorfulness_true).items():
+                        scores[row][metric].append(values.numpy())
+                original_colorfulness.append(colorfulness_true.numpy())
+                names += [batch[i][1] for i in group]
+                for position, i in enumerate(group):
+                    if batch[i][0] in selected:
+                        l_true = lab_true[position:position + 1, :1]
+                        sheet.add([_Sheet.tile(compose_rgb(l_true, predictions[row][position:position + 1])[0])
+                                   for row in rows] + [_Sheet.tile(rgb_true[position])])
+        if progress is not None:
+            progress(min(batch_size, len(images) - start))
+
+    if not names:
+        raise ColoremError("no photo could be scored" + (f" ({len(failures)} unreadable)" if failures else ""))
+    joined = {row: {metric: np.concatenate(parts) for metric, parts in metrics.items()} for row, metrics in scores.items()}
+    original = np.concatenate(original_colorfulness)
+    summary = {row: {metric: bootstrap(values, seed=seed) for metric, values in metrics.items()}
+               for row, metrics in joined.items()}
+    settings = {"render_size": render_size, "batch_size": batch_size, "seed": seed,
+                "bootstrap_samples": BOOTSTRAP_SAMPLES, "interval": "95% percentile bootstrap over images",
+                "auc_thresholds": "0..150 step 1 (trapezoid, /150)",
+                "models": {name: {"name": c.card.name, "architecture": c.card.architecture,
+                                  "precision": c.precision, "device": str(c.device)} for name, c in colorizers.items()}}
+    return Evaluation(names, joined, original, summary, bootstrap(original, seed=seed), failures, sheet.draw(), settings)
+
+
+# --- the report -----------------------------------------------------------------------------------
+
+DIGITS = {"psnr_rgb": 2, "psnr_ab": 2, "mse_ab": 1, "colorfulness": 2, "delta_colorfulness": 2}  # others: 3
+
+
+def _cell(interval: Interval, metric: str) -> str:
+    digits = DIGITS.get(metric, 3)
+    return f"{interval.mean:.{digits}f} ({interval.low:.{digits}f}–{interval.high:.{digits}f})"
+
+
+def markdown_table(evaluation: Evaluation) -> str:
+    """The summary as a Markdown table: one row per model (gray baseline first), mean (95% interval)."""
+    lines = ["| model | " + " | ".join(LABELS[metric] for metric in METRICS) + " |",
+             "|---|" + "---:|" * len(METRICS)]
+    for row, metrics in evaluation.summary.items():
+        lines.append(f"| {row} | " + " | ".join(_cell(metrics[metric], metric) for metric in METRICS) + " |")
+    original = evaluation.original_summary
+    lines += ["", f"{len(evaluation.images)} photos; originals' colourfulness {_cell(original, 'colorfulness')}. "
+              "Mean over photos (95% bootstrap interval). PSNR/SSIM: predicted ab joined with the true L, RGB in [0, 1]; "
+              "AuC: ab error CDF over 0..150; ≤10/≤25: share of pixels with ab error within 10/25; "
+              "CF: colourfulness (Hasler & Süsstrunk); ΔCF = CF(result) − CF(original)."]
+    return "\n".join(lines) + "\n"
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None  # JSON has no inf/nan (a perfect PSNR is inf)
+
+
+def summary_json(evaluation: Evaluation) -> dict:
+    """The summary as plain JSON-ready data."""
+    def interval(value: Interval) -> dict:
+        return {"mean": _finite(value.mean), "ci95": [_finite(value.low), _finite(value.high)]}
+
+    return {
+        "images": len(evaluation.images),
+        "rows": evaluation.rows,
+        "metrics": {row: {metric: interval(value) for metric, value in metrics.items()}
+                    for row, metrics in evaluation.summary.items()},
+        "original_colorfulness": interval(evaluation.original_summary),
+        "failures": [{"image": image, "reason": reason} for image, reason in evaluation.failures],
+        "settings": evaluation.settings,
+    }
+
+
+def write_report(evaluation: Evaluation, folder: str | Path) -> dict[str, Path]:
+    """Write results.md, results.json, per_image.csv and contact_sheet.png into `folder`; returns the paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"markdown": folder / "results.md", "json": folder / "results.json", "csv": folder / "per_image.csv"}
+    paths["markdown"].write_text(markdown_table(evaluation), encoding="utf-8")
+    paths["json"].write_text(json.dumps(summary_json(evaluation), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    with open(paths["csv"], "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "model", *METRICS, "original_colorfulness"])
+        for row in evaluation.rows:
+            for index, image in enumerate(evaluation.images):
+                values = [f"{evaluation.scores[row][metric][index]:.6g}" for metric in METRICS]
+                writer.writerow([image, row, *values, f"{evaluation.original_colorfulness[index]:.6g}"])
+    if evaluation.contact_sheet is not None:
+        paths["contact_sheet"] = write_image(evaluation.contact_sheet, folder / "contact_sheet.png")
+    return paths

@@ -1,0 +1,211 @@
+"""Evaluation: every metric against an independent computation, the report files, the CLI end to end,
+and the published gray-baseline figures on the shared eval set."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.color import rgb2lab
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from colorem.cli import main
+from colorem.color import rgb_to_lab
+from colorem.colorize import load
+from colorem.evaluate import GRAY, METRICS, bootstrap, evaluate, find_images, markdown_table, write_report
+from colorem.metrics import (ab_error_cdf, auc_ab, colorfulness, compose_rgb, mse_ab, psnr_ab, psnr_rgb,
+                             share_within, ssim_rgb)
+
+from tests.conftest import photo
+
+
+def random_rgb(batch=3, height=37, width=50, seed=0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, 3, height, width, generator=generator)
+
+
+def as_numpy(rgb: torch.Tensor, index: int) -> np.ndarray:
+    return rgb[index].permute(1, 2, 0).double().numpy()
+
+
+# --- metrics against independent computations ------------------------------------------------------
+
+def test_psnr_rgb_matches_scikit_image():
+    truth = random_rgb()
+    result = (truth + 0.05 * random_rgb(seed=1)).clamp(0, 1)
+    ours = psnr_rgb(result, truth)
+    assert ours.shape == (3,) and ours.dtype == torch.float64
+    for i in range(3):
+        expected = peak_signal_noise_ratio(as_numpy(truth, i), as_numpy(result, i), data_range=1.0)
+        assert ours[i].item() == pytest.approx(expected, abs=1e-5)
+    assert math.isinf(psnr_rgb(truth, truth)[0].item())
+
+
+def test_ssim_rgb_matches_scikit_image():
+    truth = random_rgb(height=41, width=29)
+    result = (0.8 * truth + 0.2 * random_rgb(height=41, width=29, seed=2)).clamp(0, 1)
+    ours = ssim_rgb(result, truth)
+    for i in range(3):
+        expected = structural_similarity(as_numpy(truth, i), as_numpy(result, i), channel_axis=-1, data_range=1.0)
+        assert ours[i].item() == pytest.approx(expected, abs=1e-5)
+    assert ssim_rgb(truth, truth) == pytest.approx(torch.ones(3, dtype=torch.float64))
+
+
+def test_ab_mse_and_psnr_follow_their_definition():
+    ab_true = 40 * torch.randn(2, 2, 9, 11, generator=torch.Generator().manual_seed(3))
+    ab = ab_true + 5.0  # every a and b off by exactly 5
+    assert mse_ab(ab, ab_true) == pytest.approx(torch.full((2,), 25.0, dtype=torch.float64))
+    assert psnr_ab(ab, ab_true) == pytest.approx(torch.full((2,), 10 * math.log10(256 ** 2 / 25), dtype=torch.float64))
+
+
+def test_colorfulness_hand_checked():
+    # Two pixels, pure red (255, 0, 0) and pure blue (0, 0, 255):
+    #   rg = R − G = (255, 0): mean 127.5, population sd 127.5
+    #   yb = (R + G)/2 − B = (127.5, −255): mean −63.75, population sd 191.25
+    #   M = sqrt(127.5² + 191.25²) + 0.3·sqrt(127.5² + 63.75²) = 229.8539 + 0.3·142.5493 = 272.6187
+    rgb = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]).view(1, 3, 1, 2)
+    assert colorfulness(rgb).item() == pytest.approx(272.6187, abs=1e-3)
+    gray = torch.full((2, 3, 8, 8), 0.4)
+    assert colorfulness(gray) == pytest.approx(torch.zeros(2, dtype=torch.float64), abs=1e-9)
+    # A flat colour has no spread: M = 0.3·sqrt(μ_rg² + μ_yb²); (0.2, 0.6, 1.0) -> rg = −102, yb = −153.
+    flat = torch.tensor([0.2, 0.6, 1.0]).view(1, 3, 1, 1).expand(1, 3, 5, 5)
+    assert colorfulness(flat).item() == pytest.approx(0.3 * math.hypot(102, 153), rel=1e-5)
+
+
+def test_auc_of_a_perfect_prediction_is_one():
+    lab = rgb_to_lab(random_rgb())
+    ab_true = lab[:, 1:]
+    assert auc_ab(ab_true, ab_true) == pytest.approx(torch.ones(3, dtype=torch.float64))
+    assert share_within(ab_true, ab_true, 10) == pytest.approx(torch.ones(3, dtype=torch.float64))
+
+
+def test_auc_of_gray_on_a_known_image():
+    # Left half neutral (error 0 for gray), right half a = 30, b = 40 (error exactly 50 for gray).
+    ab_true = torch.zeros(1, 2, 4, 8)
+    ab_true[:, 0, :, 4:], ab_true[:, 1, :, 4:] = 30.0, 40.0
+    gray = torch.zeros_like(ab_true)
+    # CDF: 0.5 for t < 50, 1 from t = 50 on. Trapezoids: 49·0.5 + (0.5 + 1)/2 + 100·1 = 125.25; / 150.
+    assert auc_ab(gray, ab_true).item() == pytest.approx(125.25 / 150, abs=1e-12)
+    assert share_within(gray, ab_true, 10).item() == pytest.approx(0.5)
+    assert share_within(gray, ab_true, 50).item() == pytest.approx(1.0)
+
+
+def test_error_cdf_matches_brute_force():
+    generator = torch.Generator().manual_seed(4)
+    ab_true = 60 * torch.randn(2, 2, 16, 16, generator=generator)
+    ab = ab_true.clone()
+    ab[:, 0, :4] += torch.arange(4.0)[:, None]  # errors exactly on integer thresholds
+    ab[:, :, 8:] = 60 * torch.randn(2, 2, 8, 16, generator=generator)
+    error = torch.linalg.vector_norm(ab - ab_true, dim=1).flatten(1).double().numpy()
+    expected = (error[:, :, None] <= np.arange(151)[None, None, :]).mean(axis=1)
+    assert np.allclose(ab_error_cdf(ab, ab_true).numpy(), expected)
+    assert np.allclose(auc_ab(ab, ab_true).numpy(), np.trapezoid(expected, dx=1.0, axis=1) / 150)
+
+
+def test_kornia_lab_agrees_with_scikit_image():
+    rgb = random_rgb(batch=1, height=32, width=32)
+    expected = rgb2lab(as_numpy(rgb, 0))
+    ours = rgb_to_lab(rgb)[0].permute(1, 2, 0).double().numpy()
+    assert np.abs(ours - expected).max() < 2e-3
+
+
+def test_compose_rgb_with_the_true_ab_gives_back_the_photo():
+    rgb = random_rgb(batch=2, height=16, width=16)
+    lab = rgb_to_lab(rgb)
+    assert (compose_rgb(lab[:, :1], lab[:, 1:]) - rgb).abs().max() < 1e-4
+
+
+def test_bootstrap_is_seeded_and_brackets_the_mean():
+    values = np.random.default_rng(0).normal(10, 2, size=200)
+    first, second = bootstrap(values, seed=1), bootstrap(values, seed=1)
+    assert first == second
+    assert first.mean == pytest.approx(values.mean())
+    assert first.low < first.mean < first.high
+    assert first.high - first.low == pytest.approx(2 * 1.96 * 2 / math.sqrt(200), rel=0.25)
+
+
+# --- the runner, the report and the CLI -------------------------------------------------------------
+
+@pytest.fixture()
+def photo_folder(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed, (width, height) in enumerate([(48, 40), (48, 40), (33, 57), (48, 40), (64, 64)]):
+        photo(width, height, seed).save(folder / f"photo-{seed}.png")
+    return folder
+
+
+def test_report_files_exist_parse_and_hold_the_gray_baseline(tiny_weights, photo_folder, tmp_path):
+    colorizer = load(tiny_weights, precision="fp32")
+    images = find_images(photo_folder)
+    evaluation = evaluate({"tiny": colorizer}, images, render_size=32, batch_size=2, contact_images=3)
+    assert evaluation.rows == [GRAY, "tiny"]
+    assert evaluation.images == [path.name for path in images]
+    for row in evaluation.rows:
+        for metric in METRICS:
+            assert evaluation.scores[row][metric].shape == (5,)
+    # The gray row really is a = b = 0: its colourfulness is ~0 and ΔCF is minus the originals'.
+    assert np.allclose(evaluation.scores[GRAY]["colorfulness"], 0, atol=0.05)
+    assert np.allclose(evaluation.scores[GRAY]["delta_colorfulness"], -evaluation.original_colorfulness, atol=0.05)
+
+    paths = write_report(evaluation, tmp_path / "report")
+    summary = json.loads(paths["json"].read_text())
+    assert summary["rows"] == [GRAY, "tiny"] and summary["images"] == 5
+    for row in (GRAY, "tiny"):
+        for metric in METRICS:
+            interval = summary["metrics"][row][metric]
+            assert interval["ci95"][0] <= interval["mean"] <= interval["ci95"][1]
+    with open(paths["csv"], newline="") as handle:
+        records = list(csv.DictReader(handle))
+    assert len(records) == 10 and {record["model"] for record in records} == {GRAY, "tiny"}
+    assert float(records[0]["psnr_rgb"]) == pytest.approx(evaluation.scores[GRAY]["psnr_rgb"][0], rel=1e-5)
+    table = paths["markdown"].read_text()
+    assert table.startswith("| model |") and "\n| gray |" in table and "\n| tiny |" in table
+    with Image.open(paths["contact_sheet"]) as sheet:
+        assert sheet.mode == "RGB" and sheet.width > 3 * 160 and sheet.height > 3 * 160  # 3 columns, 3 rows
+
+
+def test_gray_baseline_is_there_without_models(photo_folder):
+    evaluation = evaluate({}, find_images(photo_folder, limit=2))
+    assert evaluation.rows == [GRAY]
+    assert markdown_table(evaluation).count("\n| gray |") == 1
+
+
+def test_cli_end_to_end(tiny_weights, photo_folder, tmp_path, capsys):
+    (photo_folder / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    code = main(["evaluate", "--model", str(tiny_weights), "--model", str(tiny_weights), "--images", str(photo_folder),
+                 "--out", str(out), "--render-size", "32", "--batch-size", "4", "--precision", "fp32"])
+    captured = capsys.readouterr()
+    assert code == 1  # the unreadable photo is reported and skipped; the rest are scored
+    assert "| gray |" in captured.out and "| tiny |" in captured.out and "| tiny-2 |" in captured.out
+    assert "broken.jpg" in captured.err
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["rows"] == [GRAY, "tiny", "tiny-2"] and summary["images"] == 5
+    # The same weights twice give the same scores.
+    assert summary["metrics"]["tiny"] == summary["metrics"]["tiny-2"]
+    assert {path.name for path in out.iterdir()} == {"results.md", "results.json", "per_image.csv", "contact_sheet.png"}
+
+    (photo_folder / "broken.jpg").unlink()
+    assert main(["evaluate", "--model", str(tiny_weights), "--images", str(photo_folder), "--out", str(out),
+                 "--limit", "2"]) == 0
+    assert json.loads((out / "results.json").read_text())["images"] == 2
+    assert main(["evaluate", "--model", str(tmp_path / "missing.safetensors"), "--images", str(photo_folder),
+                 "--out", str(out)]) == 2
+
+
+# --- the published sanity figures ----------------------------------------------------------------
+
+@pytest.mark.slow
+def test_gray_baseline_figures_on_the_shared_eval_set(shared_data):
+    images = find_images(shared_data / "eval")
+    assert len(images) == 348
+    evaluation = evaluate({}, images, batch_size=58)
+    assert evaluation.summary[GRAY]["psnr_rgb"].mean == pytest.approx(22.16, abs=0.05)
+    assert evaluation.summary[GRAY]["auc_ab"].mean == pytest.approx(0.885, abs=0.002)
+    assert evaluation.original_summary.mean == pytest.approx(42.1, abs=0.2)

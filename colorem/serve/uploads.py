@@ -1,0 +1,143 @@
+"""Reading a request safely: the upload is counted while it streams in and refused past the limit,
+and the colorize options are checked before any work is done."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect, Request
+from starlette.datastructures import UploadFile
+
+# Room for multipart boundaries, part headers and the small option fields around the file itself.
+MULTIPART_OVERHEAD = 64 * 1024
+MAX_FIELD_BYTES = 4 * 1024
+OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "jpg": ("JPEG", "image/jpeg"),
+                  "webp": ("WEBP", "image/webp")}
+SATURATION_RANGE = (0.0, 4.0)
+MIN_RENDER_SIZE = 16
+
+
+class ApiError(Exception):
+    """An error with an HTTP status and a message meant for the person who sent the request."""
+
+    def __init__(self, status: int, message: str, detail=None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.detail = detail
+        self.headers = headers
+
+
+@dataclass
+class Upload:
+    data: bytes
+    filename: str
+    fields: dict[str, str]
+
+
+@dataclass
+class ColorizeOptions:
+    saturation: float
+    render_size: int
+    format: str  # "png" | "jpeg" | "webp"
+
+    @property
+    def pillow_format(self) -> str:
+        return OUTPUT_FORMATS[self.format][0]
+
+    @property
+    def media_type(self) -> str:
+        return OUTPUT_FORMATS[self.format][1]
+
+
+def too_large(limit_bytes: int) -> ApiError:
+    return ApiError(413, f"The upload is larger than the limit of {limit_bytes / 1024 / 1024:g} MB.",
+                    {"max_upload_bytes": limit_bytes})
+
+
+async def _limited(stream: AsyncIterator[bytes], limit: int, file_limit: int) -> AsyncIterator[bytes]:
+    """Pass the body through, stopping as soon as more than `limit` bytes have arrived."""
+    received = 0
+    async for chunk in stream:
+        received += len(chunk)
+        if received > limit:
+            raise too_large(file_limit)
+        yield chunk
+
+
+async def read_upload(request: Request, max_bytes: int) -> Upload:
+    """The `file` part of a multipart/form-data request (bytes, at most max_bytes) and its text fields."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise ApiError(415, "Send the photo as multipart/form-data with a 'file' field.",
+                       {"content_type": content_type or None})
+    body_limit = max_bytes + MULTIPART_OVERHEAD
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise ApiError(400, "The Content-Length header is not a number.")
+        if int(declared) > body_limit:
+            raise too_large(max_bytes)  # refused before a single body byte is read
+    parser = MultiPartParser(request.headers, _limited(request.stream(), body_limit, max_bytes),
+                             max_files=1, max_fields=16, max_part_size=MAX_FIELD_BYTES)
+    try:
+        form = await parser.parse()
+    except MultiPartException as error:
+        raise ApiError(400, "The multipart body is malformed.", str(error)) from None
+    except ClientDisconnect:
+        raise ApiError(400, "The client disconnected during the upload.") from None
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ApiError(422, "The request has no 'file' field with a photo in it.")
+        if upload.size is not None and upload.size > max_bytes:
+            raise too_large(max_bytes)
+        data = await upload.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise too_large(max_bytes)
+        fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
+        return Upload(data=data, filename=upload.filename or "photo", fields=fields)
+    finally:
+        await form.close()
+
+
+def parse_options(values: dict[str, str | float | int | None], default_render_size: int,
+                  max_render_size: int) -> ColorizeOptions:
+    """Check saturation, render_size and format (from the query string or form fields); 422 lists every problem."""
+    problems = []
+    saturation = 1.0
+    raw = values.get("saturation")
+    if raw not in (None, ""):
+        try:
+            saturation = float(raw)
+        except (TypeError, ValueError):
+            saturation = math.nan
+        low, high = SATURATION_RANGE
+        if not (math.isfinite(saturation) and low <= saturation <= high):
+            problems.append({"field": "saturation", "message": f"must be a number from {low:g} to {high:g}",
+                             "value": str(raw)})
+    render_size = default_render_size
+    raw = values.get("render_size")
+    if raw not in (None, ""):
+        text = str(raw).strip()
+        if text.isdigit() and MIN_RENDER_SIZE <= int(text) <= max_render_size:
+            render_size = int(text)
+        else:
+            problems.append({"field": "render_size",
+                             "message": f"must be a whole number from {MIN_RENDER_SIZE} to {max_render_size}",
+                             "value": str(raw)})
+    image_format = "png"
+    raw = values.get("format")
+    if raw not in (None, ""):
+        image_format = str(raw).strip().lower()
+        if image_format not in OUTPUT_FORMATS:
+            problems.append({"field": "format", "message": "must be png, jpeg or webp", "value": str(raw)})
+        elif image_format == "jpg":
+            image_format = "jpeg"
+    if problems:
+        raise ApiError(422, "Invalid options: " + "; ".join(f"{p['field']} {p['message']}" for p in problems),
+                       problems)
+    return ColorizeOptions(saturation=saturation, render_size=render_size, format=image_format)

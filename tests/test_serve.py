@@ -1,0 +1,434 @@
+"""The web app and REST API: every route, every error code, and a server that stays healthy afterwards."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import anyio
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from colorem import load  # noqa: E402
+from colorem.models import create_model  # noqa: E402
+from colorem.serve import Settings, create_app, packaged_samples  # noqa: E402
+from colorem.weights import ModelCard, save_weights  # noqa: E402
+
+BOUNDARY = "colorem-test-boundary"
+
+
+@pytest.fixture(scope="module")
+def tiny_model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    save_weights(create_model("color-em-tiny"), ModelCard(architecture="color-em-tiny", name="tiny-test"), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def colorizer(tiny_model_path):
+    return load(tiny_model_path, device="cpu", precision="fp32")
+
+
+def make_app(colorizer, **options):
+    return create_app(Settings(colorizer=colorizer, warmup=False, **options))
+
+
+@pytest.fixture(scope="module")
+def client(colorizer):
+    with TestClient(make_app(colorizer, max_upload_mb=1, max_pixels=2_000_000)) as client:
+        yield client
+
+
+def photo_bytes(width=96, height=64, image_format="JPEG", mode="L") -> bytes:
+    rng = np.random.default_rng(width * height)
+    channels = 1 if mode == "L" else len(mode)
+    pixels = rng.integers(0, 256, size=(height, width, channels), dtype=np.uint8)
+    image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels, mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+def post_photo(client, data, filename="photo.jpg", params=None, fields=None):
+    return client.post("/api/colorize", files={"file": (filename, data, "application/octet-stream")},
+                       data=fields or {}, params=params or {})
+
+
+def assert_error(response, status):
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert isinstance(body["error"], str) and body["error"]
+    assert "Traceback" not in response.text
+    return body
+
+
+def assert_healthy(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+# --- routes that answer 200 ---------------------------------------------------------------------
+def test_healthz(client):
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok" and body["concurrency"] >= 1 and body["running"] == 0
+
+
+def test_page_and_static_files(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert "/static/app.js" in page.text and "/static/app.css" in page.text
+    assert "http://" not in page.text.replace("http://test", "") and "https://" not in page.text  # no CDN
+    script = client.get("/static/app.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert client.get("/static/app.css").headers["content-type"].startswith("text/css")
+    assert_error(client.get("/static/missing.js"), 404)
+
+
+def test_models(client):
+    body = client.get("/api/models").json()
+    assert body["loaded"]["architecture"] == "color-em-tiny"
+    assert body["loaded"]["parameters"] > 0
+    assert "color-em-original" in body["architectures"]
+
+
+def test_config(client):
+    body = client.get("/api/config").json()
+    assert body["max_upload_bytes"] == 1024 * 1024 and body["render_size"] == 256
+
+
+def test_samples_listing_and_files(client):
+    samples = client.get("/api/samples").json()["samples"]
+    packaged = sorted(entry.name for entry in packaged_samples().iterdir() if entry.name.endswith(".jpg"))
+    assert [sample["name"] for sample in samples] == packaged and len(samples) >= 5
+    for sample in samples:
+        assert sample["description"] and sample["description"] != sample["title"]  # real alt text from README
+        response = client.get(sample["url"])
+        assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+        with Image.open(io.BytesIO(response.content)) as image:
+            assert image.size == (sample["width"], sample["height"])
+        original = client.get(sample["original_url"])
+        assert original.status_code == 200
+        with Image.open(io.BytesIO(original.content)) as image:
+            assert image.mode == "RGB" and image.size == (sample["width"], sample["height"])
+
+
+def test_colorize_png_keeps_size_and_names_the_download(client):
+    response = post_photo(client, photo_bytes(97, 61), filename="old family photo.jpg")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    assert response.headers["content-disposition"] == 'attachment; filename="old_family_photo-colorized.png"'
+    with Image.open(io.BytesIO(response.content)) as image:
+        assert image.format == "PNG" and image.size == (97, 61) and image.mode == "RGB"
+
+
+@pytest.mark.parametrize("image_format, media_type, pillow_format", [
+    ("jpeg", "image/jpeg", "JPEG"), ("jpg", "image/jpeg", "JPEG"), ("webp", "image/webp", "WEBP"), ("png", "image/png", "PNG")])
+def test_colorize_formats_by_form_and_query(client, image_format, media_type, pillow_format):
+    for response in (post_photo(client, photo_bytes(), fields={"format": image_format}),
+                     post_photo(client, photo_bytes(), params={"format": image_format})):
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == media_type
+        with Image.open(io.BytesIO(response.content)) as image:
+            assert image.format == pillow_format and image.size == (96, 64)
+
+
+def test_colorize_options_take_effect(client):
+    data = photo_bytes(64, 64, "PNG")
+    gray = post_photo(client, data, fields={"saturation": "0"})
+    with Image.open(io.BytesIO(gray.content)) as image:
+        rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
+    assert np.abs(rgb[..., 0] - rgb[..., 1]).max() <= 2 and np.abs(rgb[..., 1] - rgb[..., 2]).max() <= 2
+    vivid = post_photo(client, data, fields={"saturation": "4", "render_size": "32"})
+    assert vivid.status_code == 200
+    with Image.open(io.BytesIO(vivid.content)) as image:
+        rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
+    assert np.abs(rgb[..., 0] - rgb[..., 2]).max() > 2  # saturation 4 is not gray
+
+
+def test_colorize_keeps_alpha_in_png(client):
+    response = post_photo(client, photo_bytes(40, 30, "PNG", "RGBA"), filename="logo.png")
+    with Image.open(io.BytesIO(response.content)) as image:
+        assert image.mode == "RGBA" and image.size == (40, 30)
+
+
+def test_openapi_documents_the_api(client):
+    spec = client.get("/openapi.json").json()
+    for path in ("/api/colorize", "/api/samples", "/api/samples/{name}", "/api/models", "/healthz"):
+        assert path in spec["paths"]
+    body = spec["paths"]["/api/colorize"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert "file" in body["required"]
+    assert client.get("/docs").status_code == 200
+
+
+# --- errors -------------------------------------------------------------------------------------
+def test_413_upload_over_the_limit(client):
+    big = photo_bytes() + b"\0" * (1024 * 1024 + 10)
+    body = assert_error(post_photo(client, big), 413)
+    assert body["detail"]["max_upload_bytes"] == 1024 * 1024
+    assert_healthy(client)
+
+
+def test_413_image_over_the_pixel_limit(client):
+    buffer = io.BytesIO()
+    Image.new("L", (2000, 1001), 90).save(buffer, format="PNG")  # 2 MP of one gray: a small file
+    body = assert_error(post_photo(client, buffer.getvalue()), 413)
+    assert "pixels" in body["detail"]
+
+
+def test_415_not_an_image(client):
+    body = assert_error(post_photo(client, b"just some text, not a photo\n" * 10, filename="notes.txt"), 415)
+    assert "not an image" in body["error"]
+    assert_error(client.post("/api/colorize", json={"file": "x"}), 415)  # not multipart at all
+
+
+@pytest.mark.parametrize("data", [
+    photo_bytes(200, 200)[:700],  # truncated JPEG
+    photo_bytes(64, 64, "PNG")[:-40],  # PNG cut before its end
+    b"",  # empty file
+], ids=["truncated-jpeg", "truncated-png", "empty"])
+def test_422_corrupt_image(client, data):
+    assert_error(post_photo(client, data), 422)
+    assert_healthy(client)
+
+
+@pytest.mark.parametrize("params, fields", [
+    ({"saturation": "-1"}, {}),
+    ({"saturation": "lots"}, {}),
+    ({"render_size": "8"}, {}),
+    ({"render_size": "100000"}, {}),
+    ({"format": "gif"}, {}),
+    ({}, {"saturation": "nan"}),
+    ({}, {"saturation": "5"}),
+    ({}, {"render_size": "12.5"}),
+    ({}, {"format": "bmp"}),
+])
+def test_422_bad_options(client, params, fields):
+    body = assert_error(post_photo(client, photo_bytes(), params=params, fields=fields), 422)
+    assert body["error"].startswith("Invalid options")
+    assert body["detail"][0]["field"] in ("saturation", "render_size", "format")
+
+
+def test_422_missing_file_field(client):
+    response = client.post("/api/colorize", data={"saturation": "1"}, files={"other": ("a.jpg", photo_bytes())})
+    assert_error(response, 422)
+
+
+def test_404_unknown_sample_and_route(client):
+    body = assert_error(client.get("/api/samples/no-such-photo.jpg"), 404)
+    assert "astronaut.jpg" in body["detail"]  # tells what exists
+    assert_error(client.get("/api/nothing-here"), 404)
+    assert_error(client.delete("/api/samples"), 405)
+
+
+@pytest.mark.parametrize("name", [
+    "%2E%2E", "..%2F..%2Fpyproject.toml", "%2E%2E%2F%2E%2E%2Fpyproject.toml", "..%5C..%5Cpyproject.toml",
+    "%2Fetc%2Fpasswd", "..", "~root", "originals", "README.md", "astronaut.jpg%00",
+])
+def test_sample_names_outside_the_listing_are_rejected(client, name):
+    response = client.get(f"/api/samples/{name}")
+    assert 400 <= response.status_code < 500
+    assert response.headers["content-type"].startswith("application/json")
+    assert "[project]" not in response.text and "root:" not in response.text
+
+
+def test_500_is_json_without_a_traceback(colorizer):
+    class Broken:
+        def __getattr__(self, name):
+            return getattr(colorizer, name)
+
+        def colorize(self, *args, **kwargs):
+            raise RuntimeError("secret internal detail /srv/model.bin")
+
+    with TestClient(make_app(Broken()), raise_server_exceptions=False) as client:
+        response = post_photo(client, photo_bytes())
+        body = assert_error(response, 500)
+        assert "secret" not in response.text and body["error"] == "Internal server error."
+        assert_healthy(client)
+
+
+def test_server_still_works_after_every_bad_request(client):
+    assert_healthy(client)
+    assert post_photo(client, photo_bytes()).status_code == 200
+
+
+# --- streaming limits and concurrency, against the ASGI app directly ----------------------------
+def multipart_head(filename="photo.jpg") -> bytes:
+    return (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode()
+
+
+async def with_app(app, talk):
+    """Run the app's lifespan and `talk(client)` with an httpx client that streams request bodies lazily."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as client:
+            return await talk(client)
+
+
+class Body:
+    """A streamed upload of `chunks` x 64 KiB that records how much of it the server pulled."""
+
+    def __init__(self, chunks: int):
+        self.chunks = chunks
+        self.pulled = 0
+
+    async def __aiter__(self):
+        yield multipart_head()
+        for _ in range(self.chunks):
+            self.pulled += 1
+            yield b"\0" * 65536
+        yield f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def streamed_post(client, body: Body, headers=None):
+    headers = {"content-type": f"multipart/form-data; boundary={BOUNDARY}", **(headers or {})}
+    return client.post("/api/colorize", content=body, headers=headers)
+
+
+def test_413_by_content_length_reads_nothing(colorizer):
+    body = Body(chunks=64)
+
+    async def talk(client):
+        return await streamed_post(client, body, {"content-length": str(50 * 1024 * 1024)})
+
+    response = anyio.run(with_app, make_app(colorizer, max_upload_mb=1), talk)
+    assert_error(response, 413)
+    assert body.pulled == 0  # refused on the header alone
+
+
+@pytest.mark.parametrize("declared", [None, "2000"], ids=["chunked", "larger-than-declared"])
+def test_413_while_streaming_stops_reading(colorizer, declared):
+    body = Body(chunks=400)  # 25 MiB against a 1 MiB limit
+    headers = {"content-length": declared} if declared else {}
+
+    async def talk(client):
+        response = await streamed_post(client, body, headers)
+        health = await client.get("/healthz")
+        return response, health
+
+    response, health = anyio.run(with_app, make_app(colorizer, max_upload_mb=1), talk)
+    assert_error(response, 413)
+    assert body.pulled <= 20  # stopped just past the 1 MiB limit, never read the other 24 MiB
+    assert health.status_code == 200
+
+
+def test_concurrent_requests_are_isolated(colorizer):
+    sizes = [(48 + 8 * index, 40 + 4 * index) for index in range(6)]
+
+    async def talk(client):
+        async def one(size):
+            files = {"file": (f"p{size[0]}.jpg", photo_bytes(*size), "image/jpeg")}
+            return await client.post("/api/colorize", files=files)
+
+        results = [None] * len(sizes)
+
+        async def run(index):
+            results[index] = await one(sizes[index])
+
+        async with anyio.create_task_group() as group:
+            for index in range(len(sizes)):
+                group.start_soon(run, index)
+        return results
+
+    responses = anyio.run(with_app, make_app(colorizer, concurrency=2), talk)
+    for size, response in zip(sizes, responses):
+        assert response.status_code == 200
+        assert response.headers["content-disposition"] == f'attachment; filename="p{size[0]}-colorized.png"'
+        with Image.open(io.BytesIO(response.content)) as image:
+            assert image.size == size
+
+
+def test_busy_server_answers_health_checks_and_refuses_overflow(colorizer):
+    release = threading.Event()
+    started = threading.Event()
+
+    class Slow:
+        def __getattr__(self, name):
+            return getattr(colorizer, name)
+
+        def colorize(self, *args, **kwargs):
+            started.set()
+            release.wait(20)
+            return colorizer.colorize(*args, **kwargs)
+
+    async def talk(client):
+        results = {}
+
+        async def first():
+            results["first"] = await post(client)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(first)
+            with anyio.fail_after(10):
+                while not started.is_set():
+                    await anyio.sleep(0.01)
+            with anyio.fail_after(2):  # the event loop is free while the model works
+                results["health"] = await client.get("/healthz")
+            results["second"] = await post(client)  # one running, none may wait: refused
+            release.set()
+        return results
+
+    async def post(client):
+        return await client.post("/api/colorize", files={"file": ("a.jpg", photo_bytes(), "image/jpeg")})
+
+    results = anyio.run(with_app, make_app(Slow(), concurrency=1, max_waiting=0), talk)
+    assert results["health"].status_code == 200 and results["health"].json()["running"] == 1
+    assert_error(results["second"], 503)
+    assert results["second"].headers["retry-after"]
+    assert results["first"].status_code == 200
+
+
+# --- the command line ---------------------------------------------------------------------------
+def test_serve_command_fails_cleanly_without_weights(tmp_path, capsys):
+    from colorem.cli import main
+
+    assert main(["serve", "--model", str(tmp_path / "missing.safetensors")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("colorem: error:") and "Traceback" not in error
+
+
+def test_serve_command_without_a_default_model_says_how_to_get_one(capsys):
+    from colorem.weights import packaged_weights
+
+    if packaged_weights().exists():
+        pytest.skip("a default model is installed")
+    from colorem.cli import main
+
+    assert main(["serve", "--port", "0"]) == 2
+    assert "no trained weights are installed" in capsys.readouterr().err
+
+
+def test_settings_reject_nonsense():
+    with pytest.raises(ValueError):
+        Settings(concurrency=0)
+    with pytest.raises(ValueError):
+        Settings(max_upload_mb=0)
+
+
+# --- the lifespan loads the model when none is injected -----------------------------------------
+def test_model_loaded_once_at_startup(tiny_model_path):
+    app = create_app(Settings(model=tiny_model_path, device="cpu", precision="fp32", concurrency=2))
+    with TestClient(app) as client:
+        loaded = app.state.colorizer
+        assert client.get("/api/models").json()["loaded"]["name"] == "tiny-test"
+        assert post_photo(client, photo_bytes()).status_code == 200
+        assert post_photo(client, photo_bytes()).status_code == 200
+        assert app.state.colorizer is loaded  # shared, not reloaded per request
+        assert client.get("/healthz").json()["served"] == 2
+
+
+def test_startup_fails_clearly_without_weights(tmp_path):
+    from colorem.errors import WeightsError
+
+    app = create_app(Settings(model=tmp_path / "missing.safetensors"))
+    with pytest.raises(WeightsError, match="no weights"):
+        with TestClient(app):
+            pass

@@ -1,0 +1,187 @@
+"""Checkpoints that never lose work: complete (model, optimizer, scheduler, scaler, EMA, step, data
+position, RNG states, config, format version), written atomically, verified on load by a SHA-256
+sidecar, the last N kept. Loading never unpickles objects (torch.load(weights_only=True))."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from colorem.errors import ColoremError
+
+FORMAT = "colorem-checkpoint/1"
+REQUIRED = ("format", "step", "model", "optimizer", "scheduler", "config")
+_NAME = re.compile(r"^step-(\d{8,})\.pt$")
+log = logging.getLogger("colorem.train")
+
+
+class CheckpointError(ColoremError):
+    """A checkpoint is missing, truncated, corrupt or not a colorem checkpoint."""
+
+
+def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """Checkpoints of a run, oldest first."""
+    folder = checkpoint_dir(run_dir)
+    if not folder.is_dir():
+        return []
+    found = [(int(match.group(1)), path) for path in folder.iterdir() if (match := _NAME.match(path.name))]
+    return [path for _, path in sorted(found)]
+
+
+def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], keep: int = 3) -> Path:
+    """Write checkpoints/step-NNNNNNNN.pt atomically (temporary file, fsync, os.replace), then its
+    .sha256 sidecar, then delete all but the newest `keep`."""
+    folder = checkpoint_dir(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {**state, "format": FORMAT}
+    path = folder / f"step-{int(state['step']):08d}.pt"
+    digest = hashlib.sha256()
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(state, _HashingWriter(stream, digest))
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    sidecar = path.with_name(path.name + ".sha256")
+    _write_atomic(sidecar, f"{digest.hexdigest()}  {path.name}\n")
+    _fsync_dir(folder)
+    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        old.unlink(missing_ok=True)
+        old.with_name(old.name + ".sha256").unlink(missing_ok=True)
+    return path
+
+
+class _HashingWriter:
+    """A file wrapper that hashes what torch.save writes, so verifying costs no second read at save."""
+
+    def __init__(self, stream, digest):
+        self.stream, self.digest = stream, digest
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return self.stream.write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    with os.fdopen(handle, "w") as stream:
+        stream.write(text)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(temporary, path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load and verify one checkpoint; raises CheckpointError saying what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    sidecar = path.with_name(path.name + ".sha256")
+    if sidecar.is_file():
+        expected = sidecar.read_text().split()[0] if sidecar.read_text().strip() else ""
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        if expected != actual:
+            raise CheckpointError(f"{path}: corrupt or truncated (SHA-256 does not match {sidecar.name})")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001  (truncated zip, bad pickle, unsafe object...)
+        raise CheckpointError(f"{path}: unreadable, probably truncated or corrupt ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0] if str(error) else ''})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a {FORMAT} checkpoint")
+    missing = [key for key in REQUIRED if key not in state]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete checkpoint (missing {', '.join(missing)})")
+    return state
+
+
+def load_latest(run_dir: str | os.PathLike) -> tuple[dict[str, Any] | None, Path | None, list[str]]:
+    """The newest good checkpoint of a run: (state, path, problems). Bad ones are skipped, each with a
+    message in `problems` (also logged as a warning), and the previous one is used."""
+    problems: list[str] = []
+    for path in reversed(list_checkpoints(run_dir)):
+        try:
+            return load_checkpoint(path), path, problems
+        except CheckpointError as error:
+            message = f"{error}; falling back to the previous checkpoint"
+            log.warning(message)
+            problems.append(message)
+    return None, None, problems
+
+
+def resolve_resume(spec: str, run_dir: str | os.PathLike) -> tuple[dict[str, Any] | None, Path | None, list[str]]:
+    """--resume auto (the run's newest good checkpoint, or none: a fresh start), a run folder, or a file."""
+    if spec == "auto":
+        return load_latest(run_dir)
+    path = Path(spec)
+    if path.is_dir():
+        state, found, problems = load_latest(path)
+        if state is None:
+            raise CheckpointError(f"no usable checkpoint in {path}" + (f": {'; '.join(problems)}" if problems else ""))
+        return state, found, problems
+    return load_checkpoint(path), path, []
+
+
+# --- RNG states, as plain tensors and lists (weights_only-safe) -------------------------------------
+def rng_state() -> dict[str, Any]:
+    numpy_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(numpy_state[1].astype(np.int64)), "position": int(numpy_state[2]),
+                  "has_gauss": int(numpy_state[3]), "cached_gaussian": float(numpy_state[4])},
+        "python": _to_lists(random.getstate()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    numpy_state = state["numpy"]
+    np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["position"],
+                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+    random.setstate(_to_tuples(state["python"]))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_lists(value):
+    return [_to_lists(item) for item in value] if isinstance(value, (tuple, list)) else value
+
+
+def _to_tuples(value):
+    return tuple(_to_tuples(item) for item in value) if isinstance(value, list) else value

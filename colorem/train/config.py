@@ -1,0 +1,218 @@
+"""Training configuration: typed dataclasses, one per concern, loaded from TOML presets with
+`--set section.key=value` overrides that are parsed and type-checked. Saved into every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    try:
+        import tomli as tomllib  # type: ignore[no-redef]
+    except ModuleNotFoundError as error:
+        raise ImportError("reading TOML presets on Python 3.10 needs tomli: pip install tomli") from error
+
+
+class ConfigError(ValueError):
+    """A preset or an override names an unknown key or gives a value of the wrong type."""
+
+
+@dataclass
+class ModelConfig:
+    architecture: str = "color-em-original"  # a name from colorem.models.list_models()
+    embedder: str = "learned"  # learned | none | inception_resnet_v2
+    embed_dim: int = 0  # 0 = the architecture's default
+    embedder_options: dict = field(default_factory=dict)  # e.g. {weights = "irv2.safetensors"}
+    head: str = "regression"  # regression (MSE/Huber losses) | classification (ab bins)
+    temperature: float = 0.38  # annealed-mean T of the classification head at inference
+    upsample: str = "nearest"  # nearest (original) | bilinear
+    freeze_embedder: bool = False  # keep the embedder fixed (then its embeddings can be cached)
+
+    def create_kwargs(self) -> dict[str, Any]:
+        """The create_model() arguments; also the `architecture_options` of an exported card."""
+        kwargs: dict[str, Any] = {"embedder": self.embedder, "head": self.head, "upsample": self.upsample}
+        if self.embed_dim:
+            kwargs["embed_dim"] = self.embed_dim
+        if self.embedder_options:
+            kwargs["embedder_options"] = dict(self.embedder_options)
+        if self.head == "classification":
+            kwargs["temperature"] = self.temperature
+        return kwargs
+
+
+@dataclass
+class DataConfig:
+    train: list = field(default_factory=list)  # folders, *.tar shards, globs, {000..009} patterns, pipe: URLs
+    size: int = 128  # square training crop
+    small_images: str = "upscale"  # images smaller than `size`: upscale (then crop) | skip
+    hflip: bool = True
+    rotation: float = 0.0  # max degrees, as Keras' rotation_range
+    zoom: float = 0.0  # scale drawn from [1 - zoom, 1 + zoom] per axis, as Keras' zoom_range
+    shear: float = 0.0  # max shear angle in degrees, as Keras' shear_range
+    gray_threshold: float = 0.02  # mean (max - min) RGB below this: near-gray, skipped and counted
+    batch_size: int = 16  # per rank, per micro-batch
+    workers: int = 2  # DataLoader decoding processes per rank (0 = decode in the training process)
+    shuffle_buffer: int = 256  # in-stream shuffle on top of the per-epoch shard/file shuffle
+    validation: str = ""  # a folder or shards of fixed validation photos; empty: the first training photos
+    validation_count: int = 16  # images scored at every validation
+    grid_count: int = 8  # of those, rows in the PNG sample grid
+
+
+@dataclass
+class LossConfig:
+    name: str = "mse"  # mse | classification | huber_colorfulness | mix
+    rebalance: float = 0.5  # λ of Zhang et al. (2016): 0 = full rebalancing, 1 = none
+    prior_images: int = 2000  # training images used to estimate the ab prior for rebalancing
+    prior_file: str = ""  # a saved ab prior (JSON) to use instead of estimating one
+    huber_delta: float = 0.05  # in units of ab / 128
+    colorfulness_weight: float = 0.5  # huber_colorfulness: penalty on chroma below the target's
+    mse_weight: float = 1.0  # mix: weight of the MSE on the annealed-mean ab (in units of ab / 128)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"  # adamw | rmsprop (the original Keras recipe) | adam
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    betas: list = field(default_factory=lambda: [0.9, 0.99])
+    momentum: float = 0.0  # rmsprop only
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.05  # cosine decays to lr * min_lr_ratio at the last step
+    grad_clip: float = 1.0  # max global gradient norm; 0 = off
+    accumulate: int = 1  # micro-batches per optimizer step
+    ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 = off. Export prefers the EMA weights.
+
+
+@dataclass
+class RunConfig:
+    steps: int = 1000  # optimizer steps in total (resumes continue to this number)
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto: bf16 where fast, else fp16 + GradScaler on CUDA, else fp32 | bf16 | fp16 | fp32
+    channels_last: bool = True  # only applied with bf16/fp16, where it pays off
+    seed: int = 0
+    log_every: int = 20
+    validate_every: int = 500  # validation metrics and the PNG sample grid; 0 = only at the end
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    cache_embeddings: bool = False  # cache frozen-embedder outputs per image key (issue item 9)
+    tensorboard: bool = True  # when tensorboard is installed
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dicts/lists/numbers only, so checkpoints load with torch.load(weights_only=True)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Config":
+        return _build(cls, values, "")
+
+    def validate(self) -> "Config":
+        classification = self.loss.name in ("classification", "mix")
+        if self.loss.name not in ("mse", "classification", "huber_colorfulness", "mix"):
+            raise ConfigError(f"loss.name: unknown loss {self.loss.name!r}")
+        if classification != (self.model.head == "classification"):
+            wanted = "classification" if classification else "regression"
+            raise ConfigError(f"loss.name={self.loss.name!r} needs model.head={wanted!r}")
+        if self.optim.name not in ("adamw", "adam", "rmsprop"):
+            raise ConfigError(f"optim.name: unknown optimizer {self.optim.name!r}")
+        if self.run.precision not in ("auto", "bf16", "fp16", "fp32"):
+            raise ConfigError(f"run.precision: {self.run.precision!r} is not auto, bf16, fp16 or fp32")
+        if self.data.small_images not in ("upscale", "skip"):
+            raise ConfigError("data.small_images must be 'upscale' or 'skip'")
+        if self.data.size < 8 or self.data.size % 8:
+            raise ConfigError(f"data.size must be a positive multiple of 8, not {self.data.size}")
+        if self.optim.accumulate < 1 or self.data.batch_size < 1 or self.run.steps < 1:
+            raise ConfigError("optim.accumulate, data.batch_size and run.steps must be at least 1")
+        if not 0.0 <= self.loss.rebalance <= 1.0:
+            raise ConfigError("loss.rebalance (λ) must lie in [0, 1]")
+        return self
+
+
+def _build(cls, values: dict[str, Any], prefix: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a table, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(prefix + key for key in unknown)}; "
+                          f"known in {prefix or 'the top level'}: {', '.join(sorted(names))}")
+    kwargs = {}
+    for name, value in values.items():
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            kwargs[name] = _build(kind, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _check_type(value, kind, prefix + name)
+    return cls(**kwargs)
+
+
+def _check_type(value: Any, kind: type, key: str) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is list and isinstance(value, tuple):
+        return list(value)
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"{key}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] = ()) -> Config:
+    """A preset (TOML; missing keys keep their defaults) plus `section.key=value` overrides."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: not valid TOML ({error})") from None
+    config = Config.from_dict(values)
+    return apply_overrides(config, overrides).validate()
+
+
+def apply_overrides(config: Config, overrides: list[str]) -> Config:
+    """Apply `section.key=value` strings; values are TOML (`3e-4`, `true`, `[0.9, 0.99]`) or bare strings."""
+    values = config.to_dict()
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {override!r} is not of the form section.key=value")
+        *sections, name = key.strip().split(".")
+        table = values
+        for section in sections:
+            if not isinstance(table.get(section), dict):
+                raise ConfigError(f"override {override!r}: no config section {section!r}")
+            table = table[section]
+        if name not in table:
+            raise ConfigError(f"override {override!r}: unknown key {key.strip()!r}")
+        table[name] = _parse_value(text.strip(), table[name])
+    return Config.from_dict(values)
+
+
+def _parse_value(text: str, current: Any) -> Any:
+    try:
+        value = tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = text  # a bare string: --set data.validation=/photos/val
+    if isinstance(current, str) and not isinstance(value, str):
+        value = text  # keep "1e-3"-looking strings (names, paths) as written
+    if isinstance(current, list) and isinstance(value, str):
+        value = [item for item in value.split(",") if item]  # --set data.train=a.tar,b.tar
+    return value

@@ -1,0 +1,52 @@
+"""Export a run (its newest good checkpoint) or one checkpoint to weights + card that colorem.load reads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from colorem.train.checkpoint import load_checkpoint, resolve_resume
+from colorem.train.config import Config
+from colorem.weights import ModelCard, save_weights
+
+
+def export(source: str | os.PathLike, out: str | os.PathLike, *, dtype: torch.dtype | None = None,
+           use_ema: bool = True, name: str = "", description: str = "") -> Path:
+    """RUN_DIR or CHECKPOINT -> out.safetensors + out.json (a full ModelCard). Uses the EMA weights when
+    the run kept an EMA (use_ema=False: the live weights). dtype=torch.float16 halves the file."""
+    from colorem.train.loop import build_model  # the same network the run trained
+
+    source = Path(source)
+    state = resolve_resume(str(source), source)[0] if source.is_dir() else load_checkpoint(source)
+    config = Config.from_dict(state["config"])
+    model = build_model(config)
+    weights = state["ema"]["shadow"] if use_ema and state.get("ema") else state["model"]
+    expected = model.state_dict()
+    model.load_state_dict({key: value.to(expected[key].dtype) for key, value in weights.items() if key in expected},
+                          strict=False)
+    model.embedder.frozen = type(model.embedder).frozen  # a frozen learned embedder is still ours to ship
+    data = state.get("data", {})
+    card = ModelCard(
+        architecture=config.model.architecture,
+        architecture_options=config.model.create_kwargs(),
+        render_size=config.data.size,
+        name=name or Path(out).stem,
+        description=description or config.description,
+        provenance={"trained_steps": int(state["step"]), "loss": config.loss.name, "optimizer": config.optim.name,
+                    "precision": state.get("precision", config.run.precision), "weights": "ema" if weights is not state["model"] else "live",
+                    "checkpoint": source.name, "config": config.to_dict()},
+        data={"source": data.get("source", {}), "images_seen": int(data.get("images", 0)),
+              "skipped": _sum_skipped(data.get("ranks", [])), "crop_size": config.data.size},
+        metrics={key: value for key, value in state.get("metrics", {}).items()},
+    )
+    return save_weights(model, card, out, dtype=dtype)
+
+
+def _sum_skipped(ranks: list) -> dict:
+    total: dict[str, int] = {}
+    for rank in ranks:
+        for reason, count in rank.get("skipped", {}).items():
+            total[reason] = total.get(reason, 0) + int(count)
+    return total

@@ -1,0 +1,405 @@
+"""The training loop: one Trainer (pytorch/examples DDP style) for one process, one GPU or many ranks.
+
+batch of uint8 RGB (decoded in DataLoader workers) -> Lab on the device -> model(L) -> loss on ab
+-> optimizer step -> metrics, sample grids, checkpoints (global rank 0 only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from colorem.color import rgb_to_lab, split_lab
+from colorem.colorize import autocast, bf16_is_fast
+from colorem.data import Augment, DataIterator, PhotoStream, Position, load_fixed_images, resolve_source
+from colorem.errors import ColoremError
+from colorem.models import create_model
+from colorem.train import distributed
+from colorem.train.checkpoint import (list_checkpoints, load_checkpoint, resolve_resume, rng_state,
+                                      save_checkpoint, set_rng_state)
+from colorem.train.config import Config
+from colorem.train.distributed import DistributedEnv
+from colorem.train.losses import ColorLoss, estimate_ab_prior, load_prior, save_prior
+from colorem.train.optim import EMA, create_optimizer, create_scheduler
+from colorem.train.validate import predict, score, write_grid
+
+log = logging.getLogger("colorem.train")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """auto: bf16 where it is fast (AVX512-BF16/AMX CPUs, Ampere+ GPUs), else fp16 + GradScaler on
+    CUDA, else fp32."""
+    if precision == "auto":
+        if bf16_is_fast(device):
+            return "bf16"
+        return "fp16" if device.type == "cuda" else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ColoremError("fp16 training needs CUDA; use bf16 or fp32 on CPU")
+    return precision
+
+
+def build_model(config: Config) -> nn.Module:
+    model = create_model(config.model.architecture, **config.model.create_kwargs())
+    if config.model.freeze_embedder:
+        model.embedder.requires_grad_(False)
+        model.embedder.frozen = True  # its outputs can now be cached
+    return model
+
+
+def load_initial_weights(model: nn.Module, spec: str) -> None:
+    """--init-from: weights (.safetensors), a checkpoint or a run folder -> model weights only
+    (the EMA weights when the run kept an EMA); optimizer and step start fresh."""
+    path = Path(spec)
+    if path.suffix == ".safetensors" or path.suffix == ".json":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path.with_suffix(".safetensors")))
+    else:
+        checkpoint = resolve_resume(str(path), path)[0] if path.is_dir() else load_checkpoint(path)
+        state = checkpoint["ema"]["shadow"] if checkpoint.get("ema") else checkpoint["model"]
+    expected = model.state_dict()
+    mismatched = [key for key, value in state.items() if key in expected and value.shape != expected[key].shape]
+    missing = [key for key in expected if key not in state and not key.startswith("embedder.")]
+    if mismatched or missing or not set(state) & set(expected):
+        raise ColoremError(f"--init-from {spec}: weights do not fit model (missing {missing[:3]}, "
+                           f"different shapes {mismatched[:3]})")
+    model.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items() if key in expected},
+                          strict=False)
+
+
+class Trainer:
+    """Train `config` into `run_dir`. `checkpoint` (from resolve_resume) continues a run exactly."""
+
+    def __init__(self, config: Config, run_dir: str | Path, *, env: DistributedEnv | None = None,
+                 checkpoint: dict | None = None, init_from: str | None = None, progress: bool = False):
+        self.config = config.validate()
+        self.run_dir = Path(run_dir)
+        self.env = env or distributed.setup(config.run.device)
+        self.device = self.env.device
+        self.progress = progress
+        self.precision = resolve_precision(config.run.precision, self.device)
+        self.channels_last = config.run.channels_last and self.precision != "fp32"
+        if checkpoint is None and list_checkpoints(self.run_dir):
+            raise ColoremError(f"{self.run_dir} already holds checkpoints: continue it with --resume auto, "
+                               "or start a new run with another --out")
+        torch.manual_seed(config.run.seed)  # the same initial weights on every rank
+
+        model = build_model(config)
+        if init_from and checkpoint is None:
+            load_initial_weights(model, init_from)
+        self.model = model.to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.prior = self._ab_prior(checkpoint)
+        self.loss = ColorLoss(config.loss.name, bins=getattr(model, "bins", None), prior=self.prior, rebalance=config.loss.rebalance,
+                              huber_delta=config.loss.huber_delta, colorfulness_weight=config.loss.colorfulness_weight,
+                              mse_weight=config.loss.mse_weight, temperature=config.model.temperature).to(self.device)
+        self.optimizer = create_optimizer(self.model, config.optim)
+        self.scheduler = create_scheduler(self.optimizer, config.optim, config.run.steps)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.ema = EMA(self.model, config.optim.ema) if config.optim.ema > 0 else None
+        self.step = 0
+        self.metrics: dict[str, float] = {}
+        self.embedding_cache: dict[str, torch.Tensor] = {}
+        position, self.images_before, skipped_before = None, 0, {}
+        if checkpoint is not None:  # load the snapshot before wrapping in DDP
+            position, self.images_before, skipped_before = self._load_snapshot(checkpoint)
+        self.ddp_model = (DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
+                          if self.env.distributed else self.model)
+
+        data = config.data
+        self.source = resolve_source(data.train)
+        dataset = PhotoStream(self.source, Augment.from_config(data), data.batch_size, seed=config.run.seed,
+                              rank=self.env.rank, world_size=self.env.world_size, workers=data.workers,
+                              shuffle_buffer=data.shuffle_buffer)
+        self.data = DataIterator(dataset, data.workers, position)
+        self.data.skipped = dict(skipped_before)
+        self.validation = None
+        if self.env.is_main:
+            self.validation = load_fixed_images(data.validation or data.train, data.validation_count, data.size)
+
+    # --- snapshot -----------------------------------------------------------------------------
+    def _ab_prior(self, checkpoint: dict | None) -> torch.Tensor | None:
+        loss = self.config.loss
+        if loss.name not in ("classification", "mix") or loss.rebalance >= 1.0:
+            return None
+        if checkpoint is not None and checkpoint.get("ab_prior") is not None:
+            return torch.as_tensor(checkpoint["ab_prior"], dtype=torch.float32)
+        if loss.prior_file:
+            return load_prior(loss.prior_file)
+        prior = None
+        if self.env.is_main:  # estimated once from the training photos, stored with the run
+            bins = create_model(self.config.model.architecture, **self.config.model.create_kwargs()).bins
+            data = self.config.data
+            stream = PhotoStream(resolve_source(data.train), Augment.from_config(data), data.batch_size,
+                                 seed=self.config.run.seed + 1, shuffle_buffer=data.shuffle_buffer)
+            prior = estimate_ab_prior((batch["rgb"] for batch in stream), bins, loss.prior_images)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_prior(prior, self.run_dir / "ab_prior.json")
+        return distributed.broadcast_object(self.env, prior)
+
+    def _load_snapshot(self, state: dict) -> tuple[Position | None, int, dict]:
+        self.model.load_state_dict(state["model"], strict=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state.get("ema"):
+            self.ema.load_state_dict(state["ema"])
+        self.step = int(state["step"])
+        self.metrics = dict(state.get("metrics", {}))
+        ranks = state.get("data", {}).get("ranks", [])
+        same_layout = len(ranks) == self.env.world_size
+        rank_state = ranks[self.env.rank] if same_layout else (ranks[0] if ranks else {})
+        rng = state.get("rng", [])
+        if rng:
+            set_rng_state(rng[self.env.rank] if len(rng) == self.env.world_size else rng[0])
+        position = Position.from_dict(rank_state["position"]) if rank_state else None
+        if position is not None and not same_layout:  # another world size: restart that epoch's new split
+            position = Position(epoch=position.epoch)
+        images = state.get("data", {}).get("images", 0)
+        return position, images, (rank_state.get("skipped", {}) if same_layout or self.env.is_main else {})
+
+    def model_state(self) -> dict[str, torch.Tensor]:
+        """Model weights for checkpoints; an external frozen embedder (Inception-ResNet-v2) is left out:
+        it is rebuilt from its own weights file."""
+        external = type(self.model.embedder).frozen
+        return {key: value for key, value in self.model.state_dict().items()
+                if not (external and key.startswith("embedder."))}
+
+    def save(self) -> Path | None:
+        """All ranks call this; rank 0 writes, between barriers."""
+        distributed.barrier(self.env)
+        ranks = distributed.gather_objects(self.env, {"position": self.data.position.to_dict(),
+                                                      "skipped": dict(self.data.skipped)})
+        rngs = distributed.gather_objects(self.env, rng_state())
+        images = self.images_before + int(sum(distributed.gather_objects(self.env, self.data.images)))
+        path = None
+        if self.env.is_main:
+            state = {
+                "step": self.step,
+                "model": self.model_state(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None,
+                "config": self.config.to_dict(),
+                "data": {"ranks": ranks, "images": images, "source": self.source.describe(),
+                         "world_size": self.env.world_size},
+                "rng": rngs,
+                "metrics": dict(self.metrics),
+                "ab_prior": self.prior.tolist() if self.prior is not None else None,
+                "precision": self.precision,
+            }
+            path = save_checkpoint(self.run_dir, state, keep=self.config.run.keep_checkpoints)
+            log.info("checkpoint %s", path)
+        distributed.barrier(self.env)
+        return path
+
+    # --- one step -----------------------------------------------------------------------------
+    def _embeddings(self, keys: list[str], l: torch.Tensor) -> torch.Tensor | None:
+        """Cached outputs of a frozen embedder, per image key (computed on first sight)."""
+        embedder = self.model.embedder
+        if not (self.config.run.cache_embeddings and embedder.frozen and embedder.dim):
+            return None
+        missing = [index for index, key in enumerate(keys) if key not in self.embedding_cache]
+        if missing:
+            with torch.no_grad(), autocast(self.device, self.precision):
+                fresh = embedder(l[missing]).float().cpu()
+            for index, vector in zip(missing, fresh):
+                self.embedding_cache[keys[index]] = vector.half()
+        return torch.stack([self.embedding_cache[key] for key in keys]).to(self.device, torch.float32)
+
+    def _run_batch(self, batch: dict, sync: bool) -> dict[str, torch.Tensor]:
+        rgb = batch["rgb"].to(self.device, non_blocking=True).float().div_(255.0)  # (B, 3, S, S)
+        l, ab = split_lab(rgb_to_lab(rgb))  # (B, 1, S, S) in [0, 100], (B, 2, S, S) Lab units
+        embedding = self._embeddings(batch["keys"], l)
+        if self.channels_last:
+            l = l.contiguous(memory_format=torch.channels_last)
+        no_sync = self.ddp_model.no_sync() if self.env.distributed and not sync else contextlib.nullcontext()
+        with no_sync:
+            with autocast(self.device, self.precision):
+                raw = self.ddp_model(l, embedding, raw=True)
+            loss, parts = self.loss(raw, ab)
+            self.scaler.scale(loss / self.config.optim.accumulate).backward()
+        return {"loss": loss.detach(), **parts}
+
+    def _optimizer_step(self) -> None:
+        if self.config.optim.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.step += 1
+
+    # --- the run ------------------------------------------------------------------------------
+    def validate(self) -> dict[str, float]:
+        """Rank 0: metrics on the fixed validation photos (EMA weights when kept) and a sample grid."""
+        if self.validation is None:
+            return {}
+        model = self.model
+        if self.ema is not None:
+            model = copy.deepcopy(self.model)
+            model.load_state_dict(self.ema.weights(self.model))
+        rgb_true, l, ab = predict(model, self.validation[0], self.device, self.precision)
+        metrics = score(rgb_true, l, ab)
+        write_grid(self.run_dir / "samples" / f"step-{self.step:08d}.png", rgb_true, l, ab, self.config.data.grid_count)
+        self.metrics = {**metrics, "step": self.step}
+        return metrics
+
+    def fit(self, until: int | None = None) -> dict[str, Any]:
+        """Train to config.run.steps (or stop at step `until`, with a checkpoint: a time-boxed session).
+        Returns a summary; status "interrupted" after SIGINT/SIGTERM (a checkpoint was written first)."""
+        run = self.config.run
+        until = run.steps if until is None else min(until, run.steps)
+        if self.env.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        logger = _MetricsLog(self.run_dir, self.step, run.tensorboard) if self.env.is_main else None
+        self._stop: str | None = None
+        handlers = self._install_signal_handlers()
+        bar = _progress(run.steps, self.step, self.progress and self.env.is_main)
+        status = "completed"
+        window_images, window_start, window_losses = 0, time.perf_counter(), []
+        try:
+            while self.step < until:
+                if distributed.any_rank(self.env, self._stop is not None):
+                    status = "interrupted"
+                    break
+                snapshot = (self.data.position.to_dict(), dict(self.data.skipped), self.data.images)
+                try:
+                    for micro in range(self.config.optim.accumulate):
+                        batch = next(self.data)
+                        parts = self._run_batch(batch, sync=micro == self.config.optim.accumulate - 1)
+                        window_images += len(batch["keys"])
+                except Exception:
+                    if self._stop is None:
+                        raise
+                    # a signal arrived mid-step (and may have stopped the decoding workers): drop the partial step
+                    self.data.position = Position.from_dict(snapshot[0])
+                    self.data.skipped, self.data.images = snapshot[1], snapshot[2]
+                    self.optimizer.zero_grad(set_to_none=True)
+                    status = "interrupted"
+                    break
+                self._optimizer_step()
+                window_losses.append(parts)
+                bar.update(1)
+                last = self.step == until
+                if self.step % run.log_every == 0 or last:
+                    elapsed = time.perf_counter() - window_start
+                    record = {key: distributed.mean_across_ranks(self.env, float(torch.stack([p[key] for p in window_losses]).mean()))
+                              for key in window_losses[0]}
+                    images_per_s = window_images * self.env.world_size / max(elapsed, 1e-9)
+                    record.update(step=self.step, epoch=self.data.position.epoch, lr=self.scheduler.get_last_lr()[0],
+                                  img_per_s=images_per_s, images=self.images_seen(), skipped=dict(self.data.skipped))
+                    bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{images_per_s:.1f}")
+                    if logger:
+                        logger.write(record)
+                    window_images, window_start, window_losses = 0, time.perf_counter(), []
+                if self.env.is_main and ((run.validate_every and self.step % run.validate_every == 0) or self.step == run.steps):
+                    metrics = self.validate()
+                    if logger:
+                        logger.write({"step": self.step, **metrics})
+                if self.step % run.checkpoint_every == 0 or last:
+                    self.save()
+            if status == "interrupted":
+                self.save()
+        finally:
+            bar.close()
+            self._restore_signal_handlers(handlers)
+            if logger:
+                logger.close()
+            self.data.close()
+        if status == "completed" and self.step < run.steps:
+            status = "paused"
+        return {"status": status, "step": self.step, "signal": self._stop, "images": self.images_seen(),
+                "skipped": dict(self.data.skipped), "metrics": dict(self.metrics), "run_dir": str(self.run_dir)}
+
+    def images_seen(self) -> int:
+        """Images trained on so far (this rank's count times the world size, plus earlier sessions)."""
+        return self.images_before + self.data.images * self.env.world_size
+
+    def _install_signal_handlers(self) -> dict:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def request_stop(signum, frame):
+            if self._stop is not None:
+                raise KeyboardInterrupt  # a second signal: stop now, without a checkpoint
+            self._stop = signal.Signals(signum).name
+
+        return {signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    @staticmethod
+    def _restore_signal_handlers(handlers: dict) -> None:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+class _MetricsLog:
+    """metrics.jsonl (one JSON object per line) and TensorBoard scalars when tensorboard is installed."""
+
+    def __init__(self, run_dir: Path, step: int, tensorboard: bool):
+        self.path = run_dir / "metrics.jsonl"
+        if self.path.is_file():  # after a crash, drop lines newer than the checkpoint resumed from
+            lines = [line for line in self.path.read_text().splitlines() if line.strip()]
+            kept = [line for line in lines if _step_of(line) <= step]
+            self.path.write_text("".join(line + "\n" for line in kept))
+        self.stream = open(self.path, "a", encoding="utf-8")
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step + 1 if step else None)
+            except ImportError:
+                log.info("tensorboard is not installed: pip install 'color-em[train]' for TensorBoard logs")
+
+    def write(self, record: dict) -> None:
+        self.stream.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
+        self.stream.flush()
+        if self.writer is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(key, value, record["step"])
+
+    def close(self) -> None:
+        self.stream.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError):
+        return 0
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, smoothing=0.1)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None: ...
+    def set_postfix(self, **kwargs) -> None: ...
+    def close(self) -> None: ...

@@ -1,0 +1,346 @@
+"""Training: config, losses, overfitting, exact resume, crashes and signals, corrupt checkpoints, DDP, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import colorem
+from colorem.color import ab_bins
+from colorem.train import Trainer, load_config
+from colorem.train.checkpoint import list_checkpoints, load_latest, resolve_resume
+from colorem.train.config import Config, ConfigError, apply_overrides
+from colorem.train.distributed import DistributedEnv
+from colorem.train.export import export
+from colorem.train.losses import BinGrid, ColorLoss, rebalancing_weights
+from tests.conftest import REPO, photo
+
+TINY = ["model.architecture=color-em-tiny", "data.size=32", "data.batch_size=4", "data.workers=0",
+        "data.validation_count=4", "data.grid_count=2", "run.log_every=1", "run.validate_every=0",
+        "run.tensorboard=false", "optim.warmup_steps=0", "run.precision=fp32"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two cores shared with other jobs: one intra-op thread is several times faster for a tiny model."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    for index in range(8):
+        photo(32, 32, seed=index).rotate(90 * (index % 4)).save(folder / f"photo{index}.png")
+    return folder
+
+
+def tiny_config(photos: Path, *overrides: str) -> Config:
+    return load_config(None, TINY + [f"data.train={json.dumps([str(photos)])}", *overrides])
+
+
+def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "colorem", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=120, env=SUBPROCESS_ENV, **kwargs)
+
+
+def cli_train_args(photos: Path, out: Path, *overrides: str) -> list[str]:
+    sets = [item for override in TINY + list(overrides) for item in ("--set", override)]
+    return ["train", "--data", str(photos), "--out", str(out), "--no-progress", *sets]
+
+
+# --- config -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("preset", sorted((REPO / "configs").glob("*.toml")), ids=lambda path: path.name)
+def test_presets_load_and_validate(preset):
+    config = load_config(preset)
+    assert config.to_dict()["model"]["architecture"]
+
+
+def test_overrides_are_parsed_and_type_checked():
+    config = apply_overrides(Config(), ["optim.lr=1e-3", "data.hflip=false", "optim.betas=[0.8, 0.9]",
+                                        "run.steps=7", "data.validation=/photos/val", "data.train=a.tar,b.tar"])
+    assert (config.optim.lr, config.data.hflip, config.optim.betas, config.run.steps) == (1e-3, False, [0.8, 0.9], 7)
+    assert config.data.validation == "/photos/val" and config.data.train == ["a.tar", "b.tar"]
+    with pytest.raises(ConfigError, match="expected int"):
+        apply_overrides(Config(), ["run.steps=many"])
+    with pytest.raises(ConfigError, match="unknown key"):
+        apply_overrides(Config(), ["optim.learning_rate=1"])
+    with pytest.raises(ConfigError, match="needs model.head"):
+        apply_overrides(Config(), ["loss.name=classification"]).validate()
+    assert Config.from_dict(Config().to_dict()) == Config()
+
+
+# --- losses ---------------------------------------------------------------------------------------
+def test_bin_grid_matches_brute_force_and_soft_weights_sum_to_one():
+    bins = ab_bins()
+    grid = BinGrid(bins)
+    ab = (torch.rand(2, 2, 8, 8) - 0.5) * 160
+    in_range = ab.abs().amax(dim=1) < 100
+    brute = torch.cdist(ab.permute(0, 2, 3, 1).reshape(-1, 2), bins).argmin(dim=1).view(2, 8, 8)
+    # the grid lookup equals the brute-force nearest bin wherever the grid cell itself is in gamut
+    agree = (grid.nearest(ab) == brute) | ~in_range
+    assert agree.float().mean() > 0.9
+    indices, weights = grid.soft(ab)
+    assert torch.allclose(weights.sum(dim=1), torch.ones(2, 8, 8))
+    assert indices.max() < len(bins)
+
+
+def test_rebalancing_weights_favour_rare_colours():
+    bins = ab_bins()
+    prior = torch.exp(-(bins ** 2).sum(1) / 200.0)  # most mass near gray
+    prior = prior / prior.sum()
+    weights = rebalancing_weights(prior, bins, 0.5)
+    gray, vivid = (bins ** 2).sum(1).argmin(), (bins ** 2).sum(1).argmax()
+    assert weights[vivid] > 5 * weights[gray]
+    assert torch.allclose(rebalancing_weights(prior, bins, 1.0), torch.ones(len(bins)), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mse", "huber_colorfulness", "classification", "mix"])
+def test_every_loss_gives_gradients(name):
+    head = "classification" if name in ("classification", "mix") else "regression"
+    model = colorem.models.create_model("color-em-tiny", head=head)
+    loss_function = ColorLoss(name, bins=getattr(model, "bins", None), prior=torch.ones(len(ab_bins())) / 222)
+    l = torch.rand(2, 1, 32, 32) * 100
+    ab = (torch.rand(2, 2, 32, 32) - 0.5) * 100
+    loss, parts = loss_function(model(l, raw=True), ab)
+    loss.backward()
+    assert torch.isfinite(loss) and parts
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+# --- the loop -----------------------------------------------------------------------------------
+def test_tiny_model_overfits_eight_images(photos, tmp_path):
+    config = tiny_config(photos, "run.steps=400", "optim.lr=1e-2", "data.hflip=false", "data.batch_size=8",
+                         "run.checkpoint_every=1000", "optim.weight_decay=0")
+    trainer = Trainer(config, tmp_path / "run", env=DistributedEnv())
+    trainer.fit()
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+              if "loss" in line]
+    assert losses[-1] < losses[0] / 5, (losses[0], losses[-1])
+    assert (tmp_path / "run" / "samples" / "step-00000400.png").is_file()
+
+
+def _train_recording(trainer: Trainer, until=None) -> list:
+    seen: list = []
+    next_batch = trainer.data.__class__.__next__
+
+    class Recording(trainer.data.__class__):
+        def __next__(self):
+            batch = next_batch(self)
+            seen.append(batch["keys"])
+            return batch
+
+    trainer.data.__class__ = Recording
+    trainer.fit(until)
+    return seen
+
+
+def test_two_steps_save_resume_one_step_equals_three_straight_steps(photos, tmp_path):
+    overrides = ["run.steps=3", "data.workers=2", "data.shuffle_buffer=3", "optim.ema=0.9", "optim.accumulate=2",
+                 "data.rotation=10", "data.zoom=0.1"]
+    straight = Trainer(tiny_config(photos, *overrides), tmp_path / "straight", env=DistributedEnv())
+    straight_keys = _train_recording(straight)
+
+    first = Trainer(tiny_config(photos, *overrides), tmp_path / "resumed", env=DistributedEnv())
+    resumed_keys = _train_recording(first, until=2)
+    assert [p.name for p in list_checkpoints(tmp_path / "resumed")] == ["step-00000002.pt"]
+    state, _, _ = resolve_resume("auto", tmp_path / "resumed")
+    second = Trainer(Config.from_dict(state["config"]), tmp_path / "resumed", env=DistributedEnv(), checkpoint=state)
+    resumed_keys += _train_recording(second)
+
+    assert resumed_keys == straight_keys  # same data order across the restart
+    for key, value in straight.model.state_dict().items():
+        torch.testing.assert_close(second.model.state_dict()[key], value, rtol=1e-5, atol=1e-6, msg=key)
+    for key, value in straight.ema.shadow.items():
+        torch.testing.assert_close(second.ema.shadow[key], value, rtol=1e-5, atol=1e-6)
+    assert second.scheduler.get_last_lr() == straight.scheduler.get_last_lr()
+
+
+def test_a_run_refuses_to_overwrite_checkpoints_without_resume(photos, tmp_path):
+    Trainer(tiny_config(photos, "run.steps=1"), tmp_path / "run", env=DistributedEnv()).fit()
+    with pytest.raises(colorem.ColoremError, match="--resume auto"):
+        Trainer(tiny_config(photos, "run.steps=1"), tmp_path / "run", env=DistributedEnv())
+
+
+def test_truncated_checkpoint_falls_back_to_the_previous_one(photos, tmp_path, caplog):
+    run = tmp_path / "run"
+    Trainer(tiny_config(photos, "run.steps=4", "run.checkpoint_every=2"), run, env=DistributedEnv()).fit()
+    newest = list_checkpoints(run)[-1]
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated, sidecar digest no longer matches
+    state, path, problems = load_latest(run)
+    assert state["step"] == 2 and path.name == "step-00000002.pt"
+    assert "step-00000004.pt" in problems[0] and "falling back to the previous checkpoint" in problems[0]
+    assert "corrupt or truncated" in caplog.text
+    newest.with_name(newest.name + ".sha256").unlink()  # without a sidecar, torch.load itself must notice
+    state, _, problems = load_latest(run)
+    assert state["step"] == 2 and "unreadable" in problems[0]
+    result = cli(*cli_train_args(photos, run, "run.steps=5"), "--resume", "auto")
+    assert result.returncode == 0, result.stderr
+    assert "falling back to the previous checkpoint" in result.stderr and "(step 2)" in result.stderr
+
+
+def _wait_for(predicate, process, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"training exited early: {process.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_sigkill_mid_training_resumes_from_the_last_checkpoint(photos, tmp_path):
+    run = tmp_path / "run"
+    args = cli_train_args(photos, run, "run.steps=100000", "run.checkpoint_every=3", "run.log_every=1000")
+    process = subprocess.Popen([sys.executable, "-m", "colorem", *args], cwd=REPO, stderr=subprocess.PIPE, text=True,
+                               env=SUBPROCESS_ENV)
+    try:
+        _wait_for(lambda: len(list_checkpoints(run)) >= 2, process)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    last = list_checkpoints(run)[-1]
+    step = int(last.stem.split("-")[1])
+    result = cli(*cli_train_args(photos, run, f"run.steps={step + 2}", "run.checkpoint_every=3"), "--resume", "auto")
+    assert result.returncode == 0, result.stderr
+    assert f"(step {step})" in result.stderr
+    assert load_latest(run)[0]["step"] == step + 2
+
+
+def test_sigterm_writes_a_checkpoint_and_exits_cleanly(photos, tmp_path):
+    run = tmp_path / "run"
+    args = cli_train_args(photos, run, "run.steps=100000", "run.checkpoint_every=100000", "run.log_every=1")
+    process = subprocess.Popen([sys.executable, "-m", "colorem", *args], cwd=REPO, stderr=subprocess.PIPE, text=True,
+                               env=SUBPROCESS_ENV)
+    try:
+        _wait_for(lambda: (run / "metrics.jsonl").is_file() and len((run / "metrics.jsonl").read_text().splitlines()) >= 3, process)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "stopped by SIGTERM" in process.stderr.read()
+    state, _, _ = load_latest(run)
+    assert state["step"] >= 3
+
+
+def test_classification_run_stores_its_ab_prior_and_exports(photos, tmp_path):
+    run = tmp_path / "run"
+    config = tiny_config(photos, "model.head=classification", "loss.name=mix", "loss.rebalance=0.8",
+                         "loss.prior_images=8", "run.steps=2")
+    summary = Trainer(config, run, env=DistributedEnv()).fit()
+    assert summary["status"] == "completed"
+    prior = json.loads((run / "ab_prior.json").read_text())["prior"]
+    assert abs(sum(prior) - 1) < 1e-4
+    assert load_latest(run)[0]["ab_prior"] == pytest.approx(prior)
+
+
+def test_frozen_embedder_outputs_are_cached(photos, tmp_path):
+    config = tiny_config(photos, "model.freeze_embedder=true", "run.cache_embeddings=true", "run.steps=3",
+                         "data.hflip=false")
+    trainer = Trainer(config, tmp_path / "run", env=DistributedEnv())
+    embedder_before = {k: v.clone() for k, v in trainer.model.embedder.state_dict().items()}
+    trainer.fit()
+    assert len(trainer.embedding_cache) == 8
+    key = next(iter(trainer.embedding_cache))
+    assert trainer.embedding_cache[key].shape == (trainer.model.embedder.dim,)
+    for name, value in trainer.model.embedder.state_dict().items():
+        assert torch.equal(value, embedder_before[name])
+
+
+def test_export_then_colorem_load_colorizes(photos, tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny_config(photos, "run.steps=2", "optim.ema=0.5"), run, env=DistributedEnv()).fit()
+    result = cli("export", str(run), "-o", str(tmp_path / "exported" / "tiny.safetensors"), "--fp16")
+    assert result.returncode == 0, result.stderr
+    colorizer = colorem.load(tmp_path / "exported" / "tiny.safetensors")
+    card = colorizer.card
+    assert card.architecture == "color-em-tiny" and card.render_size == 32
+    assert card.provenance["trained_steps"] == 2 and card.provenance["weights"] == "ema"
+    assert card.data["images_seen"] == 8 and "val_psnr" in card.metrics
+    result_image = colorizer.colorize(photo(50, 40))
+    assert result_image.size == (50, 40)
+    # --init-from: a new run from those weights, fresh optimizer, step 0
+    trainer = Trainer(tiny_config(photos, "run.steps=1"), tmp_path / "second", env=DistributedEnv(),
+                      init_from=str(tmp_path / "exported" / "tiny.safetensors"))
+    assert trainer.step == 0
+    torch.testing.assert_close(trainer.model.output.weight, colorizer.model.output.weight.float(), atol=1e-3, rtol=1e-3)
+
+
+def test_export_from_a_single_checkpoint_file(photos, tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny_config(photos, "run.steps=1"), run, env=DistributedEnv()).fit()
+    path = export(list_checkpoints(run)[-1], tmp_path / "w.safetensors")
+    assert colorem.load(path).card.provenance["weights"] == "live"
+
+
+# --- distributed ----------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world_size: int, port: int, config_dict: dict, run: str, resume: bool, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from colorem.train import distributed
+
+    env = distributed.setup("cpu")
+    try:
+        state = resolve_resume("auto", run)[0] if resume else None
+        trainer = Trainer(Config.from_dict(config_dict), run, env=env, checkpoint=state)
+        started = trainer.step
+        trainer.fit()
+        flat = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+        gathered = distributed.gather_objects(env, flat)
+        keys = distributed.gather_objects(env, trainer.data.position.to_dict())
+        if env.is_main:
+            torch.save({"params": gathered, "started": started, "step": trainer.step, "positions": keys}, out)
+    finally:
+        distributed.cleanup()
+
+
+def _spawn(world_size: int, config: Config, run: Path, resume: bool, out: Path) -> dict:
+    for attempt in range(2):  # a second try with a new port: another process may grab the free port first
+        try:
+            torch.multiprocessing.spawn(_ddp_worker, nprocs=world_size, join=True,
+                                        args=(world_size, _free_port(), config.to_dict(), str(run), resume, str(out)))
+            break
+        except torch.multiprocessing.ProcessExitedException:
+            if attempt or out.exists():
+                raise
+    return torch.load(out, weights_only=True)
+
+
+@pytest.mark.slow
+def test_two_process_gloo_ddp_keeps_ranks_identical_and_resumes(photos, tmp_path):
+    run = tmp_path / "run"
+    first = _spawn(2, tiny_config(photos, "run.steps=3", "data.batch_size=2", "optim.lr=1e-2"), run, False, tmp_path / "a.pt")
+    assert first["step"] == 3
+    assert torch.equal(first["params"][0], first["params"][1])
+    second = _spawn(2, tiny_config(photos, "run.steps=5", "data.batch_size=2", "optim.lr=1e-2"), run, True, tmp_path / "b.pt")
+    assert (second["started"], second["step"]) == (3, 5)
+    assert torch.equal(second["params"][0], second["params"][1])
+    assert not torch.equal(second["params"][0], first["params"][0])
+    state = load_latest(run)[0]
+    assert state["data"]["world_size"] == 2 and len(state["data"]["ranks"]) == 2
+    # the same run continues on one process (a different world size)
+    single = Trainer(tiny_config(photos, "run.steps=6", "data.batch_size=2"), run, env=DistributedEnv(), checkpoint=state)
+    assert single.fit()["step"] == 6

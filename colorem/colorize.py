@@ -77,6 +77,7 @@ class Colorizer:
         self.precision = resolve_precision(precision, self.device)
         self.card = card
         self.max_pixels = max_pixels
+        self.vibrance = float(card.vibrance)  # the model's calibrated colour strength; saturation=1 means "as calibrated"
         self.model = model.to(self.device).eval()
         if self.device.type == "cpu" or self.precision != "fp32":
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -108,12 +109,13 @@ class Colorizer:
         """(B, 1, R, R) L in [0, 100] -> (B, 2, R, R) ab in Lab units (float32, CPU)."""
         if self._onnx is not None:
             default = getattr(self.model, "temperature", 1.0)
-            return self._onnx(l_small, default if temperature is None else temperature).clamp(-AB_MAX, AB_MAX)
-        l_small = l_small.to(self.device).contiguous(memory_format=torch.channels_last)
-        with autocast(self.device, self.precision):
-            kwargs = {"temperature": temperature} if temperature is not None else {}
-            ab = self.model(l_small, **kwargs)
-        return ab.float().clamp(-AB_MAX, AB_MAX).cpu()
+            ab = self._onnx(l_small, default if temperature is None else temperature)
+        else:
+            l_small = l_small.to(self.device).contiguous(memory_format=torch.channels_last)
+            with autocast(self.device, self.precision):
+                kwargs = {"temperature": temperature} if temperature is not None else {}
+                ab = self.model(l_small, **kwargs)
+        return (ab.float() * self.vibrance).clamp(-AB_MAX, AB_MAX).cpu()
 
     def finish(self, prepared: Prepared, ab_small: torch.Tensor, saturation: float) -> Image.Image:
         height, width = prepared.l_full.shape[-2:]

@@ -29,6 +29,7 @@ class ModelCard:
     architecture: str
     architecture_options: dict[str, Any] = field(default_factory=dict)
     render_size: int = 256
+    vibrance: float = 1.0  # scale on predicted ab before the user's saturation (calibrated per model)
     name: str = ""
     description: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)

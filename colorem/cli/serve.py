@@ -23,6 +23,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="largest render size a request may ask for (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=None,
                         help=f"photos colorized at once (default: sized to this machine, here {default_concurrency()})")
+    parser.add_argument("--max-waiting", type=int, default=None,
+                        help="uploads held for a free slot before the server answers 503 "
+                             "(default: 8 per slot); each holds at most --max-upload-mb in memory")
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="intra-op threads per photo (default: torch's, usually one per core)")
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
@@ -38,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         raise ColoremError('the web server needs uvicorn: pip install "color-em[serve]"') from None
     if args.concurrency is not None and args.concurrency < 1:
         raise ColoremError("--concurrency must be at least 1")
+    if args.max_waiting is not None and args.max_waiting < 0:
+        raise ColoremError("--max-waiting must be 0 or more")
     if args.torch_threads is not None:
         if args.torch_threads < 1:
             raise ColoremError("--torch-threads must be at least 1")
@@ -47,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     # Loading here, not in the app's lifespan, turns missing weights into one clear error line.
     colorizer = load_colorizer(args)
     colorizer.max_pixels = args.max_pixels
-    options = {"concurrency": args.concurrency} if args.concurrency is not None else {}
+    options = {key: value for key, value in (("concurrency", args.concurrency), ("max_waiting", args.max_waiting))
+               if value is not None}
     try:
         settings = Settings(host=args.host, port=args.port, model=args.model, max_upload_mb=args.max_upload_mb,
                             max_pixels=args.max_pixels, max_render_size=args.max_render_size,

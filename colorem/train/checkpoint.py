@@ -43,13 +43,33 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
 
 def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], keep: int = 3) -> Path:
     """Write checkpoints/step-NNNNNNNN.pt atomically (temporary file, fsync, os.replace), then its
-    .sha256 sidecar, then delete all but the newest `keep`."""
+    .sha256 sidecar, then delete all but the newest `keep`. A failed write (full disk, no permission)
+    raises CheckpointError naming the path and the reason; the previous checkpoints are left as they were."""
     folder = checkpoint_dir(run_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     state = {**state, "format": FORMAT}
     path = folder / f"step-{int(state['step']):08d}.pt"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(".step-*.part"):  # left by a process killed mid-write (one writer per run)
+            stale.unlink(missing_ok=True)
+        _write_checkpoint(path, state)
+    except (OSError, RuntimeError) as error:
+        reason = _os_error(error)
+        if reason is None:
+            raise
+        previous = [found.name for found in list_checkpoints(run_dir) if found != path]
+        kept = f"; the previous checkpoint {previous[-1]} is intact" if previous else ""
+        raise CheckpointError(f"cannot write checkpoint {path}: {reason.strerror or reason}{kept}") from error
+    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        old.unlink(missing_ok=True)
+        old.with_name(old.name + ".sha256").unlink(missing_ok=True)
+    return path
+
+
+def _write_checkpoint(path: Path, state: dict[str, Any]) -> None:
     digest = hashlib.sha256()
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    existed = path.exists()
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
             torch.save(state, _HashingWriter(stream, digest))
@@ -59,13 +79,25 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], keep: int
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    sidecar = path.with_name(path.name + ".sha256")
-    _write_atomic(sidecar, f"{digest.hexdigest()}  {path.name}\n")
-    _fsync_dir(folder)
-    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        old.unlink(missing_ok=True)
-        old.with_name(old.name + ".sha256").unlink(missing_ok=True)
-    return path
+    try:
+        _write_atomic(path.with_name(path.name + ".sha256"), f"{digest.hexdigest()}  {path.name}\n")
+    except BaseException:
+        if not existed:  # unverifiable without its sidecar: the newest checkpoint stays the previous one
+            path.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _os_error(error: BaseException | None) -> OSError | None:
+    """The OSError behind a failed write: torch.save reports a failed write to a file object as a
+    RuntimeError from its zip writer, with the OSError (ENOSPC, EACCES...) as its context."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 class _HashingWriter:
@@ -84,11 +116,15 @@ class _HashingWriter:
 
 def _write_atomic(path: Path, text: str) -> None:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temporary, path)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -20,6 +20,8 @@ def test_shapes_and_gradients(name, head):
     assert ab.shape == (2, 2, 37, 21)
     assert ab.abs().max() <= 128
     raw = model(l, raw=True)
+    # regression: tanh(ab) / 128 at full size; classification: logits at the head's native H/2
+    assert raw.shape == ((2, 2, 37, 21) if head == "regression" else (2, len(model.bins), 19, 11))
     raw.float().pow(2).mean().backward()
     missing = [key for key, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, f"no gradient reaches {missing}"

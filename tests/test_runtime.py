@@ -52,3 +52,22 @@ def test_backend_choice():
     assert choose_backend("auto", cpu, "fp32", have_onnx=False) == "torch"
     with pytest.raises(ValueError):
         choose_backend("tensorrt", cpu, "fp32")
+
+
+def test_cli_export_onnx_and_int8(tmp_path, tiny_weights):
+    from colorem.cli import main
+
+    onnx_path, int8_path = tmp_path / "m.onnx", tmp_path / "m-int8.onnx"
+    assert main(["export", str(tiny_weights), "-o", str(onnx_path)]) == 0
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    for path in PHOTOS:
+        (calibration / path.name).write_bytes(path.read_bytes())
+    assert main(["export", str(tiny_weights), "-o", str(int8_path), "--int8", "--calibration", str(calibration)]) == 0
+    fp32 = colorem.load(tiny_weights, precision="fp32", onnx_model=onnx_path)
+    int8 = colorem.load(tiny_weights, precision="fp32", onnx_model=int8_path, backend="onnxruntime")
+    reference = colorem.load(tiny_weights, precision="fp32", backend="torch")
+    assert fp32.backend == int8.backend == "onnxruntime"
+    l_small = torch.cat([reference.prepare(path, 64).l_small for path in PHOTOS])
+    assert (fp32.predict_ab(l_small) - reference.predict_ab(l_small)).abs().max() <= 0.5
+    assert (int8.predict_ab(l_small) - reference.predict_ab(l_small)).abs().mean() <= 3.0  # int8 costs some accuracy

@@ -344,3 +344,17 @@ def test_two_process_gloo_ddp_keeps_ranks_identical_and_resumes(photos, tmp_path
     # the same run continues on one process (a different world size)
     single = Trainer(tiny_config(photos, "run.steps=6", "data.batch_size=2"), run, env=DistributedEnv(), checkpoint=state)
     assert single.fit()["step"] == 6
+
+
+def test_init_from_a_regression_run_into_a_classification_head(photos, tmp_path):
+    run = tmp_path / "regression"
+    Trainer(tiny_config(photos, "run.steps=1"), run, env=DistributedEnv()).fit()
+    trained = load_latest(run)[0]["model"]
+    config = tiny_config(photos, "model.head=classification", "loss.name=classification", "run.steps=1")
+    trainer = Trainer(config, tmp_path / "classification", env=DistributedEnv(), init_from=str(run))
+    assert torch.equal(trainer.model.encoder[0][0].weight, trained["encoder.0.0.weight"])  # the body carries over
+    assert trainer.model.output.out_channels == len(ab_bins())  # the head is new
+    assert trainer.fit()["status"] == "completed"
+    mismatched = tiny_config(photos, "model.architecture=color-em-half", "run.steps=1")
+    with pytest.raises(colorem.ColoremError, match="do not fit"):
+        Trainer(mismatched, tmp_path / "bad", env=DistributedEnv(), init_from=str(run))

@@ -1,26 +1,76 @@
-"""`colorem export RUN_OR_CHECKPOINT -o weights.safetensors`: weights + JSON card for colorem.load."""
+"""`colorem export SOURCE -o OUT`: a run or checkpoint to weights + JSON card; or weights to ONNX."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="a training run folder (its newest good checkpoint) or one checkpoint file")
-    parser.add_argument("-o", "--output", required=True, help="weights file to write (.safetensors; the card goes beside it as .json)")
+    parser.add_argument("source", help="a training run folder (its newest good checkpoint), one checkpoint file, "
+                                       "or (with --format onnx) a .safetensors weights file")
+    parser.add_argument("-o", "--output", required=True,
+                        help="file to write: .safetensors (the card goes beside it as .json) or .onnx")
+    parser.add_argument("--format", default=None, choices=("safetensors", "onnx"),
+                        help="default: from the output's extension")
     parser.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
     parser.add_argument("--no-ema", action="store_true", help="export the live weights even when the run kept an EMA")
     parser.add_argument("--name", default="", help="name in the card (default: the output file's stem)")
     parser.add_argument("--description", default="", help="description in the card")
+    parser.add_argument("--render-size", type=int, default=None, help="default render size in the card (default: the training crop)")
+    parser.add_argument("--vibrance", type=float, default=None, help="the model's calibrated colour strength in the card (default 1)")
+    parser.add_argument("--int8", action="store_true", help="ONNX: int8-quantize (for CPUs without bf16)")
+    parser.add_argument("--calibration", default=None,
+                        help="ONNX --int8: a folder of photos for static quantization (default: dynamic quantization)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    output = Path(args.output)
+    export_format = args.format or ("onnx" if output.suffix == ".onnx" else "safetensors")
+    if export_format == "onnx":
+        return _export_onnx(args, output)
     from colorem.train.export import export
 
-    path = export(args.source, args.output, dtype=torch.float16 if args.fp16 else None, use_ema=not args.no_ema,
-                  name=args.name, description=args.description)
+    path = export(args.source, output, dtype=torch.float16 if args.fp16 else None, use_ema=not args.no_ema,
+                  name=args.name, description=args.description, render_size=args.render_size, vibrance=args.vibrance)
     print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0
+
+
+def _export_onnx(args: argparse.Namespace, output: Path) -> int:
+    from colorem.runtime import export_onnx, quantize_onnx
+    from colorem.weights import load_weights
+
+    source = Path(args.source)
+    if source.suffix == ".safetensors" or source.suffix == ".json":
+        model, card = load_weights(source)
+    else:
+        from colorem.train.export import load_trained_model
+
+        model, card = load_trained_model(source, use_ema=not args.no_ema)
+    data = export_onnx(model, None if args.int8 else output)
+    if args.int8:
+        calibration = _calibration_batches(args.calibration, card.render_size) if args.calibration else None
+        quantize_onnx(data, output, calibration)
+    print(f"wrote {output} (opset 18, dynamic batch/height/width{', int8' if args.int8 else ''})")
+    return 0
+
+
+def _calibration_batches(folder: str, render_size: int) -> list:
+    """L at the render size for up to 64 photos of the folder, one array (1, 1, R, R) each."""
+    import torch
+    import torch.nn.functional as F
+
+    from colorem.color import rgb_to_l
+    from colorem.imageio import IMAGE_EXTENSIONS, read_image
+
+    paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:64]
+    batches = []
+    for path in paths:
+        rgb = torch.from_numpy(read_image(path).rgb).permute(2, 0, 1)[None]
+        l_small = F.interpolate(rgb_to_l(rgb), size=(render_size, render_size), mode="bilinear", antialias=True)
+        batches.append(l_small.numpy())
+    return batches

@@ -80,7 +80,8 @@ class FusionColorizer(nn.Module):
         """l (B, 1, H, W) in [0, 100] -> ab (B, 2, H, W) in Lab units, any H and W.
 
         `embedding` (B, D) replaces the embedder's output (a cache of a frozen embedder). With
-        raw=True the head's output is returned instead: tanh ab / 128, or logits over the bins.
+        raw=True the head's output is returned instead: tanh ab / 128 (B, 2, H, W), or logits over
+        the bins at half resolution (B, Q, ceil(H/2), ceil(W/2)).
         """
         height, width = l.shape[-2:]
         if embedding is None:
@@ -99,11 +100,16 @@ class FusionColorizer(nn.Module):
         x = self.decoder[1](self._up(x))
         x = self.decoder[2](self._up(x))
         x = self.decoder[3](x)
-        x = self._up(self.output(x))[..., :height, :width]  # (B, 2 or Q, H, W)
+        x = self.output(x)  # (B, 2 or Q, H/2, W/2)
+        if self.head == "classification" and raw:
+            # Logits at their native H/2 resolution: the final x2 upsampling only repeats them, so the
+            # loss is computed here, 4x cheaper (the loss resizes its target to match).
+            return x[..., : (height + 1) // 2, : (width + 1) // 2]
+        x = self._up(x)[..., :height, :width]  # (B, 2 or Q, H, W)
         if self.head == "regression":
             x = torch.tanh(x)
             return x if raw else x * AB_MAX
-        return x if raw else self.decode_logits(x, temperature)
+        return self.decode_logits(x, temperature)
 
     def decode_logits(self, logits: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """Annealed mean (Zhang et al. 2016): softmax(logits / T) weighted mean of the bin centres."""

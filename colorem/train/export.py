@@ -6,16 +6,16 @@ import os
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from colorem.train.checkpoint import load_checkpoint, resolve_resume
 from colorem.train.config import Config
 from colorem.weights import ModelCard, save_weights
 
 
-def export(source: str | os.PathLike, out: str | os.PathLike, *, dtype: torch.dtype | None = None,
-           use_ema: bool = True, name: str = "", description: str = "") -> Path:
-    """RUN_DIR or CHECKPOINT -> out.safetensors + out.json (a full ModelCard). Uses the EMA weights when
-    the run kept an EMA (use_ema=False: the live weights). dtype=torch.float16 halves the file."""
+def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name: str = "", description: str = "",
+                       render_size: int | None = None, vibrance: float | None = None) -> tuple[nn.Module, ModelCard]:
+    """RUN_DIR or CHECKPOINT -> (model with the EMA weights when the run kept an EMA, full ModelCard)."""
     from colorem.train.loop import build_model  # the same network the run trained
 
     source = Path(source)
@@ -31,8 +31,9 @@ def export(source: str | os.PathLike, out: str | os.PathLike, *, dtype: torch.dt
     card = ModelCard(
         architecture=config.model.architecture,
         architecture_options=config.model.create_kwargs(),
-        render_size=config.data.size,
-        name=name or Path(out).stem,
+        render_size=render_size or config.data.size,
+        vibrance=1.0 if vibrance is None else vibrance,
+        name=name or source.stem,
         description=description or config.description,
         provenance={"trained_steps": int(state["step"]), "loss": config.loss.name, "optimizer": config.optim.name,
                     "precision": state.get("precision", config.run.precision), "weights": "ema" if weights is not state["model"] else "live",
@@ -41,6 +42,15 @@ def export(source: str | os.PathLike, out: str | os.PathLike, *, dtype: torch.dt
               "skipped": _sum_skipped(data.get("ranks", [])), "crop_size": config.data.size},
         metrics={key: value for key, value in state.get("metrics", {}).items()},
     )
+    return model.eval(), card
+
+
+def export(source: str | os.PathLike, out: str | os.PathLike, *, dtype: torch.dtype | None = None,
+           use_ema: bool = True, name: str = "", description: str = "", render_size: int | None = None,
+           vibrance: float | None = None) -> Path:
+    """RUN_DIR or CHECKPOINT -> out.safetensors + out.json (a full ModelCard). dtype=torch.float16 halves the file."""
+    model, card = load_trained_model(source, use_ema=use_ema, name=name or Path(out).stem, description=description,
+                                     render_size=render_size, vibrance=vibrance)
     return save_weights(model, card, out, dtype=dtype)
 
 

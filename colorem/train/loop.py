@@ -69,13 +69,15 @@ def load_initial_weights(model: nn.Module, spec: str) -> None:
         checkpoint = resolve_resume(str(path), path)[0] if path.is_dir() else load_checkpoint(path)
         state = checkpoint["ema"]["shadow"] if checkpoint.get("ema") else checkpoint["model"]
     expected = model.state_dict()
+    # A different head (e.g. a regression run continued as classification) starts its output layer fresh.
+    head = ("output.", "bins")
     mismatched = [key for key, value in state.items() if key in expected and value.shape != expected[key].shape]
     missing = [key for key in expected if key not in state and not key.startswith("embedder.")]
-    if mismatched or missing or not set(state) & set(expected):
+    if [key for key in mismatched + missing if not key.startswith(head)] or not set(state) & set(expected):
         raise ColoremError(f"--init-from {spec}: weights do not fit model (missing {missing[:3]}, "
                            f"different shapes {mismatched[:3]})")
-    model.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items() if key in expected},
-                          strict=False)
+    model.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()
+                           if key in expected and key not in mismatched}, strict=False)
 
 
 class Trainer:

@@ -137,8 +137,11 @@ class ColorLoss(nn.Module):
             chroma_target = target.norm(dim=1).flatten(1).mean(1)
             shortfall = F.relu(chroma_target - chroma).mean()
             return huber + self.colorfulness_weight * shortfall, {"huber": huber.detach(), "chroma_shortfall": shortfall.detach()}
-        logits = raw.float()  # (B, Q, H, W)
-        indices, weights = self.grid.soft(ab)  # (B, 4, H, W) each
+        logits = raw.float()  # (B, Q, h, w): the classification head's native resolution
+        if ab.shape[-2:] != logits.shape[-2:]:
+            ab = F.interpolate(ab.float(), size=logits.shape[-2:], mode="area")
+            target = ab / AB_MAX
+        indices, weights = self.grid.soft(ab)  # (B, 4, h, w) each
         log_probabilities = torch.log_softmax(logits, dim=1)
         cross_entropy = -(log_probabilities.gather(1, indices) * weights).sum(dim=1)  # (B, H, W)
         pixel_weights = self.class_weights[self.grid.nearest(ab)]

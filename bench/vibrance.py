@@ -1,0 +1,101 @@
+"""Quality, not speed: a model's PSNR-colourfulness curve over its vibrance setting, and its calibration.
+
+    python bench/vibrance.py --model WEIGHTS --images ../shared/data/eval --plot docs/vibrance-curve.png
+    python bench/vibrance.py --model WEIGHTS --images ../shared/data/train/train-000002.tar --calibrate
+
+Vibrance scales the predicted ab before the user's saturation (`ModelCard.vibrance`). --calibrate applies
+the rule the default model's vibrance was chosen by, on photos it never trained on: the largest vibrance
+whose mean PSNR stays within --budget dB (default 0.25) of the best PSNR over the grid.
+Every point is scored with colorem.evaluate (the same protocol as `colorem evaluate`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import colorem
+from colorem.evaluate import GRAY, evaluate, find_images
+
+
+def photos(source: str, folder: Path, limit: int | None) -> list[Path]:
+    """A folder of photos, or the JPEGs of a tar shard extracted into `folder`."""
+    if source.endswith(".tar"):
+        with tarfile.open(source) as archive:
+            members = [m for m in archive.getmembers() if m.isfile() and m.name.lower().endswith((".jpg", ".jpeg", ".png"))]
+            for member in members[:limit]:
+                (folder / Path(member.name).name).write_bytes(archive.extractfile(member).read())
+        return find_images(folder)
+    return find_images(source, limit)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--images", required=True, help="a folder of colour photos or a .tar shard")
+    parser.add_argument("--grid", default="1.0,1.1,1.2,1.3,1.4,1.5,1.6,1.7,1.8,2.0", help="vibrance values")
+    parser.add_argument("--render-size", type=int, default=256)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--calibrate", action="store_true", help="print the vibrance the calibration rule picks")
+    parser.add_argument("--budget", type=float, default=0.25, help="PSNR (dB) the calibration may give up for colour")
+    parser.add_argument("--plot", default=None, help="write the curve as a PNG (needs matplotlib)")
+    args = parser.parse_args()
+
+    base = colorem.load(args.model)
+    grid = [float(value) for value in args.grid.split(",")]
+    colorizers = {}
+    for value in grid:
+        colorizer = copy.copy(base)  # the same loaded model, another vibrance
+        colorizer.vibrance = value
+        colorizers[f"vibrance {value:g}"] = colorizer
+    with tempfile.TemporaryDirectory() as folder:
+        images = photos(args.images, Path(folder), args.limit)
+        result = evaluate(colorizers, images, render_size=args.render_size, contact_images=0)
+    mean = {row: {metric: float(np.mean(values)) for metric, values in metrics.items()} for row, metrics in result.scores.items()}
+    print(f"{len(result.images)} photos from {args.images}; originals' colourfulness {result.original_colorfulness.mean():.1f}; "
+          f"model vibrance in its card: {base.vibrance:g}")
+    print("| vibrance | PSNR RGB (dB) | colourfulness | AuC | SSIM |\n|---|---|---|---|---|")
+    for row in [GRAY, *colorizers]:
+        values = mean[row]
+        print(f"| {row} | {values['psnr_rgb']:.2f} | {values['colorfulness']:.1f} | {values['auc_ab']:.3f} | {values['ssim_rgb']:.3f} |")
+    if args.calibrate:
+        best = max(mean[name]["psnr_rgb"] for name in colorizers)
+        chosen = max(value for value, name in zip(grid, colorizers) if mean[name]["psnr_rgb"] >= best - args.budget)
+        print(f"calibrated vibrance: {chosen:g} (largest within {args.budget} dB of the best PSNR {best:.2f})")
+    if args.plot:
+        plot(mean, grid, colorizers, base.vibrance, result.original_colorfulness.mean(), args.plot)
+
+
+def plot(mean: dict, grid: list[float], colorizers: dict, default: float, original: float, path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise SystemExit("--plot needs matplotlib: pip install matplotlib") from error
+    x = [mean[name]["colorfulness"] for name in colorizers]
+    y = [mean[name]["psnr_rgb"] for name in colorizers]
+    figure, axes = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    axes.plot(x, y, "o-", color="#1f77b4", label="colorem default model, vibrance grid")
+    for value, xi, yi in zip(grid, x, y):
+        axes.annotate(f"{value:g}", (xi, yi), textcoords="offset points", xytext=(4, 5), fontsize=8)
+    closest = min(range(len(grid)), key=lambda i: abs(grid[i] - default))
+    axes.plot([x[closest]], [y[closest]], "*", markersize=16, color="#d62728", label=f"default (vibrance {default:g})")
+    axes.plot([mean[GRAY]["colorfulness"]], [mean[GRAY]["psnr_rgb"]], "s", color="gray", label="gray baseline")
+    axes.axvline(original, color="#2ca02c", linestyle=":", label=f"originals' colourfulness ({original:.1f})")
+    axes.set_xlabel("mean colourfulness (Hasler & Süsstrunk)")
+    axes.set_ylabel("PSNR, RGB with true L (dB)")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="lower left")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+if __name__ == "__main__":
+    main()

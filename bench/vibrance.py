@@ -1,11 +1,12 @@
-"""Quality, not speed: a model's PSNR-colourfulness curve over its vibrance setting, and its calibration.
+"""Quality, not speed: a model's PSNR-colourfulness curve over its vibrance knob, and its calibration.
 
     python bench/vibrance.py --model WEIGHTS --images ../shared/data/eval --plot docs/vibrance-curve.png
     python bench/vibrance.py --model WEIGHTS --images ../shared/data/train/train-000002.tar --calibrate
 
-Vibrance scales the predicted ab before the user's saturation (`ModelCard.vibrance`). --calibrate applies
-the rule the default model's vibrance was chosen by, on photos it never trained on: the largest vibrance
-whose mean PSNR stays within --budget dB (default 0.25) of the best PSNR over the grid.
+The knob is the annealed-mean temperature of classification models (`--knob temperature`: lower is more
+vivid; the model's default lives in its card) or `vibrance`, a scale on the predicted ab
+(`ModelCard.vibrance`). --calibrate applies the rule the default model's setting was chosen by, on photos
+it never trained on: the most colourful setting whose mean PSNR stays within --budget dB of the best.
 Every point is scored with colorem.evaluate (the same protocol as `colorem evaluate`).
 """
 
@@ -38,7 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default")
     parser.add_argument("--images", required=True, help="a folder of colour photos or a .tar shard")
-    parser.add_argument("--grid", default="1.0,1.1,1.2,1.3,1.4,1.5,1.6,1.7,1.8,2.0", help="vibrance values")
+    parser.add_argument("--knob", default="temperature", choices=("temperature", "vibrance"))
+    parser.add_argument("--grid", default=None, help="comma-separated values (default: a grid for the knob)")
     parser.add_argument("--render-size", type=int, default=256)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--calibrate", action="store_true", help="print the vibrance the calibration rule picks")
@@ -47,31 +49,34 @@ def main() -> None:
     args = parser.parse_args()
 
     base = colorem.load(args.model)
-    grid = [float(value) for value in args.grid.split(",")]
+    default_grid = "0.2,0.3,0.38,0.5,0.6,0.7,0.8,1.0" if args.knob == "temperature" else "1.0,1.2,1.4,1.6,1.8,2.0"
+    grid = [float(value) for value in (args.grid or default_grid).split(",")]
     colorizers = {}
     for value in grid:
-        colorizer = copy.copy(base)  # the same loaded model, another vibrance
-        colorizer.vibrance = value
-        colorizers[f"vibrance {value:g}"] = colorizer
+        colorizer = copy.copy(base)  # the same loaded model, another setting
+        setattr(colorizer, args.knob, value)
+        colorizers[f"{args.knob} {value:g}"] = colorizer
+    current = getattr(base.model, "temperature", None) if args.knob == "temperature" else base.vibrance
     with tempfile.TemporaryDirectory() as folder:
         images = photos(args.images, Path(folder), args.limit)
         result = evaluate(colorizers, images, render_size=args.render_size, contact_images=0)
     mean = {row: {metric: float(np.mean(values)) for metric, values in metrics.items()} for row, metrics in result.scores.items()}
     print(f"{len(result.images)} photos from {args.images}; originals' colourfulness {result.original_colorfulness.mean():.1f}; "
-          f"model vibrance in its card: {base.vibrance:g}")
-    print("| vibrance | PSNR RGB (dB) | colourfulness | AuC | SSIM |\n|---|---|---|---|---|")
+          f"the model's {args.knob}: {current:g}")
+    print(f"| {args.knob} | PSNR RGB (dB) | colourfulness | AuC | SSIM |\n|---|---|---|---|---|")
     for row in [GRAY, *colorizers]:
         values = mean[row]
         print(f"| {row} | {values['psnr_rgb']:.2f} | {values['colorfulness']:.1f} | {values['auc_ab']:.3f} | {values['ssim_rgb']:.3f} |")
     if args.calibrate:
         best = max(mean[name]["psnr_rgb"] for name in colorizers)
-        chosen = max(value for value, name in zip(grid, colorizers) if mean[name]["psnr_rgb"] >= best - args.budget)
-        print(f"calibrated vibrance: {chosen:g} (largest within {args.budget} dB of the best PSNR {best:.2f})")
+        allowed = [name for name in colorizers if mean[name]["psnr_rgb"] >= best - args.budget]
+        chosen = max(allowed, key=lambda name: mean[name]["colorfulness"])
+        print(f"calibrated {chosen} (the most colourful within {args.budget} dB of the best PSNR, {best:.2f})")
     if args.plot:
-        plot(mean, grid, colorizers, base.vibrance, result.original_colorfulness.mean(), args.plot)
+        plot(mean, grid, colorizers, args.knob, current, result.original_colorfulness.mean(), args.plot)
 
 
-def plot(mean: dict, grid: list[float], colorizers: dict, default: float, original: float, path: str) -> None:
+def plot(mean: dict, grid: list[float], colorizers: dict, knob: str, default: float, original: float, path: str) -> None:
     try:
         import matplotlib
 
@@ -82,11 +87,11 @@ def plot(mean: dict, grid: list[float], colorizers: dict, default: float, origin
     x = [mean[name]["colorfulness"] for name in colorizers]
     y = [mean[name]["psnr_rgb"] for name in colorizers]
     figure, axes = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    axes.plot(x, y, "o-", color="#1f77b4", label="colorem default model, vibrance grid")
+    axes.plot(x, y, "o-", color="#1f77b4", label=f"colorem default model over its {knob}")
     for value, xi, yi in zip(grid, x, y):
         axes.annotate(f"{value:g}", (xi, yi), textcoords="offset points", xytext=(4, 5), fontsize=8)
     closest = min(range(len(grid)), key=lambda i: abs(grid[i] - default))
-    axes.plot([x[closest]], [y[closest]], "*", markersize=16, color="#d62728", label=f"default (vibrance {default:g})")
+    axes.plot([x[closest]], [y[closest]], "*", markersize=16, color="#d62728", label=f"default ({knob} {default:g})")
     axes.plot([mean[GRAY]["colorfulness"]], [mean[GRAY]["psnr_rgb"]], "s", color="gray", label="gray baseline")
     axes.axvline(original, color="#2ca02c", linestyle=":", label=f"originals' colourfulness ({original:.1f})")
     axes.set_xlabel("mean colourfulness (Hasler & Süsstrunk)")

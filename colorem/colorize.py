@@ -78,6 +78,7 @@ class Colorizer:
         self.card = card
         self.max_pixels = max_pixels
         self.vibrance = float(card.vibrance)  # the model's calibrated colour strength; saturation=1 means "as calibrated"
+        self.temperature: float | None = None  # classification heads: annealed-mean temperature (None: the model's)
         self.model = model.to(self.device).eval()
         if self.device.type == "cpu" or self.precision != "fp32":
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -107,6 +108,7 @@ class Colorizer:
     @torch.inference_mode()
     def predict_ab(self, l_small: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """(B, 1, R, R) L in [0, 100] -> (B, 2, R, R) ab in Lab units (float32, CPU)."""
+        temperature = self.temperature if temperature is None else temperature
         if self._onnx is not None:
             default = getattr(self.model, "temperature", 1.0)
             ab = self._onnx(l_small, default if temperature is None else temperature)

@@ -69,18 +69,10 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], keep: int
 def _write_checkpoint(path: Path, state: dict[str, Any]) -> None:
     digest = hashlib.sha256()
     existed = path.exists()
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    _write_atomic(path, lambda stream: torch.save(state, _HashingWriter(stream, digest)))
     try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(state, _HashingWriter(stream, digest))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    try:
-        _write_atomic(path.with_name(path.name + ".sha256"), f"{digest.hexdigest()}  {path.name}\n")
+        sidecar = f"{digest.hexdigest()}  {path.name}\n".encode()
+        _write_atomic(path.with_name(path.name + ".sha256"), lambda stream: stream.write(sidecar))
     except BaseException:
         if not existed:  # unverifiable without its sidecar: the newest checkpoint stays the previous one
             path.unlink(missing_ok=True)
@@ -114,11 +106,12 @@ class _HashingWriter:
         self.stream.flush()
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, write) -> None:
+    """write(binary stream) into a temporary file beside `path`, fsync it, then rename it into place."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)

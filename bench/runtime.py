@@ -1,7 +1,7 @@
 """Backends side by side: forward at 256², end-to-end 1 MP and 12 MP photos, folder throughput,
 peak memory, and the ratio of each to plain fp32 eager PyTorch measured in the same run.
 
-    python bench/runtime.py [--model WEIGHTS] [--photos 1000] [--repeats 10]
+    python bench/runtime.py [--model WEIGHTS] [--photos 1000] [--repeats 10] [--rows LABEL ...]
 
 Each backend runs in its own subprocess (so peak memory, max RSS, is its own) over the same files.
 Without --model: the packaged default model if installed, else the original network with random weights.
@@ -58,15 +58,16 @@ if layout is torch.contiguous_format:
 else:
     forward = colorizer.predict_ab
 result = {"forward_ms": median_ms(lambda: forward(l1), args["repeats"])}
-l8 = torch.rand(8, 1, 256, 256) * 100
+render = args["render_size"] or colorizer.render_size  # what the folder run renders at
+l8 = torch.rand(8, 1, render, render) * 100
 result["model_batch_img_s"] = 8000 / median_ms(lambda: forward(l8), max(3, args["repeats"] // 2))
 for name in ("1mp", "12mp"):
     source = args[name]
     target = str(Path(args["tmp"]) / f"out-{name}.jpg")
-    result[name + "_ms"] = median_ms(lambda: write_image(colorizer.colorize(source), target), max(3, args["repeats"] // (1 if name == "1mp" else 3)), warmup=1)
+    result[name + "_ms"] = median_ms(lambda: write_image(colorizer.colorize(source, render_size=render), target), max(3, args["repeats"] // (1 if name == "1mp" else 3)), warmup=1)
 files = sorted(Path(args["folder"]).glob("*.jpg"))
 out = Path(args["tmp"]) / ("folder-" + args["label"].replace(" ", "_"))
-options = BatchOptions(output=out, batch_size=8, overwrite=True)
+options = BatchOptions(output=out, batch_size=8, overwrite=True, render_size=render)
 start = time.perf_counter()
 done = sum(r.status == "done" for r in colorize_files(colorizer, [(f, Path(f.name)) for f in files], options))
 result["folder_img_s"] = done / (time.perf_counter() - start)
@@ -110,6 +111,10 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--photos", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--render-size", type=int, default=0,
+                        help="render size of the model-only and folder runs (default: the model card's)")
+    parser.add_argument("--rows", nargs="+", default=[label for label, *_ in ROWS], metavar="LABEL",
+                        help="only these rows (the fp32 eager baseline always runs)")
     args = parser.parse_args()
     from colorem.runtime import export_onnx, quantize_onnx
     from colorem.weights import load_weights
@@ -127,16 +132,20 @@ def main() -> None:
         onnx_files = {"fp32": str(folder / "model.onnx"), "int8": str(folder / "model-int8.onnx")}
         results = []
         for label, backend, precision, variant in ROWS:
+            if label not in args.rows and label != ROWS[0][0]:
+                continue
             child = {"model": model_path, "backend": backend, "precision": precision, "onnx": onnx_files.get(variant),
-                     "repeats": args.repeats, "tmp": tmp, "label": label, **inputs}
+                     "repeats": args.repeats, "tmp": tmp, "render_size": args.render_size, "label": label, **inputs}
             run = subprocess.run([sys.executable, "-c", CHILD, json.dumps(child)], capture_output=True, text=True)
             if run.returncode:
                 print(f"{label}: failed\n{run.stderr[-2000:]}", file=sys.stderr)
                 continue
             results.append((label, json.loads(run.stdout.strip().splitlines()[-1])))
     base = dict(results)["PyTorch eager fp32"]
-    print(f"model: {model_path}, {args.photos} photos of 384-640 px; medians; ratio = speed vs PyTorch eager fp32 in this run")
-    print("| backend | forward 256² | model-only batch 8 | 1 MP file→file | 12 MP file→file | folder | folder / model-only | peak RSS |")
+    render = args.render_size or card.render_size
+    print(f"model: {model_path}, {args.photos} photos of 384-640 px, rendered at {render}²; medians; "
+          "ratio = speed vs PyTorch eager fp32 in this run")
+    print(f"| backend | forward 256² | model-only batch 8 at {render}² | 1 MP file→file | 12 MP file→file | folder | folder / model-only | peak RSS |")
     print("|---|---|---|---|---|---|---|---|")
     for label, r in results:
         print(f"| {label} | {r['forward_ms']:.1f} ms ({base['forward_ms'] / r['forward_ms']:.2f}×) "

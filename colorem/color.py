@@ -5,10 +5,14 @@ Units everywhere: RGB in [0, 1], L in [0, 100], a and b in Lab units (roughly [-
 
 from __future__ import annotations
 
+import functools
+
 import kornia.color
 import torch
 
 AB_MAX = 128.0  # |a|, |b| bound used to scale the network's tanh output
+D65_WHITE = (0.95047, 1.0, 1.08883)  # XYZ of the reference white, as kornia uses
+GAMUT_TOLERANCE = 1e-4
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
@@ -21,36 +25,90 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     return kornia.color.lab_to_rgb(lab, clip=True)
 
 
-def lab_to_rgb_keep_l(lab: torch.Tensor, steps: int = 8) -> torch.Tensor:
+def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    """sRGB values in [0, 1] -> linear light (the IEC 61966-2-1 curve, as kornia's rgb_to_linear_rgb)."""
+    x = x.clamp(0.0, 1.0)
+    return torch.where(x > 0.04045, ((x + 0.055) / 1.055).pow(2.4), x / 12.92)
+
+
+def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    """Linear light in [0, 1] -> sRGB values in [0, 1] (the inverse of srgb_to_linear)."""
+    x = x.clamp(0.0, 1.0)
+    return torch.where(x > 0.0031308, x.clamp_min(0.0031308).pow(1.0 / 2.4).mul_(1.055).sub_(0.055), x * 12.92)
+
+
+def lab_to_linear_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) Lab (D65) -> linear-light RGB, unclipped: out-of-gamut colours fall outside [0, 1]."""
+    l, a, b = lab.unbind(dim=-3)
+    fy = (l + 16.0) / 116.0
+    f = torch.stack([fy + a / 500.0, fy, fy - b / 200.0], dim=-3)
+    xyz = torch.where(f > 6.0 / 29.0, f * f * f, (f - 4.0 / 29.0) * (3.0 * (6.0 / 29.0) ** 2))
+    white = torch.tensor(D65_WHITE, dtype=xyz.dtype, device=xyz.device)[:, None, None]
+    return kornia.color.xyz_to_rgb(xyz * white)
+
+
+def lab_to_rgb_keep_l(lab: torch.Tensor) -> torch.Tensor:
     """Lab -> sRGB like lab_to_rgb, but out-of-gamut colours lose chroma instead of lightness.
 
     Plain clipping of an out-of-gamut pixel changes its L (dark pixels brighten, highlights darken or
-    tint); here a/b of those pixels are scaled towards gray (geometrically, `steps` times at most)
-    until the colour fits, so the result keeps the requested lightness.
+    tint); here a/b of those pixels alone are scaled towards gray, to the largest scale that fits,
+    so the result keeps the requested lightness and as much chroma as the sRGB gamut holds.
     """
-    rgb = kornia.color.lab_to_rgb(lab, clip=False)
-    outside = ((rgb < -1e-4) | (rgb > 1 + 1e-4)).any(dim=1)  # (B, H, W)
-    if not outside.any():
-        return rgb
-    pixels = lab.permute(0, 2, 3, 1)[outside]  # (N, 3)
-    scale = torch.ones(len(pixels), 1, dtype=lab.dtype, device=lab.device)
-    for _ in range(steps):
-        candidate = torch.cat([pixels[:, :1], pixels[:, 1:] * scale], dim=1)
-        fixed = kornia.color.lab_to_rgb(candidate.T[None, :, :, None], clip=False)[0, :, :, 0].T  # (N, 3)
-        bad = ((fixed < -1e-4) | (fixed > 1 + 1e-4)).any(dim=1, keepdim=True)
-        if not bad.any():
-            break
-        scale = torch.where(bad, scale * 0.7, scale)
-    rgb = rgb.permute(0, 2, 3, 1).clone()
-    rgb[outside] = fixed
-    return rgb.permute(0, 3, 1, 2).clamp(0.0, 1.0)
+    return linear_to_srgb(lab_to_linear_rgb_keep_l(lab))
+
+
+def lab_to_srgb8(lab: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) Lab -> (B, H, W, 3) uint8 sRGB, as lab_to_rgb_keep_l rounded, through a lookup table
+    (the photo-writing path: no float sRGB image in between)."""
+    linear = lab_to_linear_rgb_keep_l(lab).movedim(-3, -1)  # (B, H, W, 3)
+    return _srgb8_table(linear.device)[linear.mul(SRGB8_TABLE_SIZE - 1).add_(0.5).to(torch.int32)]
+
+
+SRGB8_TABLE_SIZE = 1 << 16  # linear steps of 1.5e-5: the table is exact to within one level of 255
+
+
+@functools.lru_cache(maxsize=4)
+def _srgb8_table(device: torch.device) -> torch.Tensor:
+    linear = torch.linspace(0.0, 1.0, SRGB8_TABLE_SIZE, dtype=torch.float64)
+    return linear_to_srgb(linear).mul(255.0).add(0.5).floor().to(torch.uint8).to(device)
+
+
+def lab_to_linear_rgb_keep_l(lab: torch.Tensor, rounds: int = 3, candidates: int = 8) -> torch.Tensor:
+    """Lab -> linear RGB in [0, 1] where out-of-gamut pixels have their a/b scaled towards gray, to the
+    largest scale that fits: `rounds` searches over `candidates` scales each (1/512 of the chroma by
+    default), batched over those pixels only."""
+    linear = lab_to_linear_rgb(lab)
+    outside = ((linear < -GAMUT_TOLERANCE) | (linear > 1 + GAMUT_TOLERANCE)).any(dim=-3)  # (B, H, W)
+    if outside.any():
+        pixels = lab.movedim(-3, -1)[outside]  # (N, 3)
+        low = torch.zeros(len(pixels), 1, dtype=lab.dtype, device=lab.device)  # gray always fits
+        step = 1.0
+        steps = torch.arange(1, candidates + 1, dtype=lab.dtype, device=lab.device) / candidates  # (K,)
+        for _ in range(rounds):
+            scales = low + step * steps  # (N, K)
+            rgb = lab_to_linear_rgb(_scale_chroma(pixels, scales))  # (3, N, K)
+            inside = ((rgb >= 0.0) & (rgb <= 1.0)).all(dim=0)  # strict: dark colours are sensitive
+            fitting = (inside * torch.arange(1, candidates + 1, device=lab.device)).amax(dim=1, keepdim=True)
+            low = low + step * fitting.to(lab.dtype) / candidates  # the largest fitting scale so far
+            step /= candidates
+        linear = linear.movedim(-3, -1).clone()
+        linear[outside] = lab_to_linear_rgb(_scale_chroma(pixels, low))[:, :, 0].T
+        linear = linear.movedim(-1, -3)
+    return linear.clamp_(0.0, 1.0)
+
+
+def _scale_chroma(pixels: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """(N, 3) Lab pixels, (N, K) scales -> (3, N, K) Lab with a/b times each scale (an image)."""
+    l, a, b = pixels.T[:, :, None]  # (N, 1) each
+    return torch.stack([l.expand_as(scales), a * scales, b * scales])
 
 
 def rgb_to_l(rgb: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) sRGB -> (B, 1, H, W) lightness L in [0, 100]; cheaper than a full Lab conversion."""
-    linear = kornia.color.rgb_to_linear_rgb(rgb.clamp(0.0, 1.0))
-    # Y row of the sRGB -> XYZ (D65) matrix; Yn = 1.
-    y = 0.212671 * linear[:, 0:1] + 0.715160 * linear[:, 1:2] + 0.072169 * linear[:, 2:3]
+    """(B, 3, H, W) sRGB -> (B, 1, H, W) lightness L in [0, 100]; cheaper than a full Lab conversion.
+    A (B, 1, H, W) gray image (R = G = B) is taken as is: a third of the work."""
+    linear = srgb_to_linear(rgb)
+    # Y row of the sRGB -> XYZ (D65) matrix (its rows sum to Yn = 1, so gray needs no weights).
+    y = linear if rgb.shape[-3] == 1 else 0.212671 * linear[:, 0:1] + 0.715160 * linear[:, 1:2] + 0.072169 * linear[:, 2:3]
     threshold = 0.008856
     f = torch.where(y > threshold, y.clamp_min(threshold).pow(1.0 / 3.0), 7.787 * y + 4.0 / 29.0)
     return 116.0 * f - 16.0

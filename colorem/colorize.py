@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from colorem.color import AB_MAX, join_lab, lab_to_rgb_keep_l, rgb_to_l
+from colorem.color import AB_MAX, join_lab, lab_to_srgb8, rgb_to_l
 from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput, Photo, read_image, to_pil
 from colorem.runtime import BACKENDS, OnnxBackend, export_onnx, onnxruntime_available
 from colorem.weights import ModelCard, load_weights, resolve_weights
@@ -62,9 +62,11 @@ def autocast(device: torch.device, precision: str):
 
 @dataclass
 class Prepared:
-    photo: Photo
+    """What finish() needs of a decoded photo (small, so DataLoader workers pass it on cheaply)."""
+
     l_full: torch.Tensor  # (1, 1, H, W)
     l_small: torch.Tensor  # (1, 1, R, R)
+    alpha: np.ndarray | None  # (H, W) float32 in [0, 1], when the photo had transparency
 
 
 class Colorizer:
@@ -99,11 +101,14 @@ class Colorizer:
     # --- the pipeline -------------------------------------------------------------------------
     def prepare(self, image: ImageInput, render_size: int) -> Prepared:
         photo = image if isinstance(image, Photo) else read_image(image, max_pixels=self.max_pixels)
-        rgb_full = torch.from_numpy(photo.rgb).permute(2, 0, 1)[None]  # (1, 3, H, W)
-        l_full = _chunked_rows(rgb_full, rgb_to_l)  # (1, 1, H, W)
+        if photo.gray is not None:  # a one-channel photo: its L needs a third of the work
+            pixels = torch.from_numpy(photo.gray)[None, None]  # (1, 1, H, W)
+        else:
+            pixels = torch.from_numpy(photo.rgb).permute(2, 0, 1)[None]  # (1, 3, H, W)
+        l_full = _chunked_rows(pixels, rgb_to_l)  # (1, 1, H, W)
         l_small = F.interpolate(l_full, size=(render_size, render_size), mode="bilinear",
                                 align_corners=False, antialias=True)
-        return Prepared(photo, l_full, l_small)
+        return Prepared(l_full, l_small, photo.alpha)
 
     @torch.inference_mode()
     def predict_ab(self, l_small: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
@@ -121,11 +126,11 @@ class Colorizer:
 
     def finish(self, prepared: Prepared, ab_small: torch.Tensor, saturation: float) -> Image.Image:
         height, width = prepared.l_full.shape[-2:]
-        ab_full = F.interpolate(ab_small * saturation, size=(height, width), mode="bilinear", align_corners=False)
-        lab = join_lab(prepared.l_full, ab_full.clamp(-AB_MAX, AB_MAX))
-        rgb = _chunked_rows(lab, lab_to_rgb_keep_l, out_channels=3)
-        rgb_uint8 = (rgb[0].permute(1, 2, 0).mul(255.0).add_(0.5).clamp_(0, 255)).to(torch.uint8).numpy()
-        return to_pil(rgb_uint8, prepared.photo.alpha)
+        ab_full = F.interpolate((ab_small * saturation).contiguous(), size=(height, width), mode="bilinear",
+                                align_corners=False)
+        lab = join_lab(prepared.l_full, ab_full.clamp_(-AB_MAX, AB_MAX))
+        rgb_uint8 = _chunked_rows(lab, lab_to_srgb8, row_dim=1)  # (1, H, W, 3)
+        return to_pil(rgb_uint8[0].numpy(), prepared.alpha)
 
     def colorize(self, image: ImageInput, render_size: int | None = None, saturation: float = 1.0,
                  temperature: float | None = None):
@@ -172,16 +177,14 @@ def _check_options(render_size: int, saturation: float) -> int:
     return render_size
 
 
-def _chunked_rows(image: torch.Tensor, function, out_channels: int = 1) -> torch.Tensor:
-    """Apply a per-pixel function to (1, C, H, W) in horizontal slices of about CHUNK_PIXELS."""
+def _chunked_rows(image: torch.Tensor, function, row_dim: int = -2) -> torch.Tensor:
+    """Apply a per-pixel function to (1, C, H, W) in horizontal slices of about CHUNK_PIXELS, joining
+    the results along `row_dim` (the rows of the function's output)."""
     height, width = image.shape[-2:]
     rows = max(1, CHUNK_PIXELS // max(width, 1))
     if rows >= height:
         return function(image)
-    out = image.new_empty(image.shape[0], out_channels, height, width)
-    for top in range(0, height, rows):
-        out[:, :, top:top + rows] = function(image[:, :, top:top + rows])
-    return out
+    return torch.cat([function(image[:, :, top:top + rows]) for top in range(0, height, rows)], dim=row_dim)
 
 
 def _like_input(result: Image.Image, image: ImageInput):

@@ -35,6 +35,7 @@ class Photo:
     alpha: np.ndarray | None
     name: str
     format: str | None = None
+    gray: np.ndarray | None = None  # (H, W) float32, the one channel of a grayscale source (rgb repeats it)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -141,17 +142,24 @@ def _photo_from_pil(image: Image.Image, label: str, max_pixels: int) -> Photo:
         values = np.asarray(image, dtype=np.float32)
         # 16-bit files (the usual source of "I" too) use the full 0..65535 range.
         gray = values / 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else values / 255.0
-        rgb = np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=2)
+        gray = np.clip(gray, 0.0, 1.0)
     elif mode == "F":
         values = np.asarray(image, dtype=np.float32)
         scale = 1.0 if values.max(initial=0) <= 1.0 else 255.0
-        rgb = np.repeat(np.clip(values / scale, 0.0, 1.0)[..., None], 3, axis=2)
+        gray = np.clip(values / scale, 0.0, 1.0)
     else:
         if mode not in ("RGB", "L"):
             image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, 1
         array = np.asarray(image, dtype=np.float32) / 255.0
-        rgb = np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else array
-    return Photo(rgb=np.ascontiguousarray(rgb, dtype=np.float32), alpha=alpha, name=label)
+        if array.ndim == 3:
+            return Photo(rgb=np.ascontiguousarray(array), alpha=alpha, name=label)
+        gray = array
+    return _gray_photo(gray, alpha, label)
+
+
+def _gray_photo(gray: np.ndarray, alpha: np.ndarray | None, label: str) -> Photo:
+    gray = np.ascontiguousarray(gray, dtype=np.float32)
+    return Photo(rgb=np.repeat(gray[..., None], 3, axis=2), alpha=alpha, name=label, gray=gray)
 
 
 def _photo_from_array(array: np.ndarray, label: str, max_pixels: int) -> Photo:
@@ -173,8 +181,9 @@ def _photo_from_array(array: np.ndarray, label: str, max_pixels: int) -> Photo:
     alpha = None
     if values.ndim == 3 and values.shape[2] == 4:
         alpha, values = values[..., 3], values[..., :3]
-    rgb = np.repeat(values[..., None], 3, axis=2) if values.ndim == 2 else values
-    return Photo(rgb=np.ascontiguousarray(rgb), alpha=alpha, name=label)
+    if values.ndim == 2:
+        return _gray_photo(values, alpha, label)
+    return Photo(rgb=np.ascontiguousarray(values), alpha=alpha, name=label)
 
 
 def to_pil(rgb_uint8: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:

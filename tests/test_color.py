@@ -72,3 +72,20 @@ def test_out_of_gamut_colours_keep_their_lightness():
     assert rgb.min() >= 0 and rgb.max() <= 1
     assert torch.allclose(rgb_to_lab(rgb)[:, 0], lab[:, 0], atol=0.05)  # plain clipping is off by several units
     assert torch.allclose(rgb_to_lab(rgb)[0, :, 2], lab[0, :, 2], atol=1e-3)  # in-gamut pixels untouched
+
+
+def test_uint8_writer_matches_the_float_conversion():
+    from colorem.color import lab_to_rgb_keep_l, lab_to_srgb8
+
+    generator = torch.Generator().manual_seed(0)
+    lab = torch.cat([torch.rand(2, 1, 40, 50, generator=generator) * 100,
+                     torch.randn(2, 2, 40, 50, generator=generator) * 40], dim=1)  # many out of gamut
+    as_uint8 = lab_to_srgb8(lab).int()  # (B, H, W, 3)
+    reference = (lab_to_rgb_keep_l(lab).movedim(1, -1) * 255 + 0.5).floor().int()
+    assert as_uint8.shape == (2, 40, 50, 3)
+    assert (as_uint8 - reference).abs().max() <= 1
+
+
+def test_gray_input_gives_the_same_lightness_as_rgb():
+    gray = torch.rand(1, 1, 8, 8)
+    assert torch.allclose(rgb_to_l(gray), rgb_to_l(gray.expand(-1, 3, -1, -1)), atol=1e-4)

@@ -105,3 +105,10 @@ def test_write_image_is_atomic_and_leaves_no_temporaries(tmp_path):
     write_image(photo().convert("RGBA"), target)
     assert Image.open(target).mode == "RGB"  # JPEG cannot hold alpha: flattened
     assert [p.name for p in target.parent.iterdir()] == ["a.jpg"]
+
+
+def test_one_channel_sources_keep_their_channel(tmp_path):
+    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8), "L").save(tmp_path / "gray.png")
+    photo = read_image(tmp_path / "gray.png")
+    assert photo.gray is not None and np.array_equal(photo.gray, photo.rgb[..., 0])
+    assert read_image(np.zeros((4, 4, 3), np.uint8)).gray is None

@@ -91,3 +91,12 @@ def test_mismatched_weights_are_refused(tmp_path):
     path.with_suffix(".json").write_text('{"architecture": "color-em-half"}')
     with pytest.raises(WeightsError, match="do not match"):
         load_weights(path)
+
+
+def test_annealed_mean_matches_the_reference_formula():
+    model = create_model("color-em-tiny", head="classification")
+    logits = torch.randn(2, len(model.bins), 6, 5)
+    expected = torch.einsum("bqhw,qc->bchw", torch.softmax(logits / 0.38, dim=1), model.bins)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        decoded = model.decode_logits(logits.contiguous(memory_format=layout), 0.38)
+        assert torch.allclose(decoded, expected, atol=1e-4)

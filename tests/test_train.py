@@ -248,6 +248,10 @@ def test_classification_run_stores_its_ab_prior_and_exports(photos, tmp_path):
     prior = json.loads((run / "ab_prior.json").read_text())["prior"]
     assert abs(sum(prior) - 1) < 1e-4
     assert load_latest(run)[0]["ab_prior"] == pytest.approx(prior)
+    # a calibrated temperature goes into the card and becomes the loaded model's default
+    export(run, tmp_path / "calibrated.safetensors", temperature=0.5)
+    colorizer = colorem.load(tmp_path / "calibrated.safetensors")
+    assert colorizer.card.architecture_options["temperature"] == 0.5 and colorizer.model.temperature == 0.5
 
 
 def test_frozen_embedder_outputs_are_cached(photos, tmp_path):
@@ -361,3 +365,13 @@ def test_init_from_a_regression_run_into_a_classification_head(photos, tmp_path)
     mismatched = tiny_config(photos, "model.architecture=color-em-half", "run.steps=1")
     with pytest.raises(colorem.ColoremError, match="do not fit"):
         Trainer(mismatched, tmp_path / "bad", env=DistributedEnv(), init_from=str(run))
+
+
+def test_cli_until_ends_a_sitting_that_resume_continues(photos, tmp_path):
+    out = tmp_path / "run"
+    first = cli(*cli_train_args(photos, out, "run.steps=4", "run.checkpoint_every=10"), "--until", "2")
+    assert first.returncode == 0, first.stderr
+    assert [path.name for path in list_checkpoints(out)] == ["step-00000002.pt"]
+    second = cli(*cli_train_args(photos, out, "run.steps=4", "run.checkpoint_every=10"), "--resume", "auto")
+    assert second.returncode == 0, second.stderr
+    assert list_checkpoints(out)[-1].name == "step-00000004.pt"

@@ -18,6 +18,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="", help="name in the card (default: the output file's stem)")
     parser.add_argument("--description", default="", help="description in the card")
     parser.add_argument("--render-size", type=int, default=None, help="default render size in the card (default: the training crop)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="classification heads: the default annealed-mean temperature in the card (default: the run's)")
     parser.add_argument("--vibrance", type=float, default=None, help="the model's calibrated colour strength in the card (default 1)")
     parser.add_argument("--int8", action="store_true", help="ONNX: int8-quantize (for CPUs without bf16)")
     parser.add_argument("--calibration", default=None,
@@ -35,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from colorem.train.export import export
 
     path = export(args.source, output, dtype=torch.float16 if args.fp16 else None, use_ema=not args.no_ema,
-                  name=args.name, description=args.description, render_size=args.render_size, vibrance=args.vibrance)
+                  name=args.name, description=args.description, render_size=args.render_size, vibrance=args.vibrance,
+                  temperature=args.temperature)
     print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0
 

@@ -42,6 +42,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="override a config value, e.g. --set optim.lr=3e-4 --set run.steps=2000 (repeatable)")
     parser.add_argument("--resume", metavar="auto|PATH", help="continue a run: auto, a run folder or a checkpoint")
     parser.add_argument("--init-from", metavar="WEIGHTS", help="initial weights for a new run")
+    parser.add_argument("--until", type=int, metavar="STEP",
+                        help="end this sitting at STEP with a checkpoint; the schedule still runs to run.steps, "
+                             "so a later --resume auto continues it (the original's training in sets)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (run.device; under torchrun each rank takes its local GPU)")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), help="run.precision")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as TOML-like JSON and exit")
@@ -93,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"training {config.model.architecture} ({config.loss.name}) on {trainer.source.kind} "
                   f"({len(trainer.source.items)}), {env.world_size} process(es) on {env.device}, "
                   f"precision {trainer.precision}", file=sys.stderr)
-        summary = trainer.fit()
+        summary = trainer.fit(until=args.until)
     finally:
         distributed.cleanup()
     if env.is_main:

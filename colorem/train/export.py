@@ -14,13 +14,19 @@ from colorem.weights import ModelCard, save_weights
 
 
 def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name: str = "", description: str = "",
-                       render_size: int | None = None, vibrance: float | None = None) -> tuple[nn.Module, ModelCard]:
-    """RUN_DIR or CHECKPOINT -> (model with the EMA weights when the run kept an EMA, full ModelCard)."""
+                       render_size: int | None = None, vibrance: float | None = None,
+                       temperature: float | None = None) -> tuple[nn.Module, ModelCard]:
+    """RUN_DIR or CHECKPOINT -> (model with the EMA weights when the run kept an EMA, full ModelCard).
+    `temperature` sets a classification head's default annealed-mean temperature (e.g. a calibrated one)."""
     from colorem.train.loop import build_model  # the same network the run trained
 
     source = Path(source)
     state = resolve_resume(str(source), source)[0] if source.is_dir() else load_checkpoint(source)
     config = Config.from_dict(state["config"])
+    if temperature is not None:
+        if config.model.head != "classification":
+            raise ValueError("a temperature applies to classification heads only")
+        config.model.temperature = float(temperature)
     model = build_model(config)
     weights = state["ema"]["shadow"] if use_ema and state.get("ema") else state["model"]
     expected = model.state_dict()
@@ -47,10 +53,10 @@ def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name:
 
 def export(source: str | os.PathLike, out: str | os.PathLike, *, dtype: torch.dtype | None = None,
            use_ema: bool = True, name: str = "", description: str = "", render_size: int | None = None,
-           vibrance: float | None = None) -> Path:
+           vibrance: float | None = None, temperature: float | None = None) -> Path:
     """RUN_DIR or CHECKPOINT -> out.safetensors + out.json (a full ModelCard). dtype=torch.float16 halves the file."""
     model, card = load_trained_model(source, use_ema=use_ema, name=name or Path(out).stem, description=description,
-                                     render_size=render_size, vibrance=vibrance)
+                                     render_size=render_size, vibrance=vibrance, temperature=temperature)
     return save_weights(model, card, out, dtype=dtype)
 
 

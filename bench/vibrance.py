@@ -1,7 +1,8 @@
 """Quality, not speed: a model's PSNR-colourfulness curve over its vibrance knob, and its calibration.
 
     python bench/vibrance.py --model WEIGHTS --images ../shared/data/eval --plot docs/vibrance-curve.png
-    python bench/vibrance.py --model WEIGHTS --images ../shared/data/train/train-000002.tar --calibrate
+    python bench/vibrance.py --model WEIGHTS --images ../shared/data/train/train-000002.tar \
+        --exclude-source debian_wallpapers --calibrate [--margin 0.35]
 
 The knob is the annealed-mean temperature of classification models (`--knob temperature`: lower is more
 vivid; the model's default lives in its card) or `vibrance`, a scale on the predicted ab
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import csv
+import gzip
 import tarfile
 import tempfile
 from pathlib import Path
@@ -24,11 +27,17 @@ import colorem
 from colorem.evaluate import GRAY, evaluate, find_images
 
 
-def photos(source: str, folder: Path, limit: int | None) -> list[Path]:
-    """A folder of photos, or the JPEGs of a tar shard extracted into `folder`."""
+def photos(source: str, folder: Path, limit: int | None, exclude: frozenset[str] = frozenset()) -> list[Path]:
+    """A folder of photos, or the JPEGs of a tar shard extracted into `folder`, less the keys whose source
+    (in the shards' train_index.tsv.gz, beside the train/ folder) is in `exclude`."""
     if source.endswith(".tar"):
+        skip = set()
+        if exclude:
+            with gzip.open(Path(source).parent.parent / "train_index.tsv.gz", "rt") as index:
+                skip = {row["key"] for row in csv.DictReader(index, delimiter="\t") if row["source"] in exclude}
         with tarfile.open(source) as archive:
-            members = [m for m in archive.getmembers() if m.isfile() and m.name.lower().endswith((".jpg", ".jpeg", ".png"))]
+            members = [m for m in archive.getmembers() if m.isfile() and m.name.lower().endswith((".jpg", ".jpeg", ".png"))
+                       and Path(m.name).stem not in skip]
             for member in members[:limit]:
                 (folder / Path(member.name).name).write_bytes(archive.extractfile(member).read())
         return find_images(folder)
@@ -45,6 +54,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--calibrate", action="store_true", help="print the vibrance the calibration rule picks")
     parser.add_argument("--budget", type=float, default=0.25, help="PSNR (dB) the calibration may give up for colour")
+    parser.add_argument("--margin", type=float, default=None,
+                        help="calibrate instead to the most colourful setting that beats the gray baseline by this "
+                             "many dB of PSNR with an AuC no lower than gray's")
+    parser.add_argument("--exclude-source", action="append", default=[],
+                        help="with a .tar: leave out photos of this source (e.g. debian_wallpapers, whose other "
+                             "crops are in the training shards); repeatable")
     parser.add_argument("--plot", default=None, help="write the curve as a PNG (needs matplotlib)")
     args = parser.parse_args()
 
@@ -58,7 +73,7 @@ def main() -> None:
         colorizers[f"{args.knob} {value:g}"] = colorizer
     current = getattr(base.model, "temperature", None) if args.knob == "temperature" else base.vibrance
     with tempfile.TemporaryDirectory() as folder:
-        images = photos(args.images, Path(folder), args.limit)
+        images = photos(args.images, Path(folder), args.limit, frozenset(args.exclude_source))
         result = evaluate(colorizers, images, render_size=args.render_size, contact_images=0)
     mean = {row: {metric: float(np.mean(values)) for metric, values in metrics.items()} for row, metrics in result.scores.items()}
     print(f"{len(result.images)} photos from {args.images}; originals' colourfulness {result.original_colorfulness.mean():.1f}; "
@@ -67,7 +82,16 @@ def main() -> None:
     for row in [GRAY, *colorizers]:
         values = mean[row]
         print(f"| {row} | {values['psnr_rgb']:.2f} | {values['colorfulness']:.1f} | {values['auc_ab']:.3f} | {values['ssim_rgb']:.3f} |")
-    if args.calibrate:
+    if args.calibrate and args.margin is not None:
+        gray = mean[GRAY]
+        allowed = [name for name in colorizers if mean[name]["psnr_rgb"] >= gray["psnr_rgb"] + args.margin
+                   and mean[name]["auc_ab"] >= gray["auc_ab"]]
+        if not allowed:
+            print(f"calibration: no setting beats gray by {args.margin} dB with gray's AuC")
+        else:
+            chosen = max(allowed, key=lambda name: mean[name]["colorfulness"])
+            print(f"calibrated {chosen} (the most colourful {args.margin} dB or more above gray, AuC ≥ gray's)")
+    elif args.calibrate:
         best = max(mean[name]["psnr_rgb"] for name in colorizers)
         allowed = [name for name in colorizers if mean[name]["psnr_rgb"] >= best - args.budget]
         chosen = max(allowed, key=lambda name: mean[name]["colorfulness"])

@@ -12,7 +12,8 @@ import torch
 
 AB_MAX = 128.0  # |a|, |b| bound used to scale the network's tanh output
 D65_WHITE = (0.95047, 1.0, 1.08883)  # XYZ of the reference white, as kornia uses
-GAMUT_TOLERANCE = 1e-4
+GAMUT_TOLERANCE = 1e-4  # linear RGB this far outside [0, 1] counts as out of gamut
+SRGB8_TABLE_SIZE = 1 << 16  # linear steps of 1.5e-5: the uint8 table is exact to within one level of 255
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
@@ -26,7 +27,8 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
 
 
 def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
-    """sRGB values in [0, 1] -> linear light (the IEC 61966-2-1 curve, as kornia's rgb_to_linear_rgb)."""
+    """sRGB values in [0, 1] -> linear light: the IEC 61966-2-1 curve of kornia's rgb_to_linear_rgb, for
+    any shape (kornia's takes 3 channels only; gray photos and lookup tables have one)."""
     x = x.clamp(0.0, 1.0)
     return torch.where(x > 0.04045, ((x + 0.055) / 1.055).pow(2.4), x / 12.92)
 
@@ -64,8 +66,6 @@ def lab_to_srgb8(lab: torch.Tensor) -> torch.Tensor:
     return _srgb8_table(linear.device)[linear.mul(SRGB8_TABLE_SIZE - 1).add_(0.5).to(torch.int32)]
 
 
-SRGB8_TABLE_SIZE = 1 << 16  # linear steps of 1.5e-5: the table is exact to within one level of 255
-
 
 @functools.lru_cache(maxsize=4)
 def _srgb8_table(device: torch.device) -> torch.Tensor:
@@ -83,9 +83,9 @@ def lab_to_linear_rgb_keep_l(lab: torch.Tensor, rounds: int = 3, candidates: int
         pixels = lab.movedim(-3, -1)[outside]  # (N, 3)
         low = torch.zeros(len(pixels), 1, dtype=lab.dtype, device=lab.device)  # gray always fits
         step = 1.0
-        steps = torch.arange(1, candidates + 1, dtype=lab.dtype, device=lab.device) / candidates  # (K,)
+        fractions = torch.arange(1, candidates + 1, dtype=lab.dtype, device=lab.device) / candidates  # (K,)
         for _ in range(rounds):
-            scales = low + step * steps  # (N, K)
+            scales = low + step * fractions  # (N, K): the next `candidates` scales above the best so far
             rgb = lab_to_linear_rgb(_scale_chroma(pixels, scales))  # (3, N, K)
             inside = ((rgb >= 0.0) & (rgb <= 1.0)).all(dim=0)  # strict: dark colours are sensitive
             fitting = (inside * torch.arange(1, candidates + 1, device=lab.device)).amax(dim=1, keepdim=True)

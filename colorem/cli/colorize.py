@@ -25,7 +25,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--render-size", type=int, default=None, help="side of the square the network sees (default: the model's)")
     parser.add_argument("--saturation", type=float, default=1.0, help="scale the predicted colour (0 = gray, 1 = as predicted)")
     parser.add_argument("--temperature", type=float, default=None,
-                        help="vibrance of classification models: annealed-mean temperature (lower = more vivid)")
+                        help="classification models: annealed-mean temperature, between the predicted "
+                             "distribution's mode (near 0) and its mean (1); the model card says which is more vivid")
     parser.add_argument("--format", default="same", choices=OUTPUT_FORMATS,
                         help="output format; 'same' keeps the input's (PNG when it cannot be written or has alpha)")
     parser.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality")

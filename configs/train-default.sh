@@ -17,6 +17,6 @@ train --config configs/default-cls64.toml --init-from "$runs/default" --out "$ru
 # 4. stage 2's preset again, shorter, to finish at the larger scale
 train --config configs/default-finish.toml --init-from "$runs/default-cls64" --out "$runs/default-final" \
   --set run.steps=2500
-# Export with the temperature calibrated on the held-out shard 000002 (python bench/vibrance.py ... --calibrate)
+# Export with the temperature calibrated on held-out photos (MODEL_CARD.md: bench/vibrance.py --calibrate --margin 0.35)
 colorem export "$runs/default-final" -o colorem/weights/default.safetensors --fp16 --name default \
-  --render-size RENDER --temperature TEMPERATURE
+  --render-size 192 --temperature 0.3

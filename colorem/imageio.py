@@ -6,6 +6,7 @@ and anything unreadable becomes an ImageReadError that names the file and the re
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import struct
@@ -29,18 +30,27 @@ FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tif": "
 
 @dataclass
 class Photo:
-    """A decoded photo: rgb (H, W, 3) float32 in [0, 1], optional alpha (H, W) float32, and its name."""
+    """A decoded photo: pixels float32 in [0, 1], (H, W, 3) RGB or (H, W) for a one-channel source; optional
+    alpha (H, W) float32; its name. `rgb` is always (H, W, 3), made from a gray source only when asked for."""
 
-    rgb: np.ndarray
+    pixels: np.ndarray
     alpha: np.ndarray | None
     name: str
     format: str | None = None
-    gray: np.ndarray | None = None  # (H, W) float32, the one channel of a grayscale source (rgb repeats it)
+
+    @property
+    def gray(self) -> np.ndarray | None:
+        """(H, W): the one channel of a grayscale source, else None."""
+        return self.pixels if self.pixels.ndim == 2 else None
+
+    @functools.cached_property
+    def rgb(self) -> np.ndarray:
+        return self.pixels if self.pixels.ndim == 3 else np.repeat(self.pixels[..., None], 3, axis=2)
 
     @property
     def size(self) -> tuple[int, int]:
         """(width, height), as Pillow reports sizes."""
-        return self.rgb.shape[1], self.rgb.shape[0]
+        return self.pixels.shape[1], self.pixels.shape[0]
 
 
 def describe(source: ImageInput) -> str:
@@ -152,14 +162,9 @@ def _photo_from_pil(image: Image.Image, label: str, max_pixels: int) -> Photo:
             image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, 1
         array = np.asarray(image, dtype=np.float32) / 255.0
         if array.ndim == 3:
-            return Photo(rgb=np.ascontiguousarray(array), alpha=alpha, name=label)
+            return Photo(np.ascontiguousarray(array), alpha=alpha, name=label)
         gray = array
-    return _gray_photo(gray, alpha, label)
-
-
-def _gray_photo(gray: np.ndarray, alpha: np.ndarray | None, label: str) -> Photo:
-    gray = np.ascontiguousarray(gray, dtype=np.float32)
-    return Photo(rgb=np.repeat(gray[..., None], 3, axis=2), alpha=alpha, name=label, gray=gray)
+    return Photo(np.ascontiguousarray(gray, dtype=np.float32), alpha=alpha, name=label)
 
 
 def _photo_from_array(array: np.ndarray, label: str, max_pixels: int) -> Photo:
@@ -181,9 +186,7 @@ def _photo_from_array(array: np.ndarray, label: str, max_pixels: int) -> Photo:
     alpha = None
     if values.ndim == 3 and values.shape[2] == 4:
         alpha, values = values[..., 3], values[..., :3]
-    if values.ndim == 2:
-        return _gray_photo(values, alpha, label)
-    return Photo(rgb=np.ascontiguousarray(values), alpha=alpha, name=label)
+    return Photo(np.ascontiguousarray(values, dtype=np.float32), alpha=alpha, name=label)
 
 
 def to_pil(rgb_uint8: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:

@@ -13,6 +13,7 @@ import torch
 AB_MAX = 128.0  # |a|, |b| bound used to scale the network's tanh output
 D65_WHITE = (0.95047, 1.0, 1.08883)  # XYZ of the reference white, as kornia uses
 GAMUT_TOLERANCE = 1e-4  # linear RGB this far outside [0, 1] counts as out of gamut
+GAMUT_BLOCK = 1 << 16  # out-of-gamut pixels searched at once: ~6 MB of candidates per block
 SRGB8_TABLE_SIZE = 1 << 16  # linear steps of 1.5e-5: the uint8 table is exact to within one level of 255
 
 
@@ -76,25 +77,31 @@ def _srgb8_table(device: torch.device) -> torch.Tensor:
 def lab_to_linear_rgb_keep_l(lab: torch.Tensor, rounds: int = 3, candidates: int = 8) -> torch.Tensor:
     """Lab -> linear RGB in [0, 1] where out-of-gamut pixels have their a/b scaled towards gray, to the
     largest scale that fits: `rounds` searches over `candidates` scales each (1/512 of the chroma by
-    default), batched over those pixels only."""
+    default), batched over those pixels only, GAMUT_BLOCK of them at a time to bound memory."""
     linear = lab_to_linear_rgb(lab)
     outside = ((linear < -GAMUT_TOLERANCE) | (linear > 1 + GAMUT_TOLERANCE)).any(dim=-3)  # (B, H, W)
     if outside.any():
         pixels = lab.movedim(-3, -1)[outside]  # (N, 3)
-        low = torch.zeros(len(pixels), 1, dtype=lab.dtype, device=lab.device)  # gray always fits
-        step = 1.0
-        fractions = torch.arange(1, candidates + 1, dtype=lab.dtype, device=lab.device) / candidates  # (K,)
-        for _ in range(rounds):
-            scales = low + step * fractions  # (N, K): the next `candidates` scales above the best so far
-            rgb = lab_to_linear_rgb(_scale_chroma(pixels, scales))  # (3, N, K)
-            inside = ((rgb >= 0.0) & (rgb <= 1.0)).all(dim=0)  # strict: dark colours are sensitive
-            fitting = (inside * torch.arange(1, candidates + 1, device=lab.device)).amax(dim=1, keepdim=True)
-            low = low + step * fitting.to(lab.dtype) / candidates  # the largest fitting scale so far
-            step /= candidates
+        scales = torch.cat([_largest_fitting_scale(block, rounds, candidates) for block in pixels.split(GAMUT_BLOCK)])
         linear = linear.movedim(-3, -1).clone()
-        linear[outside] = lab_to_linear_rgb(_scale_chroma(pixels, low))[:, :, 0].T
+        linear[outside] = lab_to_linear_rgb(_scale_chroma(pixels, scales))[:, :, 0].T
         linear = linear.movedim(-1, -3)
     return linear.clamp_(0.0, 1.0)
+
+
+def _largest_fitting_scale(pixels: torch.Tensor, rounds: int, candidates: int) -> torch.Tensor:
+    """(N, 3) Lab pixels -> (N, 1): the largest a/b scale in [0, 1] (to 1/candidates**rounds) that fits sRGB."""
+    low = torch.zeros(len(pixels), 1, dtype=pixels.dtype, device=pixels.device)  # gray always fits
+    step = 1.0
+    fractions = torch.arange(1, candidates + 1, dtype=pixels.dtype, device=pixels.device) / candidates  # (K,)
+    for _ in range(rounds):
+        scales = low + step * fractions  # (N, K): the next `candidates` scales above the best so far
+        rgb = lab_to_linear_rgb(_scale_chroma(pixels, scales))  # (3, N, K)
+        inside = ((rgb >= 0.0) & (rgb <= 1.0)).all(dim=0)  # strict: dark colours are sensitive
+        fitting = (inside * torch.arange(1, candidates + 1, device=pixels.device)).amax(dim=1, keepdim=True)
+        low = low + step * fitting.to(pixels.dtype) / candidates  # the largest fitting scale so far
+        step /= candidates
+    return low
 
 
 def _scale_chroma(pixels: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:

@@ -92,6 +92,8 @@ class Trainer:
         self.progress = progress
         self.precision = resolve_precision(config.run.precision, self.device)
         self.channels_last = config.run.channels_last and self.precision != "fp32"
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick the fastest kernels once
         if checkpoint is None and list_checkpoints(self.run_dir):
             raise ColoremError(f"{self.run_dir} already holds checkpoints: continue it with --resume auto, "
                                "or start a new run with another --out")

@@ -17,7 +17,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from colorem.cli import main
 from colorem.color import rgb_to_lab
 from colorem.colorize import load
-from colorem.evaluate import GRAY, METRICS, bootstrap, evaluate, find_images, markdown_table, write_report
+from colorem.evaluate import CONTACT_TILE, GRAY, METRICS, bootstrap, evaluate, find_images, markdown_table, write_report
 from colorem.metrics import (ab_error_cdf, auc_ab, colorfulness, compose_rgb, mse_ab, psnr_ab, psnr_rgb,
                              share_within, ssim_rgb)
 
@@ -192,9 +192,16 @@ def test_cli_end_to_end(tiny_weights, photo_folder, tmp_path, capsys):
     assert {path.name for path in out.iterdir()} == {"results.md", "results.json", "per_image.csv", "contact_sheet.png"}
 
     (photo_folder / "broken.jpg").unlink()
+    heights: list[int] = []
     assert main(["evaluate", "--model", str(tiny_weights), "--images", str(photo_folder), "--out", str(out),
                  "--limit", "2"]) == 0
     assert json.loads((out / "results.json").read_text())["images"] == 2
+    # --contact-images sets the sheet's rows: a title strip plus one tile per photo
+    for rows in (1, 3):
+        assert main(["evaluate", "--model", str(tiny_weights), "--images", str(photo_folder), "--out", str(out),
+                     "--contact-images", str(rows)]) == 0
+        heights.append(Image.open(out / "contact_sheet.png").height)
+    assert heights[1] - heights[0] == 2 * (CONTACT_TILE + 4)  # tiles and their gaps
     assert main(["evaluate", "--model", str(tmp_path / "missing.safetensors"), "--images", str(photo_folder),
                  "--out", str(out)]) == 2
 

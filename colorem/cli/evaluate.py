@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from colorem.colorize import PRECISIONS, load
 from colorem.errors import ColoremError
-from colorem.evaluate import GRAY, evaluate, find_images, markdown_table, write_report
+from colorem.evaluate import CONTACT_IMAGES, GRAY, evaluate, find_images, markdown_table, write_report
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +24,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="score only the first N photos (by name)")
     parser.add_argument("--batch-size", type=int, default=16, help="photos per forward pass")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and of the contact-sheet choice")
+    parser.add_argument("--contact-images", type=int, default=CONTACT_IMAGES,
+                        help=f"photos (rows) on the contact sheet; 0 = none (default {CONTACT_IMAGES})")
     # The device options of colorem.cli.common, without its single --model.
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present, else CPU)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
@@ -51,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise ColoremError("--limit must be at least 1")
     if args.batch_size < 1:
         raise ColoremError("--batch-size must be at least 1")
+    if args.contact_images < 0:
+        raise ColoremError("--contact-images must be 0 or more")
     if not 16 <= args.render_size <= 2048:
         raise ColoremError("--render-size must be from 16 to 2048")
     images = find_images(args.images, args.limit)
@@ -63,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                   for name, model in zip(row_names(args.model), args.model)}
     with tqdm(total=len(images), unit="img", file=sys.stderr, disable=len(images) < 2) as progress:
         evaluation = evaluate(colorizers, images, render_size=args.render_size, batch_size=args.batch_size,
-                              seed=args.seed, progress=progress.update)
+                              seed=args.seed, contact_images=args.contact_images, progress=progress.update)
     paths = write_report(evaluation, args.out)
     for image, reason in evaluation.failures:
         print(f"colorem: skipped {image}: {reason}", file=sys.stderr)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="a training run folder (its newest good checkpoint), one checkpoint file, "
-                                       "or (with --format onnx) a .safetensors weights file")
+                                       "or exported .safetensors weights (to ONNX, or re-carded with new settings)")
     parser.add_argument("-o", "--output", required=True,
                         help="file to write: .safetensors (the card goes beside it as .json) or .onnx")
     parser.add_argument("--format", default=None, choices=("safetensors", "onnx"),

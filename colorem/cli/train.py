@@ -11,7 +11,7 @@ import sys
 
 EPILOG = """\
 presets: configs/original.toml (the original recipe), configs/quick-cpu.toml (a few minutes on a CPU),
-configs/default.toml + configs/default-finish.toml (the shipped default model, in two stages).
+configs/default.toml (the shipped default model; configs/train-default.sh trains and exports it).
 
 continuing:
   --resume auto          continue this run (--out) from its newest good checkpoint: same optimizer,

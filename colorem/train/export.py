@@ -1,7 +1,9 @@
-"""Export a run (its newest good checkpoint) or one checkpoint to weights + card that colorem.load reads."""
+"""Export a run (its newest good checkpoint), one checkpoint, or exported weights with new settings, to
+weights + card that colorem.load reads."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -10,7 +12,7 @@ from torch import nn
 
 from colorem.train.checkpoint import load_checkpoint, resolve_resume
 from colorem.train.config import Config
-from colorem.weights import ModelCard, save_weights
+from colorem.weights import ModelCard, build_model, load_weights, save_weights
 
 
 def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name: str = "", description: str = "",
@@ -51,12 +53,36 @@ def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name:
     return model.eval(), card
 
 
+def recard_weights(source: str | os.PathLike, *, name: str = "", description: str = "", render_size: int | None = None,
+                   vibrance: float | None = None, temperature: float | None = None) -> tuple[nn.Module, ModelCard]:
+    """Exported WEIGHTS (.safetensors + card) -> (model, card) with new calibrated settings: the same
+    weights, e.g. trained on another machine, given the temperature and vibrance chosen on held-out photos."""
+    model, card = load_weights(source)
+    options = dict(card.architecture_options)
+    if temperature is not None:
+        if options.get("head") != "classification":
+            raise ValueError("a temperature applies to classification heads only")
+        options["temperature"] = float(temperature)
+    card = dataclasses.replace(
+        card, architecture_options=options, name=name or card.name, description=description or card.description,
+        render_size=render_size or card.render_size, vibrance=card.vibrance if vibrance is None else float(vibrance),
+        provenance={**card.provenance, "recarded_from": Path(source).name})
+    recarded = build_model(card)
+    recarded.load_state_dict(model.state_dict())
+    return recarded.eval(), card
+
+
 def export(source: str | os.PathLike, out: str | os.PathLike, *, dtype: torch.dtype | None = None,
            use_ema: bool = True, name: str = "", description: str = "", render_size: int | None = None,
            vibrance: float | None = None, temperature: float | None = None) -> Path:
-    """RUN_DIR or CHECKPOINT -> out.safetensors + out.json (a full ModelCard). dtype=torch.float16 halves the file."""
-    model, card = load_trained_model(source, use_ema=use_ema, name=name or Path(out).stem, description=description,
-                                     render_size=render_size, vibrance=vibrance, temperature=temperature)
+    """RUN_DIR, CHECKPOINT or exported WEIGHTS (.safetensors) -> out.safetensors + out.json (a full
+    ModelCard). dtype=torch.float16 halves the file."""
+    settings = dict(name=name or Path(out).stem, description=description, render_size=render_size, vibrance=vibrance,
+                    temperature=temperature)
+    if Path(source).suffix == ".safetensors":
+        model, card = recard_weights(source, **settings)
+    else:
+        model, card = load_trained_model(source, use_ema=use_ema, **settings)
     return save_weights(model, card, out, dtype=dtype)
 
 

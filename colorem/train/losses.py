@@ -115,6 +115,7 @@ class ColorLoss(nn.Module):
         if name in ("classification", "mix"):
             if bins is None:
                 raise ValueError(f"the {name} loss needs the model's ab bins")
+            bins = bins.detach().cpu()  # built on the CPU, moved with the module by .to(device)
             self.grid = BinGrid(bins)
             self.register_buffer("bins", bins.float().clone(), persistent=False)
             weights = torch.ones(len(bins)) if prior is None else rebalancing_weights(prior, bins, rebalance)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from colorem.color import AB_MAX, join_lab, lab_to_srgb8, rgb_to_l
+from colorem.color import AB_MAX, gray_to_l, join_lab, lab_to_srgb8, rgb_to_l
 from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput, Photo, read_image, to_pil
 from colorem.runtime import BACKENDS, OnnxBackend, export_onnx, onnxruntime_available
 from colorem.weights import ModelCard, load_weights, resolve_weights
@@ -101,11 +101,10 @@ class Colorizer:
     # --- the pipeline -------------------------------------------------------------------------
     def prepare(self, image: ImageInput, render_size: int) -> Prepared:
         photo = image if isinstance(image, Photo) else read_image(image, max_pixels=self.max_pixels)
-        if photo.gray is not None:  # a one-channel photo: its L needs a third of the work
-            pixels = torch.from_numpy(photo.gray)[None, None]  # (1, 1, H, W)
+        if photo.gray is not None:  # a one-channel photo: its L comes from a lookup table
+            l_full = _chunked_rows(torch.from_numpy(photo.gray)[None, None], gray_to_l)  # (1, 1, H, W)
         else:
-            pixels = torch.from_numpy(photo.rgb).permute(2, 0, 1)[None]  # (1, 3, H, W)
-        l_full = _chunked_rows(pixels, rgb_to_l)  # (1, 1, H, W)
+            l_full = _chunked_rows(torch.from_numpy(photo.rgb).permute(2, 0, 1)[None], rgb_to_l)
         l_small = F.interpolate(l_full, size=(render_size, render_size), mode="bilinear",
                                 align_corners=False, antialias=True)
         return Prepared(l_full, l_small, photo.alpha)

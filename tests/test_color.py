@@ -5,7 +5,7 @@ import pytest
 import torch
 from skimage import color as skcolor
 
-from colorem.color import ab_bins, gray_to_rgb, join_lab, lab_to_rgb, rgb_to_l, rgb_to_lab, split_lab
+from colorem.color import ab_bins, gray_to_l, gray_to_rgb, join_lab, lab_to_rgb, rgb_to_l, rgb_to_lab, split_lab
 
 EDGE_PIXELS = np.array(
     [[0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1], [1, 0, 1],
@@ -89,3 +89,9 @@ def test_uint8_writer_matches_the_float_conversion():
 def test_gray_input_gives_the_same_lightness_as_rgb():
     gray = torch.rand(1, 1, 8, 8)
     assert torch.allclose(rgb_to_l(gray), rgb_to_l(gray.expand(-1, 3, -1, -1)), atol=1e-4)
+
+
+def test_gray_lookup_table_gives_the_exact_lightness_to_a_thousandth():
+    gray = torch.cat([torch.arange(256) / 255, torch.linspace(0, 1, 100_001)])[None, None, None]
+    assert (gray_to_l(gray) - rgb_to_l(gray)).abs().max() < 1e-3
+    assert gray_to_l(torch.tensor([[[[-0.5, 1.5]]]])).tolist() == [[[[0.0, 100.0]]]]  # clamped like rgb_to_l

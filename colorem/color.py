@@ -73,9 +73,14 @@ def lab_to_srgb8(lab: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) Lab -> (B, H, W, 3) uint8 sRGB, as lab_to_rgb_keep_l rounded, through a lookup table
     (the photo-writing path: no float sRGB image in between)."""
     linear = lab_to_linear_rgb_keep_l(lab).movedim(-3, -1)  # (B, H, W, 3)
-    index = linear.mul(SRGB8_TABLE_SIZE - 1).add_(0.5).to(torch.int32)
-    table = _srgb8_table(linear.device)
-    if index.device.type == "cpu":  # numpy's take gathers 3x faster than torch's advanced indexing here
+    return _look_up(_srgb8_table(linear.device), linear)
+
+
+def _look_up(table: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """The entries of a 1-D table sampled evenly over [0, 1] nearest to `values` (in [0, 1]); on the CPU
+    numpy's take gathers 3x faster than torch's advanced indexing."""
+    index = values.mul(len(table) - 1).add_(0.5).to(torch.int32)
+    if index.device.type == "cpu":
         return torch.from_numpy(np.take(table.numpy(), index.numpy()))
     return table[index]
 
@@ -136,11 +141,7 @@ def rgb_to_l(rgb: torch.Tensor) -> torch.Tensor:
 def gray_to_l(gray: torch.Tensor) -> torch.Tensor:
     """(B, 1, H, W) gray sRGB in [0, 1] -> L, as rgb_to_l, through a 65,536-entry lookup table: 4 passes over
     the photo instead of 15. The nearest entry is within 0.001 of the exact L (measured; a test checks it)."""
-    index = gray.clamp(0.0, 1.0).mul_(GRAY_L_TABLE_SIZE - 1).add_(0.5).to(torch.int32)
-    table = _gray_l_table(gray.device)
-    if index.device.type == "cpu":
-        return torch.from_numpy(np.take(table.numpy(), index.numpy()))
-    return table[index]
+    return _look_up(_gray_l_table(gray.device), gray.clamp(0.0, 1.0))
 
 
 @functools.lru_cache(maxsize=4)

@@ -26,8 +26,7 @@ def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name:
     state = resolve_resume(str(source), source)[0] if source.is_dir() else load_checkpoint(source)
     config = Config.from_dict(state["config"])
     if temperature is not None:
-        if config.model.head != "classification":
-            raise ValueError("a temperature applies to classification heads only")
+        _check_temperature(config.model.head)
         config.model.temperature = float(temperature)
     model = build_model(config)
     weights = state["ema"]["shadow"] if use_ema and state.get("ema") else state["model"]
@@ -60,8 +59,7 @@ def recard_weights(source: str | os.PathLike, *, name: str = "", description: st
     model, card = load_weights(source)
     options = dict(card.architecture_options)
     if temperature is not None:
-        if options.get("head") != "classification":
-            raise ValueError("a temperature applies to classification heads only")
+        _check_temperature(options.get("head"))
         options["temperature"] = float(temperature)
     card = dataclasses.replace(
         card, architecture_options=options, name=name or card.name, description=description or card.description,
@@ -84,6 +82,11 @@ def export(source: str | os.PathLike, out: str | os.PathLike, *, dtype: torch.dt
     else:
         model, card = load_trained_model(source, use_ema=use_ema, **settings)
     return save_weights(model, card, out, dtype=dtype)
+
+
+def _check_temperature(head: str | None) -> None:
+    if head != "classification":
+        raise ValueError("a temperature applies to classification heads only")
 
 
 def _sum_skipped(ranks: list) -> dict:

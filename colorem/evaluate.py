@@ -124,6 +124,17 @@ class _Sheet:
         return sheet
 
 
+def render_l(lab: torch.Tensor, render_size: int) -> torch.Tensor:
+    """(B, 3, H, W) Lab -> (B, 1, R, R) L at the render size, resized as Colorizer.prepare does."""
+    return F.interpolate(lab[:, :1], size=(render_size, render_size), mode="bilinear", align_corners=False,
+                         antialias=True)
+
+
+def upsample_ab(ab_small: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, 2, R, R) predicted ab -> (B, 2, H, W) at the photo's size, clamped, as Colorizer.finish does."""
+    return F.interpolate(ab_small, size=size, mode="bilinear", align_corners=False).clamp(-AB_MAX, AB_MAX)
+
+
 def _load(path: Path) -> tuple[str, torch.Tensor]:
     photo = read_image(path)
     return path.name, torch.from_numpy(photo.rgb).permute(2, 0, 1)[None]  # (1, 3, H, W)
@@ -170,8 +181,7 @@ def evaluate(colorizers: Mapping[str, Colorizer], images: Sequence[str | Path], 
             groups = _same_size_groups([rgb for _, _, rgb in batch])
             rgb_groups = [torch.cat([batch[i][2] for i in group]) for group in groups]  # (G, 3, H, W) each
             lab_groups = [rgb_to_lab(rgb) for rgb in rgb_groups]
-            l_small = torch.cat([F.interpolate(lab[:, :1], size=(render_size, render_size), mode="bilinear",
-                                               align_corners=False, antialias=True) for lab in lab_groups])
+            l_small = torch.cat([render_l(lab, render_size) for lab in lab_groups])
             ab_small = {name: colorizer.predict_ab(l_small) for name, colorizer in colorizers.items()}  # (B, 2, R, R)
             first = 0
             for group, rgb_true, lab_true in zip(groups, rgb_groups, lab_groups):
@@ -179,8 +189,7 @@ def evaluate(colorizers: Mapping[str, Colorizer], images: Sequence[str | Path], 
                 first += len(group)
                 predictions = {GRAY: torch.zeros_like(lab_true[:, 1:])}
                 for name, ab in ab_small.items():
-                    ab_full = F.interpolate(ab[members], size=lab_true.shape[-2:], mode="bilinear", align_corners=False)
-                    predictions[name] = ab_full.clamp(-AB_MAX, AB_MAX)  # (G, 2, H, W)
+                    predictions[name] = upsample_ab(ab[members], lab_true.shape[-2:])  # (G, 2, H, W)
                 colorfulness_true = colorfulness(rgb_true)
                 for row, ab in predictions.items():
                     for metric, values in score_batch(ab, lab_true, rgb_true, colorfulness_true).items():

@@ -261,6 +261,24 @@ def test_classification_run_stores_its_ab_prior_and_exports(photos, tmp_path):
     assert recarded.card.name == "default" and recarded.card.provenance["recarded_from"] == "calibrated.safetensors"
     for key, value in colorizer.model.state_dict().items():
         assert torch.equal(recarded.model.state_dict()[key], value)
+    # undoing the rebalancing: the logits shift by -strength * log(rebalancing weights), the rest is unchanged
+    result = cli("export", str(tmp_path / "recarded.safetensors"), "-o", str(tmp_path / "corrected.safetensors"),
+                 "--prior-correction", "0.5", "--ab-prior", str(run / "ab_prior.json"))
+    assert result.returncode == 0, result.stderr
+    corrected = colorem.load(tmp_path / "corrected.safetensors", precision="fp32")
+    assert corrected.card.provenance["prior_correction"] == {"strength": 0.5, "rebalance": 0.8}
+    shift = -0.5 * rebalancing_weights(torch.tensor(prior), recarded.model.bins, 0.8).log()
+    l = torch.rand(1, 1, 32, 32) * 100
+    with torch.no_grad():
+        delta = corrected.model(l, raw=True) - recarded.model.float()(l, raw=True)
+    torch.testing.assert_close(delta, shift[None, :, None, None].expand_as(delta), atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(corrected.model(l), recarded.model(l), atol=1e-2)
+    again = cli("export", str(tmp_path / "corrected.safetensors"), "-o", str(tmp_path / "twice.safetensors"),
+                "--prior-correction", "0.5", "--ab-prior", str(run / "ab_prior.json"))
+    assert again.returncode != 0 and "already prior-corrected" in again.stderr
+    # a run brings its own prior
+    export(run, tmp_path / "from-run.safetensors", prior_correction=1.0)
+    assert colorem.load(tmp_path / "from-run.safetensors").card.provenance["prior_correction"]["strength"] == 1.0
 
 
 def test_frozen_embedder_outputs_are_cached(photos, tmp_path):

@@ -21,6 +21,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=None,
                         help="classification heads: the default annealed-mean temperature in the card (default: the run's)")
     parser.add_argument("--vibrance", type=float, default=None, help="the model's calibrated colour strength in the card (default 1)")
+    parser.add_argument("--prior-correction", type=float, default=None, metavar="STRENGTH",
+                        help="classification heads trained with rebalancing: subtract STRENGTH x log(rebalancing "
+                             "weights) from the logits (1 undoes the rebalancing), folded into the output bias")
+    parser.add_argument("--ab-prior", default=None, metavar="FILE",
+                        help="with --prior-correction of exported weights: the training run's ab_prior.json "
+                             "(a run or checkpoint brings its own)")
     parser.add_argument("--int8", action="store_true", help="ONNX: int8-quantize (for CPUs without bf16)")
     parser.add_argument("--calibration", default=None,
                         help="ONNX --int8: a folder of photos for static quantization (default: dynamic quantization)")
@@ -38,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     path = export(args.source, output, dtype=torch.float16 if args.fp16 else None, use_ema=not args.no_ema,
                   name=args.name, description=args.description, render_size=args.render_size, vibrance=args.vibrance,
-                  temperature=args.temperature)
+                  temperature=args.temperature, prior_correction=args.prior_correction, ab_prior=args.ab_prior)
     print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0
 

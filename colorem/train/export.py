@@ -12,14 +12,17 @@ from torch import nn
 
 from colorem.train.checkpoint import load_checkpoint, resolve_resume
 from colorem.train.config import Config
+from colorem.train.losses import load_prior, rebalancing_weights
 from colorem.weights import ModelCard, build_model, load_weights, save_weights
 
 
 def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name: str = "", description: str = "",
                        render_size: int | None = None, vibrance: float | None = None,
-                       temperature: float | None = None) -> tuple[nn.Module, ModelCard]:
+                       temperature: float | None = None, prior_correction: float | None = None,
+                       ab_prior: str | os.PathLike | None = None) -> tuple[nn.Module, ModelCard]:
     """RUN_DIR or CHECKPOINT -> (model with the EMA weights when the run kept an EMA, full ModelCard).
-    `temperature` sets a classification head's default annealed-mean temperature (e.g. a calibrated one)."""
+    `temperature` sets a classification head's default annealed-mean temperature (e.g. a calibrated one);
+    `prior_correction` undoes that share of the class rebalancing (adjust_logits) with the run's ab prior."""
     from colorem.train.loop import build_model  # the same network the run trained
 
     source = Path(source)
@@ -34,6 +37,12 @@ def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name:
     model.load_state_dict({key: value.to(expected[key].dtype) for key, value in weights.items() if key in expected},
                           strict=False)
     model.embedder.frozen = type(model.embedder).frozen  # a frozen learned embedder is still ours to ship
+    provenance = {}
+    if prior_correction:
+        prior = load_prior(ab_prior) if ab_prior else state.get("ab_prior")
+        if prior is None:
+            raise ValueError(f"{source}: the run kept no ab prior (it did not rebalance); nothing to correct")
+        provenance = adjust_logits(model, torch.as_tensor(prior), config.loss.rebalance, prior_correction)
     data = state.get("data", {})
     card = ModelCard(
         architecture=config.model.architecture,
@@ -44,7 +53,7 @@ def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name:
         description=description or config.description,
         provenance={"trained_steps": int(state["step"]), "loss": config.loss.name, "optimizer": config.optim.name,
                     "precision": state.get("precision", config.run.precision), "weights": "ema" if weights is not state["model"] else "live",
-                    "checkpoint": source.name, "config": config.to_dict()},
+                    "checkpoint": source.name, "config": config.to_dict(), **provenance},
         data={"source": data.get("source", {}), "images_seen": int(data.get("images", 0)),
               "skipped": _sum_skipped(data.get("ranks", [])), "crop_size": config.data.size},
         metrics={key: value for key, value in state.get("metrics", {}).items()},
@@ -53,10 +62,22 @@ def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name:
 
 
 def recard_weights(source: str | os.PathLike, *, name: str = "", description: str = "", render_size: int | None = None,
-                   vibrance: float | None = None, temperature: float | None = None) -> tuple[nn.Module, ModelCard]:
+                   vibrance: float | None = None, temperature: float | None = None,
+                   prior_correction: float | None = None, ab_prior: str | os.PathLike | None = None) -> tuple[nn.Module, ModelCard]:
     """Exported WEIGHTS (.safetensors + card) -> (model, card) with new calibrated settings: the same
-    weights, e.g. trained on another machine, given the temperature and vibrance chosen on held-out photos."""
+    weights, e.g. trained on another machine, given the temperature and vibrance chosen on held-out photos
+    (and, with `prior_correction`, the output bias adjusted with the training run's `ab_prior` file)."""
     model, card = load_weights(source)
+    provenance = {**card.provenance, "recarded_from": Path(source).name}
+    if prior_correction:
+        if "prior_correction" in card.provenance:
+            raise ValueError(f"{source}: its logits are already prior-corrected ({card.provenance['prior_correction']})")
+        if not ab_prior:
+            raise ValueError("a prior correction of exported weights needs the training run's ab prior (--ab-prior FILE)")
+        rebalance = card.provenance.get("config", {}).get("loss", {}).get("rebalance")
+        if rebalance is None:
+            raise ValueError(f"{source}: its card does not say how its training rebalanced the classes")
+        provenance.update(adjust_logits(model, load_prior(ab_prior), rebalance, prior_correction))
     options = dict(card.architecture_options)
     if temperature is not None:
         _check_temperature(options.get("head"))
@@ -64,7 +85,7 @@ def recard_weights(source: str | os.PathLike, *, name: str = "", description: st
     card = dataclasses.replace(
         card, architecture_options=options, name=name or card.name, description=description or card.description,
         render_size=render_size or card.render_size, vibrance=card.vibrance if vibrance is None else float(vibrance),
-        provenance={**card.provenance, "recarded_from": Path(source).name})
+        provenance=provenance)
     recarded = build_model(card)
     recarded.load_state_dict(model.state_dict())
     return recarded.eval(), card
@@ -72,16 +93,37 @@ def recard_weights(source: str | os.PathLike, *, name: str = "", description: st
 
 def export(source: str | os.PathLike, out: str | os.PathLike, *, dtype: torch.dtype | None = None,
            use_ema: bool = True, name: str = "", description: str = "", render_size: int | None = None,
-           vibrance: float | None = None, temperature: float | None = None) -> Path:
+           vibrance: float | None = None, temperature: float | None = None, prior_correction: float | None = None,
+           ab_prior: str | os.PathLike | None = None) -> Path:
     """RUN_DIR, CHECKPOINT or exported WEIGHTS (.safetensors) -> out.safetensors + out.json (a full
     ModelCard). dtype=torch.float16 halves the file."""
     settings = dict(name=name or Path(out).stem, description=description, render_size=render_size, vibrance=vibrance,
-                    temperature=temperature)
+                    temperature=temperature, prior_correction=prior_correction, ab_prior=ab_prior)
     if Path(source).suffix == ".safetensors":
         model, card = recard_weights(source, **settings)
     else:
         model, card = load_trained_model(source, use_ema=use_ema, **settings)
     return save_weights(model, card, out, dtype=dtype)
+
+
+@torch.no_grad()
+def adjust_logits(model: nn.Module, prior: torch.Tensor, rebalance: float, strength: float) -> dict:
+    """Undo `strength` of the class rebalancing a classification head was trained with, in its output bias.
+
+    Rebalanced cross-entropy (weights w from the ab prior, Zhang et al. 2016) teaches the head p(q)·w(q)
+    up to a constant instead of p(q), so its colours lean to the rare, saturated bins; logits − strength·log w
+    (post-hoc logit adjustment; strength 1 recovers p) are the same as subtracting it from the bias of the
+    last convolution. Returns the provenance entry that records it."""
+    if getattr(model, "head", None) != "classification":
+        raise ValueError("a prior correction applies to classification heads only")
+    if not 0.0 < strength <= 4.0:
+        raise ValueError(f"the prior correction's strength must be in (0, 4], not {strength}")
+    if len(prior) != len(model.bins):
+        raise ValueError(f"the ab prior has {len(prior)} bins, the model {len(model.bins)}")
+    weights = rebalancing_weights(prior.float(), model.bins.float().cpu(), rebalance)
+    bias = model.output.bias
+    bias.copy_((bias.float() - strength * weights.log().to(bias.device)).to(bias.dtype))
+    return {"prior_correction": {"strength": float(strength), "rebalance": float(rebalance)}}
 
 
 def _check_temperature(head: str | None) -> None:

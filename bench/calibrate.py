@@ -21,7 +21,6 @@ import copy
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import colorem

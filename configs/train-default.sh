@@ -14,5 +14,6 @@ colorem train --config configs/default.toml --out "$runs/default-ft" --init-from
 # The decoding settings: colorem export "$runs/default-ft" -o W.safetensors --temperature 1.0, then
 #   python bench/calibrate.py --model W.safetensors --ab-prior "$runs/default/ab_prior.json" \
 #     --images ../shared/data/train/train-000002.tar --exclude-source debian_wallpapers --strengths 0,1,1.25 --temperatures 0.8,1.0
+#   and the vibrance at the finer step: the same with --strengths 1 --temperatures 0.8 --step 0.005
 colorem export "$runs/default-ft" -o colorem/weights/default.safetensors --fp16 --name default \
-  --prior-correction 1 --temperature 0.8 --vibrance 1.05 --render-size 192
+  --prior-correction 1 --temperature 0.8 --vibrance 1.055 --render-size 192

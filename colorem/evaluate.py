@@ -33,7 +33,9 @@ CONTACT_TILE = 160  # side of one contact-sheet tile, pixels
 LABELS = {  # column titles of the Markdown table, in METRICS order
     "psnr_rgb": "PSNR RGB (dB)", "ssim_rgb": "SSIM", "psnr_ab": "PSNR ab (dB)", "mse_ab": "MSE ab",
     "auc_ab": "AuC", "within_10": "≤10", "within_25": "≤25", "colorfulness": "CF", "delta_colorfulness": "ΔCF",
+    "false_colour": "false %",
 }
+WORST_IMAGES = 5  # photos listed per model under the table, by false colour
 
 
 @dataclass
@@ -220,7 +222,8 @@ def evaluate(colorizers: Mapping[str, Colorizer], images: Sequence[str | Path], 
 
 # --- the report -----------------------------------------------------------------------------------
 
-DIGITS = {"psnr_rgb": 2, "psnr_ab": 2, "mse_ab": 1, "colorfulness": 2, "delta_colorfulness": 2}  # others: 3
+DIGITS = {"psnr_rgb": 2, "psnr_ab": 2, "mse_ab": 1, "colorfulness": 2, "delta_colorfulness": 2,
+          "false_colour": 2}  # others: 3
 
 
 def _cell(interval: Interval, metric: str) -> str:
@@ -238,8 +241,20 @@ def markdown_table(evaluation: Evaluation) -> str:
     lines += ["", f"{len(evaluation.images)} photos; originals' colourfulness {_cell(original, 'colorfulness')}. "
               "Mean over photos (95% bootstrap interval). PSNR/SSIM: predicted ab joined with the true L, RGB in [0, 1]; "
               "AuC: ab error CDF over 0..150; ≤10/≤25: share of pixels with ab error within 10/25; "
-              "CF: colourfulness (Hasler & Süsstrunk); ΔCF = CF(result) − CF(original)."]
+              "CF: colourfulness (Hasler & Süsstrunk); ΔCF = CF(result) − CF(original); "
+              "false %: share of pixels neutral in the original (chroma < 8) painted with chroma ≥ 20 (blotches)."]
+    for row in evaluation.rows[1:]:
+        worst = worst_images(evaluation, row)
+        if worst:
+            lines += ["", f"Most false colour, {row}: " + ", ".join(f"{name} {value:.1f}%" for name, value in worst)]
     return "\n".join(lines) + "\n"
+
+
+def worst_images(evaluation: Evaluation, row: str, count: int = WORST_IMAGES) -> list[tuple[str, float]]:
+    """The photos with the most false colour (blotches) for one row, worst first, those above 0 only."""
+    values = evaluation.scores[row]["false_colour"]
+    order = np.argsort(-values, kind="stable")[:count]
+    return [(evaluation.images[index], float(values[index])) for index in order if values[index] > 0]
 
 
 def _finite(value: float) -> float | None:
@@ -258,6 +273,8 @@ def summary_json(evaluation: Evaluation) -> dict:
                     for row, metrics in evaluation.summary.items()},
         "original_colorfulness": interval(evaluation.original_summary),
         "failures": [{"image": image, "reason": reason} for image, reason in evaluation.failures],
+        "most_false_colour": {row: [{"image": name, "false_colour": value} for name, value in worst_images(evaluation, row)]
+                              for row in evaluation.rows[1:]},
         "settings": evaluation.settings,
     }
 

@@ -135,8 +135,20 @@ def share_within(ab: torch.Tensor, ab_true: torch.Tensor, threshold: float) -> t
     return _mean_per_image(ab_error(ab, ab_true) <= threshold)
 
 
+NEUTRAL_CHROMA = 8.0  # false colour: pixels this close to gray in the original...
+PAINTED_CHROMA = 20.0  # ...painted at least this colourful
+
+
+def false_colour(ab: torch.Tensor, ab_true: torch.Tensor) -> torch.Tensor:
+    """Blotches: the percentage of an image's pixels that are neutral in the original (chroma < 8) but
+    painted with chroma ≥ 20, (B, 2, H, W) each -> (B,) in [0, 100]."""
+    neutral = ab_true.float().norm(dim=1) < NEUTRAL_CHROMA
+    painted = ab.float().norm(dim=1) >= PAINTED_CHROMA
+    return 100.0 * _mean_per_image(neutral & painted)
+
+
 METRICS = ("psnr_rgb", "ssim_rgb", "psnr_ab", "mse_ab", "auc_ab", "within_10", "within_25",
-           "colorfulness", "delta_colorfulness")
+           "colorfulness", "delta_colorfulness", "false_colour")
 
 
 def score_batch(ab: torch.Tensor, lab_true: torch.Tensor, rgb_true: torch.Tensor,
@@ -163,4 +175,5 @@ def score_batch(ab: torch.Tensor, lab_true: torch.Tensor, rgb_true: torch.Tensor
         "within_25": cdf[:, 25],
         "colorfulness": colorfulness_result,
         "delta_colorfulness": colorfulness_result - colorfulness_true,
+        "false_colour": false_colour(ab, ab_true),
     }

@@ -18,8 +18,8 @@ from colorem.cli import main
 from colorem.color import rgb_to_lab
 from colorem.colorize import load
 from colorem.evaluate import CONTACT_TILE, GRAY, METRICS, bootstrap, evaluate, find_images, markdown_table, write_report
-from colorem.metrics import (ab_error_cdf, auc_ab, colorfulness, compose_rgb, mse_ab, psnr_ab, psnr_rgb,
-                             share_within, ssim_rgb)
+from colorem.metrics import (ab_error_cdf, auc_ab, colorfulness, compose_rgb, false_colour, mse_ab, psnr_ab,
+                             psnr_rgb, share_within, ssim_rgb)
 
 from tests.conftest import photo
 
@@ -107,6 +107,17 @@ def test_error_cdf_matches_brute_force():
     assert np.allclose(auc_ab(ab, ab_true).numpy(), np.trapezoid(expected, dx=1.0, axis=1) / 150)
 
 
+def test_false_colour_counts_neutral_pixels_painted_colourful():
+    truth = torch.zeros(1, 2, 10, 10)
+    truth[:, 0, :, 5:] = 40.0  # the right half is colourful in the original: never a blotch
+    truth[:, 1, 0, 0] = 7.9  # still neutral (chroma < 8)
+    painted = torch.zeros(1, 2, 10, 10)
+    painted[:, 1, :5, :] = 20.0  # the top half painted at chroma 20: 25 neutral pixels of 100
+    painted[:, 0, 5, :5] = 19.9  # just below 20: not counted
+    assert false_colour(painted, truth).item() == pytest.approx(25.0)
+    assert false_colour(torch.zeros_like(truth), truth).item() == 0.0
+
+
 def test_kornia_lab_agrees_with_scikit_image():
     rgb = random_rgb(batch=1, height=32, width=32)
     expected = rgb2lab(as_numpy(rgb, 0))
@@ -152,9 +163,14 @@ def test_report_files_exist_parse_and_hold_the_gray_baseline(tiny_weights, photo
     # The gray row really is a = b = 0: its colourfulness is ~0 and ΔCF is minus the originals'.
     assert np.allclose(evaluation.scores[GRAY]["colorfulness"], 0, atol=0.05)
     assert np.allclose(evaluation.scores[GRAY]["delta_colorfulness"], -evaluation.original_colorfulness, atol=0.05)
+    assert np.all(evaluation.scores[GRAY]["false_colour"] == 0)  # gray paints nothing
 
     paths = write_report(evaluation, tmp_path / "report")
     summary = json.loads(paths["json"].read_text())
+    worst = summary["most_false_colour"]["tiny"]  # the worst photos by false colour, worst first
+    values = [entry["false_colour"] for entry in worst]
+    assert values == sorted(values, reverse=True) and all(value > 0 for value in values)
+    assert max(evaluation.scores["tiny"]["false_colour"]) == (values[0] if values else 0)
     assert summary["rows"] == [GRAY, "tiny"] and summary["images"] == 5
     for row in (GRAY, "tiny"):
         for metric in METRICS:

@@ -276,6 +276,17 @@ def test_classification_run_stores_its_ab_prior_and_exports(photos, tmp_path):
     again = cli("export", str(tmp_path / "corrected.safetensors"), "-o", str(tmp_path / "twice.safetensors"),
                 "--prior-correction", "0.5", "--ab-prior", str(run / "ab_prior.json"))
     assert again.returncode != 0 and "already prior-corrected" in again.stderr
+    # a negative strength undoes it (to continue training the raw logits): the weights come back
+    undone = cli("export", str(tmp_path / "corrected.safetensors"), "-o", str(tmp_path / "undone.safetensors"),
+                 "--prior-correction", "-0.5", "--ab-prior", str(run / "ab_prior.json"))
+    assert undone.returncode == 0, undone.stderr
+    raw = colorem.load(tmp_path / "undone.safetensors", precision="fp32")
+    assert "prior_correction" not in raw.card.provenance
+    for key, value in recarded.model.state_dict().items():
+        torch.testing.assert_close(raw.model.state_dict()[key], value, atol=1e-5, rtol=1e-5)
+    wrong = cli("export", str(tmp_path / "recarded.safetensors"), "-o", str(tmp_path / "wrong.safetensors"),
+                "--prior-correction", "-1", "--ab-prior", str(run / "ab_prior.json"))
+    assert wrong.returncode != 0 and "undoes an earlier correction" in wrong.stderr
     # a run brings its own prior
     export(run, tmp_path / "from-run.safetensors", prior_correction=1.0)
     assert colorem.load(tmp_path / "from-run.safetensors").card.provenance["prior_correction"]["strength"] == 1.0
@@ -392,6 +403,20 @@ def test_init_from_a_regression_run_into_a_classification_head(photos, tmp_path)
     mismatched = tiny_config(photos, "model.architecture=color-em-half", "run.steps=1")
     with pytest.raises(colorem.ColoremError, match="do not fit"):
         Trainer(mismatched, tmp_path / "bad", env=DistributedEnv(), init_from=str(run))
+
+
+def test_a_hint_model_trains_from_an_automatic_run_and_exports(photos, tmp_path):
+    automatic = tmp_path / "automatic"
+    classification = ("model.head=classification", "loss.name=classification", "loss.prior_images=8")
+    Trainer(tiny_config(photos, *classification, "run.steps=1"), automatic, env=DistributedEnv()).fit()
+    config = tiny_config(photos, *classification, "model.hints=true", "run.steps=3")
+    trainer = Trainer(config, tmp_path / "hints", env=DistributedEnv(), init_from=str(automatic))
+    assert not trainer.model.hint_input.weight.any()  # starts as the automatic model
+    assert trainer.fit()["status"] == "completed"
+    assert trainer.model.hint_input.weight.any()  # simulated hints trained the new input
+    export(tmp_path / "hints", tmp_path / "hints.safetensors")
+    colorizer = colorem.load(tmp_path / "hints.safetensors")
+    assert colorizer.card.architecture_options["hints"] is True and colorizer.model.accepts_hints
 
 
 def test_cli_until_ends_a_sitting_that_resume_continues(photos, tmp_path):

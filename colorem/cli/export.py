@@ -23,7 +23,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vibrance", type=float, default=None, help="the model's calibrated colour strength in the card (default 1)")
     parser.add_argument("--prior-correction", type=float, default=None, metavar="STRENGTH",
                         help="classification heads trained with rebalancing: subtract STRENGTH x log(rebalancing "
-                             "weights) from the logits (1 undoes the rebalancing), folded into the output bias")
+                             "weights) from the logits (1 undoes the rebalancing), folded into the output bias; "
+                             "exported weights: a negative STRENGTH undoes their earlier correction (to train on)")
     parser.add_argument("--ab-prior", default=None, metavar="FILE",
                         help="with --prior-correction of exported weights: the training run's ab_prior.json "
                              "(a run or checkpoint brings its own)")

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorem.color import AB_MAX, ab_bins
+from colorem.hints import HINT_CHANNELS
 from colorem.models.embedders import GlobalEmbedder, create_embedder
 from colorem.models.registry import register_model
 
@@ -31,6 +32,9 @@ class FusionColorizer(nn.Module):
 
     head="regression": the original's conv 16->2 + tanh, x128 = ab.
     head="classification": logits over in-gamut ab bins (Zhang et al. 2016), decoded by annealed mean.
+    hints=True: a colour-hint input (a/b/mask at the input size, colorem.hints) added to the first
+    convolution through its own zero-initialized 3x3 conv, so a hint model made from an automatic one
+    starts with identical output.
     """
 
     def __init__(
@@ -41,6 +45,7 @@ class FusionColorizer(nn.Module):
         bin_step: float = 10.0,
         temperature: float = 0.38,
         upsample: str = "nearest",
+        hints: bool = False,
     ):
         super().__init__()
         if head not in ("regression", "classification"):
@@ -50,6 +55,12 @@ class FusionColorizer(nn.Module):
         self.upsample_mode = upsample
         self.temperature = temperature
         self.encoder = nn.Sequential(*[_conv(_channels(i, width), _channels(o, width), s) for i, o, s in ENCODER])
+        self.hint_input = None
+        if hints:
+            first = self.encoder[0][0]
+            self.hint_input = nn.Conv2d(HINT_CHANNELS, first.out_channels, 3, stride=first.stride, padding=1)
+            nn.init.zeros_(self.hint_input.weight)
+            nn.init.zeros_(self.hint_input.bias)
         c256, c128, c64, c32, c16 = (_channels(c, width) for c in (256, 128, 64, 32, 16))
         self.fusion = nn.Sequential(nn.Conv2d(c256 + embedder.dim, c256, 1), nn.ReLU(inplace=True))
         if head == "classification":
@@ -59,6 +70,10 @@ class FusionColorizer(nn.Module):
             out_channels = 2
         self.decoder = nn.ModuleList([_conv(c256, c128), _conv(c128, c64), _conv(c64, c32), _conv(c32, c16)])
         self.output = nn.Conv2d(c16, out_channels, 3, padding=1)
+
+    @property
+    def accepts_hints(self) -> bool:
+        return self.hint_input is not None
 
     @property
     def out_channels(self) -> int:
@@ -74,12 +89,14 @@ class FusionColorizer(nn.Module):
         l: torch.Tensor,
         embedding: torch.Tensor | None = None,
         *,
+        hints: torch.Tensor | None = None,
         raw: bool = False,
         temperature: float | torch.Tensor | None = None,
     ) -> torch.Tensor:
         """l (B, 1, H, W) in [0, 100] -> ab (B, 2, H, W) in Lab units, any H and W.
 
-        `embedding` (B, D) replaces the embedder's output (a cache of a frozen embedder). With
+        `embedding` (B, D) replaces the embedder's output (a cache of a frozen embedder). `hints`
+        (B, 3, H, W) are colour hints (colorem.hints.hint_map), for a model built with hints=True. With
         raw=True the head's output is returned instead: tanh ab / 128 (B, 2, H, W), or logits over
         the bins at half resolution (B, Q, ceil(H/2), ceil(W/2)).
         """
@@ -91,7 +108,17 @@ class FusionColorizer(nn.Module):
         x = l / 50.0 - 1.0
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        features = self.encoder(x)  # (B, 256, H/8, W/8)
+        if self.hint_input is None:
+            if hints is not None:
+                raise ValueError("this model takes no colour hints (its card does not say hints: true)")
+            features = self.encoder(x)  # (B, 256, H/8, W/8)
+        else:
+            x = self.encoder[0][0](x)
+            if hints is None:  # no hints: the hint conv of an all-zero input is its bias
+                x = x + self.hint_input.bias.to(x.dtype)[None, :, None, None]
+            else:
+                x = x + self.hint_input(F.pad(hints.to(x.dtype), (0, pad_w, 0, pad_h)))
+            features = self.encoder[1:](self.encoder[0][1](x))
         if embedding.shape[1]:
             grid = embedding.to(features.dtype)[:, :, None, None].expand(-1, -1, *features.shape[-2:])
             features = torch.cat([features, grid], dim=1)

@@ -33,6 +33,7 @@ class ModelConfig:
     temperature: float = 0.38  # annealed-mean T of the classification head at inference
     upsample: str = "nearest"  # nearest (original) | bilinear
     freeze_embedder: bool = False  # keep the embedder fixed (then its embeddings can be cached)
+    hints: bool = False  # a colour-hint input, trained on hints simulated from the true colours (colorem.hints)
 
     def create_kwargs(self) -> dict[str, Any]:
         """The create_model() arguments; also the `architecture_options` of an exported card."""
@@ -43,6 +44,8 @@ class ModelConfig:
             kwargs["embedder_options"] = dict(self.embedder_options)
         if self.head == "classification":
             kwargs["temperature"] = self.temperature
+        if self.hints:
+            kwargs["hints"] = True
         return kwargs
 
 

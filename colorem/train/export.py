@@ -70,14 +70,22 @@ def recard_weights(source: str | os.PathLike, *, name: str = "", description: st
     model, card = load_weights(source)
     provenance = {**card.provenance, "recarded_from": Path(source).name}
     if prior_correction:
-        if "prior_correction" in card.provenance:
-            raise ValueError(f"{source}: its logits are already prior-corrected ({card.provenance['prior_correction']})")
+        done = card.provenance.get("prior_correction")
+        if done and prior_correction > 0:
+            raise ValueError(f"{source}: its logits are already prior-corrected ({done})")
+        if prior_correction < 0 and (not done or abs(prior_correction + done["strength"]) > 1e-9):
+            raise ValueError(f"{source}: a negative strength undoes an earlier correction, and its card records "
+                             f"{'none' if not done else 'strength ' + str(done['strength'])}")
         if not ab_prior:
             raise ValueError("a prior correction of exported weights needs the training run's ab prior (--ab-prior FILE)")
         rebalance = card.provenance.get("config", {}).get("loss", {}).get("rebalance")
         if rebalance is None:
             raise ValueError(f"{source}: its card does not say how its training rebalanced the classes")
-        provenance.update(adjust_logits(model, load_prior(ab_prior), rebalance, prior_correction))
+        entry = adjust_logits(model, load_prior(ab_prior), rebalance, prior_correction)
+        if prior_correction < 0:  # undone: the raw logits of training again (e.g. to continue training them)
+            provenance.pop("prior_correction")
+        else:
+            provenance.update(entry)
     options = dict(card.architecture_options)
     if temperature is not None:
         _check_temperature(options.get("head"))
@@ -116,8 +124,8 @@ def adjust_logits(model: nn.Module, prior: torch.Tensor, rebalance: float, stren
     last convolution. Returns the provenance entry that records it."""
     if getattr(model, "head", None) != "classification":
         raise ValueError("a prior correction applies to classification heads only")
-    if not 0.0 < strength <= 4.0:
-        raise ValueError(f"the prior correction's strength must be in (0, 4], not {strength}")
+    if not (0.0 < abs(strength) <= 4.0):  # negative: undo an earlier correction of that strength
+        raise ValueError(f"the prior correction's strength must be in [-4, 0) or (0, 4], not {strength}")
     if len(prior) != len(model.bins):
         raise ValueError(f"the ab prior has {len(prior)} bins, the model {len(model.bins)}")
     weights = rebalancing_weights(prior.float(), model.bins.float().cpu(), rebalance)

@@ -24,6 +24,7 @@ from colorem.color import rgb_to_lab, split_lab
 from colorem.colorize import autocast, bf16_is_fast
 from colorem.data import Augment, DataIterator, PhotoStream, Position, load_fixed_images, resolve_source
 from colorem.errors import ColoremError
+from colorem.hints import simulate_hints
 from colorem.models import create_model
 from colorem.train import distributed
 from colorem.train.checkpoint import (list_checkpoints, load_checkpoint, resolve_resume, rng_state,
@@ -69,8 +70,9 @@ def load_initial_weights(model: nn.Module, spec: str) -> None:
         checkpoint = resolve_resume(str(path), path)[0] if path.is_dir() else load_checkpoint(path)
         state = checkpoint["ema"]["shadow"] if checkpoint.get("ema") else checkpoint["model"]
     expected = model.state_dict()
-    # A different head (e.g. a regression run continued as classification) starts its output layer fresh.
-    head = ("output.", "bins")
+    # A different head (e.g. a regression run continued as classification) starts its output layer fresh;
+    # so does a new hint input (zero-initialized: the model starts as the automatic one it came from).
+    head = ("output.", "bins", "hint_input.")
     mismatched = [key for key, value in state.items() if key in expected and value.shape != expected[key].shape]
     missing = [key for key in expected if key not in state and not key.startswith("embedder.")]
     if [key for key in mismatched + missing if not key.startswith(head)] or not set(state) & set(expected):
@@ -78,6 +80,14 @@ def load_initial_weights(model: nn.Module, spec: str) -> None:
                            f"different shapes {mismatched[:3]})")
     model.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()
                            if key in expected and key not in mismatched}, strict=False)
+
+
+def estimate_run_prior(config: Config, bins: torch.Tensor) -> torch.Tensor:
+    """The ab prior a run of `config` estimates (deterministic: the same photos for the same config)."""
+    data = config.data
+    stream = PhotoStream(resolve_source(data.train), Augment.from_config(data), data.batch_size,
+                         seed=config.run.seed + 1, shuffle_buffer=data.shuffle_buffer)
+    return estimate_ab_prior((batch["rgb"] for batch in stream), bins.cpu(), config.loss.prior_images)
 
 
 class Trainer:
@@ -144,11 +154,7 @@ class Trainer:
             return load_prior(loss.prior_file)
         prior = None
         if self.env.is_main:  # estimated once from the training photos, stored with the run
-            bins = create_model(self.config.model.architecture, **self.config.model.create_kwargs()).bins
-            data = self.config.data
-            stream = PhotoStream(resolve_source(data.train), Augment.from_config(data), data.batch_size,
-                                 seed=self.config.run.seed + 1, shuffle_buffer=data.shuffle_buffer)
-            prior = estimate_ab_prior((batch["rgb"] for batch in stream), bins, loss.prior_images)
+            prior = estimate_run_prior(self.config, self.model.bins)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_prior(prior, self.run_dir / "ab_prior.json")
         return distributed.broadcast_object(self.env, prior)
@@ -229,12 +235,14 @@ class Trainer:
         rgb = batch["rgb"].to(self.device, non_blocking=True).float().div_(255.0)  # (B, 3, S, S)
         l, ab = split_lab(rgb_to_lab(rgb))  # (B, 1, S, S) in [0, 100], (B, 2, S, S) Lab units
         embedding = self._embeddings(batch["keys"], l)
+        # Hints drawn from the global RNG, whose state every checkpoint keeps (exact resumes).
+        hints = simulate_hints(ab, None) if getattr(self.model, "accepts_hints", False) else None
         if self.channels_last:
             l = l.contiguous(memory_format=torch.channels_last)
         no_sync = self.ddp_model.no_sync() if self.env.distributed and not sync else contextlib.nullcontext()
         with no_sync:
             with autocast(self.device, self.precision):
-                raw = self.ddp_model(l, embedding, raw=True)
+                raw = self.ddp_model(l, embedding, hints=hints, raw=True)
             loss, parts = self.loss(raw, ab)
             self.scaler.scale(loss / self.config.optim.accumulate).backward()
         return {"loss": loss.detach(), **parts}

@@ -1,0 +1,135 @@
+"""Colour hints: points where the user says what colour the photo is, as the network's hint input.
+
+A hint is a point in the photo's own pixel coordinates and an sRGB colour; only the colour's ab is
+used (the lightness comes from the photo). The network sees hints at its render size as three
+channels: a / AB_MAX and b / AB_MAX where a hint was given, and a mask that is 1 there (Zhang et al.,
+SIGGRAPH 2017). Training and `colorem evaluate --hints N` simulate hints from the true colours.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from colorem.color import AB_MAX, rgb_to_lab
+from colorem.errors import ColoremError
+
+MAX_HINTS = 256
+HINT_CHANNELS = 3  # a / AB_MAX, b / AB_MAX, mask
+_HEX = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
+
+
+class HintError(ColoremError, ValueError):
+    """A hint that cannot be used: outside the photo, a colour that is not one, too many hints."""
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A colour at a point: x, y in the photo's pixels (0 at the left/top edge); color as sRGB
+    "#rrggbb" / "#rgb" or an (r, g, b) tuple of 0..255 integers."""
+
+    x: float
+    y: float
+    color: str | tuple[int, int, int]
+
+    def rgb(self) -> tuple[int, int, int]:
+        return parse_color(self.color)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Hint":
+        if not isinstance(values, dict) or not {"x", "y", "color"} <= set(values):
+            raise HintError(f"a hint is an object with x, y and color, not {values!r}")
+        return cls(values["x"], values["y"], values["color"])
+
+    def to_dict(self) -> dict:
+        red, green, blue = self.rgb()
+        return {"x": self.x, "y": self.y, "color": f"#{red:02x}{green:02x}{blue:02x}"}
+
+
+def parse_color(color) -> tuple[int, int, int]:
+    """"#3a6ea5", "3a6ea5", "#36a" or (58, 110, 165) -> (58, 110, 165)."""
+    if isinstance(color, str):
+        match = _HEX.fullmatch(color.strip())
+        if not match:
+            raise HintError(f"hint colour {color!r} is not an sRGB hex colour such as #3a6ea5")
+        digits = match.group(1)
+        if len(digits) == 3:
+            digits = "".join(2 * digit for digit in digits)
+        return tuple(int(digits[index:index + 2], 16) for index in (0, 2, 4))  # type: ignore[return-value]
+    if (isinstance(color, (tuple, list)) and len(color) == 3
+            and all(isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255 for value in color)):
+        return tuple(color)  # type: ignore[return-value]
+    raise HintError(f"hint colour {color!r} is neither a hex string nor three integers 0..255")
+
+
+def hint_map(hints: list[Hint], photo_size: tuple[int, int], render_size: int | tuple[int, int]) -> torch.Tensor:
+    """Hints in a photo of (width, height) pixels -> the network's (1, 3, R, R) hint input at the render size."""
+    if len(hints) > MAX_HINTS:
+        raise HintError(f"{len(hints)} hints given; at most {MAX_HINTS} are allowed")
+    width, height = photo_size
+    out_h, out_w = (render_size, render_size) if isinstance(render_size, int) else render_size
+    channels = torch.zeros(1, HINT_CHANNELS, out_h, out_w)
+    if not hints:
+        return channels
+    colours = torch.tensor([parse_color(hint.color) for hint in hints], dtype=torch.float32) / 255.0
+    ab = rgb_to_lab(colours.T[None, :, :, None])[0, 1:, :, 0].T  # (N, 2)
+    for hint, (a, b) in zip(hints, ab.tolist()):
+        x, y = _coordinate(hint.x, "x"), _coordinate(hint.y, "y")
+        if not (0 <= x < width and 0 <= y < height):
+            raise HintError(f"hint at ({hint.x}, {hint.y}) lies outside the {width}x{height} photo")
+        column, row = min(int(x * out_w / width), out_w - 1), min(int(y * out_h / height), out_h - 1)
+        channels[0, :, row, column] = torch.tensor([a / AB_MAX, b / AB_MAX, 1.0])
+    return channels
+
+
+def _coordinate(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise HintError(f"hint {name} must be a finite number, not {value!r}")
+    return float(value)
+
+
+@dataclass
+class HintSimulation:
+    """How training reveals true colours as hints (Zhang et al. 2017, with more photos left without)."""
+
+    none_share: float = 0.5  # photos with no hint at all, so automatic colorization stays trained
+    geometric_p: float = 0.125  # otherwise 1 + Geometric(p) points (mean 8)
+    max_points: int = 32
+    patch_sizes: tuple[int, ...] = (1, 1, 3, 5)  # a point, sometimes a few pixels wide
+
+
+def simulate_hints(ab: torch.Tensor, generator: torch.Generator | None, simulation: HintSimulation | None = None,
+                   counts: list[int] | None = None, patch_size: int | None = None) -> torch.Tensor:
+    """True ab (B, 2, H, W) in Lab units -> a hint input (B, 3, H, W): at random points the mean ab of a
+    small patch, revealed over that patch. `counts` fixes the number of points per photo (evaluation);
+    `patch_size` fixes the patch side."""
+    simulation = simulation or HintSimulation()
+    batch, _, height, width = ab.shape
+    if counts is None:
+        counts = []
+        for _ in range(batch):
+            if torch.rand((), generator=generator) < simulation.none_share:
+                counts.append(0)
+                continue
+            uniform = float(torch.rand((), generator=generator).clamp_min(1e-7))
+            points = 1 + int(math.log(uniform) / math.log(1 - simulation.geometric_p))
+            counts.append(min(points, simulation.max_points))
+    hints = torch.zeros(batch, HINT_CHANNELS, height, width, dtype=torch.float32, device=ab.device)
+    sizes = [patch_size] if patch_size else sorted(set(simulation.patch_sizes))
+    means = {size: F.avg_pool2d(ab.float(), size, stride=1, padding=size // 2, count_include_pad=False)
+             for size in sizes}
+    for index, count in enumerate(counts):
+        for _ in range(count):
+            size = patch_size or simulation.patch_sizes[int(torch.randint(len(simulation.patch_sizes), (), generator=generator))]
+            row = int(torch.randint(height, (), generator=generator))
+            column = int(torch.randint(width, (), generator=generator))
+            top, left = max(0, row - size // 2), max(0, column - size // 2)
+            bottom, right = min(height, top + size), min(width, left + size)
+            colour = means[size][index, :, row, column] / AB_MAX
+            hints[index, :2, top:bottom, left:right] = colour[:, None, None]
+            hints[index, 2, top:bottom, left:right] = 1.0
+    return hints

@@ -1,0 +1,95 @@
+"""Colour hints: the hint input of the network, hints in photo pixels mapped to the render grid,
+hints simulated from true colours for training and evaluation."""
+
+import pytest
+import torch
+
+from colorem.color import AB_MAX, rgb_to_lab
+from colorem.hints import MAX_HINTS, Hint, HintError, HintSimulation, hint_map, parse_color, simulate_hints
+from colorem.models import create_model
+
+
+def test_a_hint_model_made_from_an_automatic_one_starts_identical():
+    torch.manual_seed(0)
+    automatic = create_model("color-em-tiny", head="classification").eval()
+    hinted = create_model("color-em-tiny", head="classification", hints=True).eval()
+    missing = hinted.load_state_dict(automatic.state_dict(), strict=False).missing_keys
+    assert missing == ["hint_input.weight", "hint_input.bias"]  # the only new weights, zero-initialized
+    l = torch.rand(2, 1, 37, 45) * 100
+    hints = simulate_hints(torch.randn(2, 2, 37, 45) * 30, torch.Generator().manual_seed(0), counts=[5, 0])
+    with torch.no_grad():
+        expected = automatic(l)
+        assert torch.equal(hinted(l), expected)
+        assert torch.equal(hinted(l, hints=hints), expected)
+        hinted.hint_input.weight.normal_()  # once trained, hints change the colours where they are given
+        changed = hinted(l, hints=hints)
+        assert torch.equal(hinted(l), expected)
+    assert not torch.equal(changed[0], expected[0]) and torch.equal(changed[1], expected[1])
+
+
+def test_a_model_without_a_hint_input_refuses_hints():
+    model = create_model("color-em-tiny")
+    with pytest.raises(ValueError, match="takes no colour hints"):
+        model(torch.rand(1, 1, 32, 32) * 100, hints=torch.zeros(1, 3, 32, 32))
+
+
+def test_gradients_reach_the_hint_input():
+    torch.manual_seed(0)
+    model = create_model("color-em-tiny", head="classification", hints=True)
+    hints = simulate_hints(torch.randn(2, 2, 32, 32) * 30, torch.Generator().manual_seed(1), counts=[20, 20])
+    model(torch.rand(2, 1, 32, 32) * 100, hints=hints, raw=True).square().mean().backward()
+    assert model.hint_input.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("color, rgb", [("#3a6ea5", (58, 110, 165)), ("3A6EA5", (58, 110, 165)),
+                                        ("#36a", (51, 102, 170)), ((1, 2, 3), (1, 2, 3))])
+def test_colours_parse(color, rgb):
+    assert parse_color(color) == rgb
+
+
+@pytest.mark.parametrize("color", ["#12345", "blue", "#gg0000", (256, 0, 0), (1, 2), (1.5, 2, 3), None])
+def test_bad_colours_are_clear_errors(color):
+    with pytest.raises(HintError, match="colour"):
+        parse_color(color)
+
+
+def test_hints_map_from_photo_pixels_to_the_render_grid():
+    # A 1000x500 photo at render size 100: x scales by 1/10, y by 1/5.
+    channels = hint_map([Hint(995, 2, "#b22222"), Hint(0, 499.9, (0, 0, 255))], (1000, 500), 100)
+    assert channels.shape == (1, 3, 100, 100)
+    assert channels[0, 2].sum() == 2 and channels[0, 2, 0, 99] == 1 and channels[0, 2, 99, 0] == 1
+    red = rgb_to_lab(torch.tensor([178, 34, 34]).float().div(255)[None, :, None, None])[0, 1:, 0, 0]
+    assert torch.allclose(channels[0, :2, 0, 99] * AB_MAX, red, atol=1e-4)  # only ab; L comes from the photo
+
+
+@pytest.mark.parametrize("hint", [Hint(1000, 10, "#fff"), Hint(-1, 10, "#fff"), Hint(10, 500, "#fff"),
+                                  Hint(float("nan"), 10, "#fff"), Hint("10", 10, "#fff")])
+def test_hints_outside_the_photo_are_clear_errors(hint):
+    with pytest.raises(HintError, match="hint"):
+        hint_map([hint], (1000, 500), 64)
+
+
+def test_too_many_hints_are_a_clear_error():
+    with pytest.raises(HintError, match=f"at most {MAX_HINTS}"):
+        hint_map([Hint(1, 1, "#fff")] * (MAX_HINTS + 1), (10, 10), 16)
+
+
+def test_simulated_hints_reveal_the_true_patch_colour():
+    ab = torch.zeros(3, 2, 40, 40)
+    ab[:, 0] = 25.0
+    ab[:, 1] = -10.0
+    hints = simulate_hints(ab, torch.Generator().manual_seed(0), counts=[0, 1, 7], patch_size=3)
+    mask = hints[:, 2]
+    assert mask[0].sum() == 0 and 1 <= mask[1].sum() <= 9 and mask[2].sum() > mask[1].sum()
+    revealed = hints[:, :2].permute(1, 0, 2, 3)[:, mask > 0] * AB_MAX
+    assert torch.allclose(revealed, torch.tensor([[25.0], [-10.0]]).expand_as(revealed))
+    assert torch.equal(hints[:, :2][(mask == 0)[:, None].expand(-1, 2, -1, -1)], torch.zeros(int((mask == 0).sum()) * 2))
+
+
+def test_training_hints_leave_many_photos_without_any():
+    simulation = HintSimulation()
+    hints = simulate_hints(torch.zeros(400, 2, 16, 16), torch.Generator().manual_seed(0), simulation)
+    points = hints[:, 2].flatten(1).sum(1)
+    share_none = float((points == 0).float().mean())
+    assert abs(share_none - simulation.none_share) < 0.08
+    assert points.max() <= simulation.max_points * max(simulation.patch_sizes) ** 2

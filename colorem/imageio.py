@@ -25,6 +25,7 @@ ImageInput = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: larger than any camera photo, far below a bomb
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+QUALITY_RANGE = (1, 100)  # JPEG and WebP quality
 FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF", "bmp": "BMP"}
 
 

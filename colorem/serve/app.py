@@ -4,6 +4,7 @@ bounded number of slots, and every failure reaches the client as JSON {"error", 
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import time
 from dataclasses import asdict
@@ -35,6 +36,8 @@ from colorem.serve.uploads import (
     parse_options,
     read_upload,
 )
+
+log = logging.getLogger("colorem.serve")
 
 # The page loads only its own files; blob: is where the uploaded and colorized images live.
 PAGE_SECURITY = {
@@ -82,6 +85,30 @@ class Gate:
             finally:
                 self.running -= 1
                 self.served += 1
+
+
+class AccessLog:
+    """One log line per request at INFO: method, path, status and milliseconds until the last byte was sent
+    (the CLI shows them at its default log level; uvicorn's own access log has no timing)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), 500  # 500: the app raised before it answered
+
+        async def send_noting_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            log.info("%s %s %d %.0f ms", scope["method"], scope["path"], status, (time.perf_counter() - started) * 1000)
 
 
 def _load_colorizer(settings: Settings):
@@ -177,6 +204,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(AccessLog)
     _install_error_handlers(app)
     errors = {code: {"model": ErrorBody, "description": text} for code, text in {
         400: "malformed request", 413: "upload or image too large", 415: "not an image",

@@ -168,6 +168,20 @@ def test_openapi_documents_the_api(client):
     assert client.get("/docs").status_code == 200
 
 
+def test_the_docs_page_loads_everything_from_the_server(client):
+    """/docs works offline: every script, style sheet and icon it names is served by colorem itself."""
+    import re
+
+    page = client.get("/docs")
+    assert page.status_code == 200
+    urls = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", page.text)
+    assert any(url.endswith(".js") for url in urls) and any(url.endswith(".css") for url in urls), urls
+    assert [url for url in urls if not url.startswith("/") or url.startswith("//")] == []
+    for url in urls:
+        assert client.get(url).status_code == 200, url
+    assert client.get("/redoc").status_code == 404  # FastAPI's ReDoc page would load from a CDN
+
+
 # --- errors -------------------------------------------------------------------------------------
 def test_413_upload_over_the_limit(client):
     big = photo_bytes() + b"\0" * (1024 * 1024 + 10)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from colorem.errors import ColoremError
 from colorem.serve.settings import Settings, default_concurrency, packaged_samples
 
-SERVE_PACKAGES = ("fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "anyio", "pydantic")
+SERVE_PACKAGES = ("fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "anyio", "pydantic",
+                  "swagger_ui_bundle")
 
 
 def create_app(settings: Settings | None = None):

@@ -17,10 +17,12 @@ import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from swagger_ui_bundle import swagger_ui_path
 
 from colorem import __version__
 from colorem.errors import ImageReadError, ImageTooLargeError
@@ -202,6 +204,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Colorize black-and-white photos. Upload a photo to `POST /api/colorize` and get the "
                     "colorized image back; the page at `/` does the same in a browser.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's /docs and /redoc load their scripts from a CDN; ours come from the package
+        redoc_url=None,
     )
     app.state.settings = settings
     app.add_middleware(AccessLog)
@@ -326,4 +330,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         })
 
     app.mount("/static", StaticFiles(packages=[("colorem.serve", "static")]), name="static")
+    _install_docs(app)
     return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    """/docs: Swagger UI from the swagger-ui-bundle package, so the API docs work offline like the page."""
+    app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request):
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(openapi_url=root + app.openapi_url, title=f"{app.title} API",
+                                   swagger_js_url=f"{root}/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}/docs/assets/favicon-32x32.png")

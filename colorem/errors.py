@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def install_hint(extra: str) -> str:
+    """The command that adds an optional part of colorem, which installs from its checkout (no public index)."""
+    return f'pip install ".[{extra}]" in the colorem checkout'
+
+
 class ColoremError(Exception):
     """Base class of every error colorem raises on purpose."""
 

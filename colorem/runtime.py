@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from colorem.errors import install_hint
+
 BACKENDS = ("auto", "torch", "onnxruntime")
 OPSET = 18
 
@@ -75,7 +77,7 @@ def _onnxruntime():
     try:
         import onnxruntime
     except ImportError as error:
-        raise ImportError("the onnxruntime backend needs: pip install 'color-em[onnx]'") from error
+        raise ImportError(f"the onnxruntime backend needs onnxruntime: {install_hint('onnx')}") from error
     return onnxruntime
 
 

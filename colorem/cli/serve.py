@@ -10,7 +10,7 @@ import sys
 
 from colorem.cli.common import add_model_arguments, load_colorizer, ranged
 from colorem.colorize import RENDER_SIZE_RANGE
-from colorem.errors import ColoremError
+from colorem.errors import ColoremError, install_hint
 from colorem.serve import Settings, create_app, default_concurrency
 
 
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
     except ModuleNotFoundError:
-        raise ColoremError('the web server needs uvicorn: pip install "color-em[serve]"') from None
+        raise ColoremError(f"the web server needs uvicorn: {install_hint('serve')}") from None
     if args.torch_threads is not None:
         import torch
 

@@ -90,17 +90,27 @@ class _Decoded(Dataset):
             return {"index": index, "prepared": None, "error": str(error)}
 
 
+def split_existing(items: Sequence[tuple[Path, Path]], options: BatchOptions) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+    """(items to do, (source, existing output) of those done already). An item is done when an output of it
+    exists (under either name its alpha could give it) and options.overwrite is off."""
+    todo: list[tuple[Path, Path]] = []
+    done: list[tuple[Path, Path]] = []
+    for source, relative in items:
+        existing = [t for t in {target_for(options, relative, False), target_for(options, relative, True)} if t.exists()]
+        if existing and not options.overwrite:
+            done.append((source, existing[0]))
+        else:
+            todo.append((source, relative))
+    return todo, done
+
+
 def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], options: BatchOptions) -> Iterator[ItemResult]:
     """Colorize (source, path relative to the output) pairs; yields one ItemResult per input as it finishes.
     An output that exists already is skipped (a rerun resumes) unless options.overwrite."""
     render_size = _check_options(options.render_size or colorizer.render_size, options.saturation)
-    todo: list[tuple[Path, Path]] = []
-    for source, relative in items:
-        existing = [t for t in {target_for(options, relative, False), target_for(options, relative, True)} if t.exists()]
-        if existing and not options.overwrite:
-            yield ItemResult(source, existing[0], "skipped")
-        else:
-            todo.append((source, relative))
+    todo, done = split_existing(items, options)
+    for source, target in done:
+        yield ItemResult(source, target, "skipped")
     if not todo:
         return
     _reuse_freed_memory()

@@ -55,14 +55,16 @@ def test_a_rerun_skips_what_exists_and_overwrite_replaces_it(folder, tmp_path, t
 
 def test_the_progress_bar_counts_only_photos_it_colorizes(folder, tmp_path, tiny_weights, capsys):
     out = tmp_path / "out"
-    files = [str(folder / name) for name in ("a.jpg", "b.png", "sub/c.webp")]
+    photo(25, 25, seed=3).save(folder / "d.png")
+    files = [str(folder / name) for name in ("a.jpg", "b.png", "sub/c.webp", "d.png")]
     assert main(["colorize", *files[:2], "-o", str(out), "--model", str(tiny_weights)]) == 0
     capsys.readouterr()
     assert main(["colorize", *files, "-o", str(out), "--model", str(tiny_weights)]) == 0
     error = capsys.readouterr().err
-    # Two skipped files done in no time once showed as thousands of img/s; the bar is the one real photo.
-    assert re.findall(r"(\d+)/(\d+) \[", error)[-1] == ("1", "1"), error
-    assert "colorized 1, skipped 2" in error
+    # Two skipped files "done" in no time once showed as thousands of img/s; the bar is the two real photos.
+    assert {total for _, total in re.findall(r"(\d+)/(\d+) \[", error)} == {"2"}, error
+    assert re.findall(r"(\d+)/(\d+) \[", error)[-1] == ("2", "2")
+    assert "colorized 2, skipped 2" in error
 
 
 def test_the_readme_quick_start_runs_twice(tmp_path):

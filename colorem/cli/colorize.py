@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from colorem.batch import BatchOptions, colorize_files, rank_share
+from colorem.batch import BatchOptions, colorize_files, rank_share, split_existing
 from colorem.cli.common import add_model_arguments, load_colorizer, ranged
 from colorem.colorize import RENDER_SIZE_RANGE, SATURATION_RANGE
 from colorem.errors import ColoremError
@@ -83,12 +83,13 @@ def run(args: argparse.Namespace) -> int:
     options = BatchOptions(output=output, format=args.format, render_size=args.render_size, saturation=args.saturation,
                            temperature=args.temperature, quality=args.quality, overwrite=args.overwrite,
                            batch_size=args.batch_size, workers=args.workers, single_file=single_file)
-    counts = {"done": 0, "skipped": 0, "failed": len(unmatched)}
     for pattern in unmatched:
         print(f"failed: {pattern}: the pattern matched no files", file=sys.stderr)
-    inputs = rank_share(inputs)  # under torchrun, this rank's share; everything otherwise
-    if inputs:
-        _colorize(args, inputs, options, counts)
+    # Under torchrun, this rank's share; everything otherwise. Outputs that exist are done: a rerun resumes.
+    todo, done = split_existing(rank_share(inputs), options)
+    counts = {"done": 0, "skipped": len(done), "failed": len(unmatched)}
+    if todo or done:
+        _colorize(args, todo, options, counts)  # the progress bar counts only the work left to do
     skipped = f"skipped {counts['skipped']}" + (" (outputs exist; --overwrite replaces them)" if counts["skipped"] else "")
     print(f"colorized {counts['done']}, {skipped}, failed {counts['failed']} -> {output}", file=sys.stderr)
     return 1 if counts["failed"] else 0
@@ -100,14 +101,12 @@ def _colorize(args: argparse.Namespace, inputs: list[tuple[Path, Path]], options
 
         if torch.cuda.is_available():
             args.device = f"cuda:{os.environ['LOCAL_RANK']}"
-    colorizer = load_colorizer(args, backend=args.backend)
+    colorizer = load_colorizer(args, backend=args.backend)  # even with nothing to do: a bad model is an error
+    if not inputs:
+        return
     with tqdm(total=len(inputs), unit="img", disable=len(inputs) < 2, file=sys.stderr, dynamic_ncols=True) as progress:
         for result in colorize_files(colorizer, inputs, options):
             counts[result.status] += 1
-            if result.status == "skipped":
-                progress.total -= 1  # no work done: counting it would make the rate absurd (thousands of img/s)
-                progress.refresh()
-                continue
             if result.status == "failed":
                 progress.write(f"failed: {result.source}: {result.error}", file=sys.stderr)
             progress.update()

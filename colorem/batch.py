@@ -18,24 +18,32 @@ from typing import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from colorem.colorize import Colorizer, _check_options
-from colorem.errors import ColoremError
-from colorem.imageio import FORMATS, read_image, write_image
+from colorem.colorize import RENDER_SIZE_RANGE, SATURATION_RANGE, Colorizer, _check_options
+from colorem.errors import ColoremError, check_range
+from colorem.imageio import FORMATS, QUALITY_RANGE, read_image, write_image
 
 
 @dataclass(frozen=True)
 class BatchOptions:
     output: Path
     format: str = "same"  # same | png | jpg | webp | tif
-    render_size: int | None = None
+    render_size: int | None = None  # None: the model's
     saturation: float = 1.0
     temperature: float | None = None
     quality: int = 92
-    skip_existing: bool = False
-    overwrite: bool = False
+    overwrite: bool = False  # False: an output that already exists is left as it is and reported as skipped
     batch_size: int = 8
     workers: int | None = None  # None: one per core, none for a handful of files
     single_file: bool = False  # `output` is the file name itself
+
+    def __post_init__(self) -> None:
+        if self.render_size is not None:
+            check_range("render_size", self.render_size, *RENDER_SIZE_RANGE)
+        check_range("saturation", self.saturation, *SATURATION_RANGE)
+        check_range("quality", self.quality, *QUALITY_RANGE)
+        check_range("batch_size", self.batch_size, 1)
+        if self.workers is not None:
+            check_range("workers", self.workers, 0)
 
 
 @dataclass(frozen=True)
@@ -82,18 +90,27 @@ class _Decoded(Dataset):
             return {"index": index, "prepared": None, "error": str(error)}
 
 
-def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], options: BatchOptions) -> Iterator[ItemResult]:
-    """Colorize (source, path relative to the output) pairs; yields one ItemResult per input as it finishes."""
-    render_size = _check_options(options.render_size or colorizer.render_size, options.saturation)
+def split_existing(items: Sequence[tuple[Path, Path]], options: BatchOptions) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+    """(items to do, (source, existing output) of those done already). An item is done when an output of it
+    exists (under either name its alpha could give it) and options.overwrite is off."""
     todo: list[tuple[Path, Path]] = []
+    done: list[tuple[Path, Path]] = []
     for source, relative in items:
         existing = [t for t in {target_for(options, relative, False), target_for(options, relative, True)} if t.exists()]
-        if existing and options.skip_existing:
-            yield ItemResult(source, existing[0], "skipped")
-        elif existing and not options.overwrite:
-            yield ItemResult(source, existing[0], "failed", f"{existing[0]} exists (use --skip-existing or --overwrite)")
+        if existing and not options.overwrite:
+            done.append((source, existing[0]))
         else:
             todo.append((source, relative))
+    return todo, done
+
+
+def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], options: BatchOptions) -> Iterator[ItemResult]:
+    """Colorize (source, path relative to the output) pairs; yields one ItemResult per input as it finishes.
+    An output that exists already is skipped (a rerun resumes) unless options.overwrite."""
+    render_size = _check_options(options.render_size or colorizer.render_size, options.saturation)
+    todo, done = split_existing(items, options)
+    for source, target in done:
+        yield ItemResult(source, target, "skipped")
     if not todo:
         return
     _reuse_freed_memory()

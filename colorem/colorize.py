@@ -18,16 +18,37 @@ from PIL import Image
 from torch import nn
 
 from colorem.color import AB_MAX, gray_to_l, join_lab, lab_to_srgb8, rgb_to_l
+from colorem.errors import OptionError, check_range
 from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput, Photo, read_image, to_pil
 from colorem.runtime import BACKENDS, OnnxBackend, export_onnx, onnxruntime_available
 from colorem.weights import ModelCard, load_weights, resolve_weights
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+RENDER_SIZE_RANGE = (16, 2048)  # the network's input side: below 16 its H/8 grid is empty, above it costs minutes
+SATURATION_RANGE = (0.0, 4.0)
 CHUNK_PIXELS = 1 << 20  # full-resolution colour math runs in slices of about 1 MP to bound memory
 
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """None: CUDA when present, else the CPU. A named device must exist here (OptionError otherwise)."""
+    if device is None:
+        return default_device()
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise OptionError(f"unknown device {str(device)!r} (use cpu, cuda or cuda:N)") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise OptionError(f"device {resolved} asked for, but CUDA is not available on this machine; use cpu")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise OptionError(f"device {resolved} asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise OptionError("device mps asked for, but MPS is not available on this machine; use cpu")
+    return resolved
 
 
 def bf16_is_fast(device: torch.device) -> bool:
@@ -44,11 +65,11 @@ def bf16_is_fast(device: torch.device) -> bool:
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+        raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision == "auto":
         return "bf16" if bf16_is_fast(device) else "fp32"
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError("fp16 inference is only supported on CUDA; use bf16 or fp32 on CPU")
+        raise OptionError("fp16 inference is only supported on CUDA; use bf16 or fp32 on the CPU")
     return precision
 
 
@@ -75,7 +96,9 @@ class Colorizer:
     def __init__(self, model: nn.Module, card: ModelCard, device: str | torch.device | None = None,
                  precision: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS, backend: str = "auto",
                  onnx_model: bytes | str | os.PathLike | None = None):
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
+        if backend == "onnxruntime" and precision == "auto":
+            precision = "fp32"  # what ONNX Runtime runs
         self.precision = resolve_precision(precision, self.device)
         self.card = card
         self.max_pixels = max_pixels
@@ -156,12 +179,13 @@ def choose_backend(backend: str, device: torch.device, precision: str, have_onnx
     """auto: ONNX Runtime on a CPU running fp32 when an exported model is at hand and onnxruntime is
     installed (faster than fp32 eager there; see bench/), else eager PyTorch (bf16 where fast)."""
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        raise OptionError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if backend != "auto":
         if backend == "onnxruntime" and device.type != "cpu":
-            raise ValueError("the onnxruntime backend runs on the CPU; use backend='torch' on GPUs")
+            raise OptionError("the onnxruntime backend runs on the CPU; use the torch backend on GPUs")
         if backend == "onnxruntime" and precision != "fp32" and not have_onnx:
-            raise ValueError("the onnxruntime backend runs fp32 (or an int8 model you pass); use precision='fp32'")
+            raise OptionError(f"the onnxruntime backend runs fp32 (or an int8 model you pass), not {precision}; "
+                              "use precision fp32")
         return backend
     if device.type == "cpu" and precision == "fp32" and have_onnx and onnxruntime_available():
         return "onnxruntime"
@@ -169,10 +193,10 @@ def choose_backend(backend: str, device: torch.device, precision: str, have_onnx
 
 
 def _check_options(render_size: int, saturation: float) -> int:
-    if not isinstance(render_size, int) or not 16 <= render_size <= 2048:
-        raise ValueError(f"render_size must be an integer from 16 to 2048, not {render_size!r}")
-    if not (0.0 <= saturation <= 4.0) or saturation != saturation:
-        raise ValueError(f"saturation must be between 0 and 4, not {saturation!r}")
+    if not isinstance(render_size, int):
+        raise OptionError(f"render_size must be an integer, not {render_size!r}")
+    check_range("render_size", render_size, *RENDER_SIZE_RANGE)
+    check_range("saturation", saturation, *SATURATION_RANGE)
     return render_size
 
 

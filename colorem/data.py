@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from colorem.errors import ColoremError, ImageReadError
+from colorem.errors import ColoremError, ImageReadError, install_hint
 from colorem.imageio import IMAGE_EXTENSIONS, read_image
 
 SHARD_SUFFIXES = (".tar", ".tar.gz", ".tgz")
@@ -109,7 +109,7 @@ def _raw_shard(url: str) -> Iterator[tuple[str, bytes | None]]:
         from webdataset.gopen import gopen
         from webdataset.tariterators import tar_file_iterator
     except ImportError as error:
-        raise ImportError("reading tar shards needs webdataset: pip install 'color-em[train]'") from error
+        raise ImportError(f"reading tar shards needs webdataset: {install_hint('train')}") from error
     try:
         stream = gopen(url, "rb")
     except Exception:  # noqa: BLE001  (any opener failure: missing file, failing pipe)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def install_hint(extra: str) -> str:
+    """The command that adds an optional part of colorem, which installs from its checkout (no public index)."""
+    return f'pip install ".[{extra}]" in the colorem checkout'
+
+
 class ColoremError(Exception):
     """Base class of every error colorem raises on purpose."""
 
@@ -22,3 +27,15 @@ class ImageTooLargeError(ImageReadError):
 
 class WeightsError(ColoremError):
     """Model weights are missing, unsafe or do not match their card."""
+
+
+class OptionError(ColoremError, ValueError):
+    """An option's value is out of range or does not fit this machine (a usage error: the CLI exits 2)."""
+
+
+def check_range(name: str, value, low, high=None):
+    """`value` if it lies in [low, high] (no upper bound when high is None; NaN never does), else an OptionError."""
+    if low <= value and (high is None or value <= high):
+        return value
+    bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+    raise OptionError(f"{name} must be {bounds}, not {value!r}".strip())

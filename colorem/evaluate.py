@@ -29,6 +29,7 @@ from colorem.metrics import METRICS, colorfulness, compose_rgb, score_batch
 GRAY = "gray"  # the baseline row: every pixel's ab is 0
 BOOTSTRAP_SAMPLES = 1000
 CONTACT_IMAGES = 6  # rows of the contact sheet
+EVAL_RENDER_SIZE = 256  # one size for every model compared, and the size the published figures use
 CONTACT_TILE = 160  # side of one contact-sheet tile, pixels
 LABELS = {  # column titles of the Markdown table, in METRICS order
     "psnr_rgb": "PSNR RGB (dB)", "ssim_rgb": "SSIM", "psnr_ab": "PSNR ab (dB)", "mse_ab": "MSE ab",
@@ -150,7 +151,7 @@ def _same_size_groups(rgbs: list[torch.Tensor]) -> list[list[int]]:
     return list(groups.values())
 
 
-def evaluate(colorizers: Mapping[str, Colorizer], images: Sequence[str | Path], *, render_size: int = 256,
+def evaluate(colorizers: Mapping[str, Colorizer], images: Sequence[str | Path], *, render_size: int = EVAL_RENDER_SIZE,
              batch_size: int = 16, seed: int = 0, contact_images: int = CONTACT_IMAGES,
              progress: Callable[[int], None] | None = None) -> Evaluation:
     """Score every colorizer (name -> Colorizer, each already loaded) and the gray baseline on `images`.

@@ -10,7 +10,6 @@ import functools
 import io
 import os
 import struct
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +18,14 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from colorem.atomic import write_atomic
 from colorem.errors import ImageReadError, ImageTooLargeError
 
 ImageInput = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: larger than any camera photo, far below a bomb
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+QUALITY_RANGE = (1, 100)  # JPEG and WebP quality
 FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF", "bmp": "BMP"}
 
 
@@ -219,16 +220,9 @@ def encode_image(image: Image.Image, image_format: str, quality: int = 92) -> by
 
 
 def write_image(image: Image.Image, path: str | os.PathLike, image_format: str | None = None, quality: int = 92) -> Path:
-    """Write atomically: encode, write a temporary file beside the target, then rename it into place."""
+    """Write atomically: encode, write a temporary file beside the target, then rename it into place.
+    Not fsynced: a folder run writes thousands of photos, and a rerun redoes any lost to a power cut."""
     path = Path(path)
     data = encode_image(image, image_format or format_for(path), quality)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, data)

@@ -5,6 +5,8 @@ Both take L at the render size, (B, 1, R, R) in [0, 100], and return ab (B, 2, R
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -12,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from colorem.errors import install_hint
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 OPSET = 18
@@ -30,14 +34,34 @@ class _ExportedColorizer(nn.Module):
         return self.model(l) + 0.0 * temperature.sum()  # keeps the input in the graph for a uniform signature
 
 
+class _TorchvisionNotInstalled(logging.Filter):
+    """torch.onnx's exporter warns once per torchvision operator it cannot register when torchvision is
+    absent (four lines per export); colorem's networks use none of them, so that is not the user's concern."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("torchvision is not installed")
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
+    quiet = _TorchvisionNotInstalled()
+    logger.addFilter(quiet)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.removeFilter(quiet)
+
+
 def export_onnx(model: nn.Module, path: str | os.PathLike | None = None, opset: int = OPSET) -> bytes:
     """Export with dynamic batch, height and width; returns the serialized model (and writes `path` if given)."""
     wrapper = _ExportedColorizer(model.float().eval())
     l = torch.rand(2, 1, 64, 64) * 100
     temperature = torch.tensor([float(getattr(model, "temperature", 1.0))])
     batch, height, width = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("height", min=8, max=8192), torch.export.Dim("width", min=8, max=8192)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet_exporter():
         program = torch.onnx.export(
             wrapper, (l, temperature), dynamo=True, opset_version=opset, verbose=False,
             input_names=["l", "temperature"], output_names=["ab"],
@@ -53,7 +77,7 @@ def _onnxruntime():
     try:
         import onnxruntime
     except ImportError as error:
-        raise ImportError("the onnxruntime backend needs: pip install 'color-em[onnx]'") from error
+        raise ImportError(f"the onnxruntime backend needs onnxruntime: {install_hint('onnx')}") from error
     return onnxruntime
 
 

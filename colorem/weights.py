@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -12,9 +11,10 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
+from colorem.atomic import write_atomic
 from colorem.errors import WeightsError
 from colorem.models import create_model
 
@@ -81,21 +81,10 @@ def save_weights(model: nn.Module, card: ModelCard, path: str | os.PathLike, dty
             tensor = tensor.to(dtype)
         state[key] = tensor.contiguous()
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic(path, lambda temporary: save_file(state, temporary, metadata={"format": CARD_FORMAT}))
+    write_atomic(path, save(state, metadata={"format": CARD_FORMAT}), durable=True)
     text = json.dumps(asdict(card), indent=2, sort_keys=False) + "\n"
-    _atomic(card_path(path), lambda temporary: Path(temporary).write_text(text))
+    write_atomic(card_path(path), text.encode("utf-8"), durable=True)
     return path
-
-
-def _atomic(path: Path, write) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def resolve_weights(name_or_path: str | os.PathLike | None) -> Path:

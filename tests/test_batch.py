@@ -37,7 +37,7 @@ def test_workers_batches_and_resume(collection, tmp_path, tiny_weights):
     assert [r.source.name for r in results if r.status == "failed"] == ["p99-broken.jpg"]
     for index in range(11):
         assert Image.open(tmp_path / "out" / f"p{index:02d}.jpg").size == (30 + index * 7, 40 - index)
-    again = list(colorize_files(colorizer, items_of(collection), BatchOptions(output=tmp_path / "out", skip_existing=True)))
+    again = list(colorize_files(colorizer, items_of(collection), BatchOptions(output=tmp_path / "out")))
     assert [r.status for r in again].count("skipped") == 11
 
 

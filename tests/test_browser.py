@@ -175,3 +175,25 @@ def test_phone_width_has_no_horizontal_scroll(browser, server, tmp_path):
     box = page.locator("#after").bounding_box()
     assert box["width"] <= 375
     context.close()
+
+
+def test_the_api_docs_render_with_the_network_blocked(browser, server):
+    """/docs in Chromium with every request outside the server refused: Swagger UI still renders the API."""
+    context = browser.new_context()
+    outside: list[str] = []
+
+    def only_the_server(route):
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_the_server)
+    page = context.new_page()
+    page.goto(server + "/docs")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=20_000)
+    assert "colorem" in page.text_content(".swagger-ui .info .title")
+    page.wait_for_selector(".opblock-summary-path[data-path=\"/api/colorize\"]")
+    context.close()
+    assert outside == []

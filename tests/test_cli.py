@@ -1,15 +1,18 @@
-"""The command line: folders with a broken file, resume with --skip-existing, clear messages."""
+"""The command line: folders with a broken file, reruns that skip what exists, clear messages."""
 
+import re
+import shlex
 import subprocess
 import sys
 
 import pytest
+import torch
 from PIL import Image
 
 import colorem
 from colorem.cli import main
 from colorem.weights import packaged_weights
-from tests.conftest import photo
+from tests.conftest import REPO, SAMPLES, photo
 
 
 @pytest.fixture
@@ -35,16 +38,97 @@ def test_folder_with_a_broken_file(folder, tmp_path, tiny_weights, capsys):
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["a.jpg", "b.png", "c.webp"]
 
 
-def test_skip_existing_and_overwrite(folder, tmp_path, tiny_weights, capsys):
+def test_a_rerun_skips_what_exists_and_overwrite_replaces_it(folder, tmp_path, tiny_weights, capsys):
     out = tmp_path / "out"
     args = ["colorize", str(folder / "a.jpg"), str(folder / "b.png"), "-o", str(out), "--model", str(tiny_weights)]
     assert main(args) == 0
-    assert main(args) == 1  # refuses to replace silently
-    assert "exists" in capsys.readouterr().err
-    assert main(args + ["--skip-existing"]) == 0
-    assert "skipped 2" in capsys.readouterr().err
-    assert main(args + ["--overwrite", "--format", "png"]) == 0
-    assert (out / "a.png").exists()
+    first = (out / "a.jpg").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(args) == 0  # an existing output is not a failure: it is left as it is
+    assert "colorized 0, skipped 2 (outputs exist; --overwrite replaces them), failed 0" in capsys.readouterr().err
+    assert (out / "a.jpg").stat().st_mtime_ns == first
+    assert main(args + ["--skip-existing"]) == 0  # the old flag names the default
+    assert main(args + ["--overwrite"]) == 0
+    assert "colorized 2, skipped 0, failed 0" in capsys.readouterr().err
+    assert (out / "a.jpg").stat().st_mtime_ns != first
+
+
+def test_the_progress_bar_counts_only_photos_it_colorizes(folder, tmp_path, tiny_weights, capsys):
+    out = tmp_path / "out"
+    photo(25, 25, seed=3).save(folder / "d.png")
+    files = [str(folder / name) for name in ("a.jpg", "b.png", "sub/c.webp", "d.png")]
+    assert main(["colorize", *files[:2], "-o", str(out), "--model", str(tiny_weights)]) == 0
+    capsys.readouterr()
+    assert main(["colorize", *files, "-o", str(out), "--model", str(tiny_weights)]) == 0
+    error = capsys.readouterr().err
+    # Two skipped files "done" in no time once showed as thousands of img/s; the bar is the two real photos.
+    assert {total for _, total in re.findall(r"(\d+)/(\d+) \[", error)} == {"2"}, error
+    assert re.findall(r"(\d+)/(\d+) \[", error)[-1] == ("2", "2")
+    assert "colorized 2, skipped 2" in error
+
+
+def test_the_readme_quick_start_runs_twice(tmp_path):
+    """The README's first command (its colorem part), run twice in a fresh folder: both exit 0."""
+    readme = (REPO / "README.md").read_text()
+    quick_start = re.search(r"## Quick start\s+```bash\n(.*?)\n", readme).group(1)
+    command = next(part.strip() for part in quick_start.split("&&") if part.strip().startswith("colorem "))
+    (tmp_path / "testing_images").symlink_to(SAMPLES)
+    runs = [subprocess.run([sys.executable, "-m", "colorem", *shlex.split(command)[1:]], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300) for _ in range(2)]
+    assert [run.returncode for run in runs] == [0, 0], runs[-1].stderr
+    count = len(list(SAMPLES.glob("*.jpg")))
+    assert f"colorized {count}, skipped 0, failed 0" in runs[0].stderr
+    assert f"colorized 0, skipped {count} (outputs exist; --overwrite replaces them), failed 0" in runs[1].stderr
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str]:
+    """main() as the shell sees it: argparse's SystemExit becomes the exit code."""
+    try:
+        code = main(args)
+    except SystemExit as exit:
+        code = exit.code
+    return code, capsys.readouterr().err
+
+
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+BAD_OPTIONS = [
+    ("colorize", ["--saturation", "-1"]), ("colorize", ["--saturation", "nan"]), ("colorize", ["--render-size", "7"]),
+    ("colorize", ["--render-size", "0"]), ("colorize", ["--render-size", "abc"]), ("colorize", ["--batch-size", "0"]),
+    ("colorize", ["--workers", "-1"]), ("colorize", ["--quality", "500"]), ("colorize", ["--quality", "0"]),
+    ("colorize", ["--format", "gif"]), ("colorize", ["--device", "gpu"]),
+    pytest.param("colorize", ["--device", "cuda"], marks=NO_CUDA), pytest.param("colorize", ["--precision", "fp16"], marks=NO_CUDA),
+    ("colorize", ["--backend", "onnxruntime", "--precision", "bf16"]),
+    ("evaluate", ["--render-size", "7"]), ("evaluate", ["--batch-size", "0"]), ("evaluate", ["--limit", "0"]),
+    ("evaluate", ["--contact-images", "-1"]), pytest.param("evaluate", ["--device", "cuda"], marks=NO_CUDA),
+    ("serve", ["--port", "70000"]), ("serve", ["--concurrency", "0"]), ("serve", ["--max-waiting", "-1"]),
+    ("serve", ["--torch-threads", "0"]), ("serve", ["--max-render-size", "8"]), ("serve", ["--max-upload-mb", "0"]),
+    pytest.param("serve", ["--precision", "fp16"], marks=NO_CUDA),
+    ("export", ["--render-size", "7"]),
+]
+
+
+@pytest.mark.parametrize("command, option", BAD_OPTIONS, ids=lambda value: " ".join(value) if isinstance(value, list) else value)
+def test_a_bad_option_value_is_one_line_and_exit_2(command, option, folder, tmp_path, tiny_weights, capsys):
+    pytest.importorskip("uvicorn") if command == "serve" else None
+    needs = {"colorize": [str(folder / "a.jpg"), "-o", str(tmp_path / "out")],
+             "evaluate": ["--images", str(folder), "--out", str(tmp_path / "report")],
+             "serve": ["--port", "0"] if "--port" not in option else [],
+             "export": [str(tiny_weights), "-o", str(tmp_path / "x.safetensors")]}[command]
+    model = ["--model", str(tiny_weights)] if command != "export" else []
+    code, error = run_cli([command, *needs, *model, *option], capsys)
+    assert code == 2, error
+    assert error.count("\n") == 1 and "Traceback" not in error, error
+    assert option[-1] in error  # it names the value at fault
+    assert not (tmp_path / "out").exists() and not (tmp_path / "report").exists()
+
+
+def test_several_inputs_to_one_file_name_are_refused(folder, tmp_path, tiny_weights, capsys):
+    target = tmp_path / "single.png"
+    code, error = run_cli(["colorize", str(folder / "a.jpg"), str(folder / "b.png"), "-o", str(target),
+                           "--model", str(tiny_weights)], capsys)
+    assert code == 2 and error.count("\n") == 1
+    assert "single.png names one file, but 2 photos were given" in error
+    assert not target.exists()
 
 
 def test_single_file_to_named_output(folder, tmp_path, tiny_weights):
@@ -58,6 +142,15 @@ def test_glob_and_missing_input(folder, tmp_path, tiny_weights, capsys):
     assert main(["colorize", str(folder / "*.png"), str(folder / "missing.jpg"), "-o", str(out), "--model", str(tiny_weights)]) == 1
     assert (out / "b.png").exists()
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_pattern_that_matches_nothing_says_so(folder, tmp_path, tiny_weights, capsys):
+    out = tmp_path / "out"
+    pattern = str(folder / "nomatch" / "*.png")
+    assert main(["colorize", pattern, str(folder / "a.jpg"), "-o", str(out), "--model", str(tiny_weights)]) == 1
+    error = capsys.readouterr().err
+    assert f"failed: {pattern}: the pattern matched no files" in error
+    assert "colorized 1, skipped 0, failed 1" in error and (out / "a.jpg").exists()
 
 
 @pytest.mark.skipif(packaged_weights().exists(), reason="a default model is installed")

@@ -222,6 +222,16 @@ def test_cli_end_to_end(tiny_weights, photo_folder, tmp_path, capsys):
                  "--out", str(out)]) == 2
 
 
+def test_cli_defaults_to_the_shipped_model_as_colorize_does(photo_folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["evaluate", "--images", str(photo_folder), "--out", str(out), "--limit", "2", "--contact-images", "0"]) == 0
+    assert json.loads((out / "results.json").read_text())["rows"] == [GRAY, "default"]
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: the shipped default model)" in help_text and "(default: 256," in help_text
+
+
 # --- the published sanity figures ----------------------------------------------------------------
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from colorem.colorize import Colorizer, choose_backend  # noqa: E402
 from colorem.models import create_model  # noqa: E402
 from colorem.runtime import export_onnx  # noqa: E402
 from colorem.weights import ModelCard, save_weights  # noqa: E402
-from tests.conftest import SAMPLES  # noqa: E402
+from tests.conftest import SAMPLES, photo  # noqa: E402
 
 PHOTOS = sorted(SAMPLES.glob("*.jpg"))[:4]
 
@@ -71,3 +71,16 @@ def test_cli_export_onnx_and_int8(tmp_path, tiny_weights):
     l_small = torch.cat([reference.prepare(path, 64).l_small for path in PHOTOS])
     assert (fp32.predict_ab(l_small) - reference.predict_ab(l_small)).abs().max() <= 0.5
     assert (int8.predict_ab(l_small) - reference.predict_ab(l_small)).abs().mean() <= 3.0  # int8 costs some accuracy
+
+
+def test_the_onnxruntime_backend_prints_only_the_summary(tmp_path, tiny_weights):
+    """No exporter chatter (torchvision is not installed...) reaches a user who asked for ONNX Runtime."""
+    import subprocess
+    import sys
+
+    photo(40, 30).save(tmp_path / "a.jpg")
+    result = subprocess.run([sys.executable, "-m", "colorem", "colorize", str(tmp_path / "a.jpg"), "-o",
+                             str(tmp_path / "out"), "--model", str(tiny_weights), "--backend", "onnxruntime"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [f"colorized 1, skipped 0, failed 0 -> {tmp_path / 'out'}"]

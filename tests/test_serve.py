@@ -168,6 +168,20 @@ def test_openapi_documents_the_api(client):
     assert client.get("/docs").status_code == 200
 
 
+def test_the_docs_page_loads_everything_from_the_server(client):
+    """/docs works offline: every script, style sheet and icon it names is served by colorem itself."""
+    import re
+
+    page = client.get("/docs")
+    assert page.status_code == 200
+    urls = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", page.text)
+    assert any(url.endswith(".js") for url in urls) and any(url.endswith(".css") for url in urls), urls
+    assert [url for url in urls if not url.startswith("/") or url.startswith("//")] == []
+    for url in urls:
+        assert client.get(url).status_code == 200, url
+    assert client.get("/redoc").status_code == 404  # FastAPI's ReDoc page would load from a CDN
+
+
 # --- errors -------------------------------------------------------------------------------------
 def test_413_upload_over_the_limit(client):
     big = photo_bytes() + b"\0" * (1024 * 1024 + 10)
@@ -432,3 +446,46 @@ def test_startup_fails_clearly_without_weights(tmp_path):
     with pytest.raises(WeightsError, match="no weights"):
         with TestClient(app):
             pass
+
+
+def test_serve_binds_before_it_announces_and_logs_one_line_per_request(tiny_model_path, tmp_path):
+    """`colorem serve` at its default log level: a busy port is one error line with nothing announced;
+    a server that did bind says where, and logs each request as method, path, status and milliseconds."""
+    import re
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "colorem", "serve", "--model", str(tiny_model_path), "--device", "cpu",
+               "--precision", "fp32", "--host", "127.0.0.1"]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        refused = subprocess.run(command + ["--port", str(busy.getsockname()[1])], capture_output=True, text=True,
+                                 timeout=120)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.count("\n") == 1 and "Address already in use" in refused.stderr, refused.stderr
+    assert "serving" not in refused.stderr
+
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(command + ["--port", "0"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline, url = time.monotonic() + 90, None
+        while time.monotonic() < deadline and server.poll() is None:
+            found = url or re.search(r"serving .* on (http://127\.0\.0\.1:\d+)/", log_path.read_text())
+            url = url or (found and found.group(1))
+            try:
+                if url and httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        assert url and httpx.get(url + "/api/nothing-here").status_code == 404, log_path.read_text()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    text = log_path.read_text()
+    assert re.search(r"INFO: +GET /healthz 200 \d+ ms\n", text), text
+    assert re.search(r"INFO: +GET /api/nothing-here 404 \d+ ms\n", text), text

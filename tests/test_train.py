@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from colorem.train.config import Config, ConfigError, apply_overrides
 from colorem.train.distributed import DistributedEnv
 from colorem.train.export import export
 from colorem.train.losses import BinGrid, ColorLoss, rebalancing_weights
+from colorem.weights import packaged_weights
 from tests.conftest import REPO, photo
 
 TINY = ["model.architecture=color-em-tiny", "data.size=32", "data.batch_size=4", "data.workers=0",
@@ -322,6 +324,37 @@ def test_export_then_colorem_load_colorizes(photos, tmp_path):
                       init_from=str(tmp_path / "exported" / "tiny.safetensors"))
     assert trainer.step == 0
     torch.testing.assert_close(trainer.model.output.weight, colorizer.model.output.weight.float(), atol=1e-3, rtol=1e-3)
+
+
+def machine_paths(card: dict) -> list[str]:
+    """Every string in a card that looks like a path on the machine that wrote it."""
+    def strings(value):
+        if isinstance(value, dict):
+            return [text for item in value.values() for text in strings(item)]
+        if isinstance(value, list):
+            return [text for item in value for text in strings(item)]
+        return [value] if isinstance(value, str) else []
+
+    return [text for text in strings(card)
+            if text.startswith(("/", "~", "./")) or "../" in text or re.match(r"^[A-Za-z]:[\\/]", text)]
+
+
+def test_an_exported_card_names_its_data_without_machine_paths(photos, tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny_config(photos, "run.steps=1", f"data.validation={photos}"), run, env=DistributedEnv()).fit()
+    card = json.loads(export(run, tmp_path / "w.safetensors").with_suffix(".json").read_text())
+    assert machine_paths(card) == [] and str(tmp_path) not in json.dumps(card)
+    assert card["provenance"]["config"]["data"]["train"] == [photos.name]
+    assert card["provenance"]["config"]["data"]["validation"] == photos.name
+    assert card["data"]["source"]["count"] == 8 and card["data"]["source"]["first"][0].startswith("photo")
+    recarded = json.loads(export(tmp_path / "w.safetensors", tmp_path / "again.safetensors").with_suffix(".json").read_text())
+    assert machine_paths(recarded) == []
+
+
+def test_the_shipped_card_holds_no_machine_paths():
+    card = json.loads(packaged_weights().with_suffix(".json").read_text())
+    assert machine_paths(card) == []
+    assert card["data"]["source"]["count"] > 0  # names and counts stay
 
 
 def test_export_from_a_single_checkpoint_file(photos, tmp_path):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from colorem import atomic
 from colorem.cli import main
 from colorem.errors import ColoremError
 from colorem.train import Trainer, checkpoint
@@ -125,10 +126,14 @@ def test_full_disk_while_writing_the_digest_removes_the_unverifiable_checkpoint(
     run = tmp_path / "run"
     config, files = _run_to_first_checkpoint(photos, run)
 
-    def no_space(path, text):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    real_write_atomic = checkpoint.write_atomic
 
-    monkeypatch.setattr(checkpoint, "_write_atomic", no_space)
+    def no_space(path, content, **kwargs):
+        if path.name.endswith(".sha256"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write_atomic(path, content, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "write_atomic", no_space)
     trainer = Trainer(config, run, env=DistributedEnv(), checkpoint=resolve_resume("auto", run)[0])
     with pytest.raises(ColoremError, match=r"step-00000004\.pt: No space left on device"):
         trainer.fit()
@@ -141,14 +146,14 @@ def _make_unwritable(folder: Path, monkeypatch) -> None:
     folder.chmod(0o555)
     if os.geteuid() != 0:
         return
-    real_mkstemp = checkpoint.tempfile.mkstemp
+    real_create_beside = atomic._create_beside
 
-    def mkstemp(*args, dir=None, **kwargs):
-        if dir is not None and not os.stat(dir).st_mode & 0o222:
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(dir))
-        return real_mkstemp(*args, dir=dir, **kwargs)
+    def create_beside(path):
+        if not os.stat(path.parent).st_mode & 0o222:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path.parent))
+        return real_create_beside(path)
 
-    monkeypatch.setattr(checkpoint.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(atomic, "_create_beside", create_beside)
 
 
 def test_unwritable_checkpoint_folder_is_a_clear_cli_error(photos, tmp_path, monkeypatch, capsys):

@@ -10,9 +10,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from colorem.batch import BatchOptions, colorize_files, rank_share
-from colorem.cli.common import add_model_arguments, load_colorizer
-from colorem.imageio import FORMATS, IMAGE_EXTENSIONS
+from colorem.batch import BatchOptions, colorize_files, rank_share, split_existing
+from colorem.cli.common import add_model_arguments, load_colorizer, ranged
+from colorem.colorize import RENDER_SIZE_RANGE, SATURATION_RANGE
+from colorem.errors import ColoremError
+from colorem.imageio import FORMATS, IMAGE_EXTENSIONS, QUALITY_RANGE
 
 OUTPUT_FORMATS = ("same", "png", "jpg", "webp", "tif")
 
@@ -22,28 +24,34 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True,
                         help="output folder (or a file name when colorizing one file)")
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders (kept in the output)")
-    parser.add_argument("--render-size", type=int, default=None, help="side of the square the network sees (default: the model's)")
-    parser.add_argument("--saturation", type=float, default=1.0, help="scale the predicted colour (0 = gray, 1 = as predicted)")
+    parser.add_argument("--render-size", type=ranged(int, *RENDER_SIZE_RANGE), default=None,
+                        help="side of the square the network sees, %d to %d (default: the model's)" % RENDER_SIZE_RANGE)
+    parser.add_argument("--saturation", type=ranged(float, *SATURATION_RANGE), default=1.0,
+                        help="scale the predicted colour, %g to %g (0 = gray, 1 = as predicted)" % SATURATION_RANGE)
     parser.add_argument("--temperature", type=float, default=None,
                         help="classification models: annealed-mean temperature, between the predicted "
                              "distribution's mode (near 0) and its mean (1); the model card says which is more vivid")
     parser.add_argument("--format", default="same", choices=OUTPUT_FORMATS,
                         help="output format; 'same' keeps the input's (PNG when it cannot be written or has alpha)")
-    parser.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality")
+    parser.add_argument("--quality", type=ranged(int, *QUALITY_RANGE), default=92,
+                        help="JPEG/WebP quality, %d to %d (default: %%(default)s)" % QUALITY_RANGE)
     existing = parser.add_mutually_exclusive_group()
-    existing.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume a run)")
+    existing.add_argument("--skip-existing", action="store_true",
+                          help="leave outputs that already exist and count them as skipped (the default: a rerun resumes)")
     existing.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
-    parser.add_argument("--batch-size", type=int, default=8, help="photos per forward pass")
-    parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: automatic)")
+    parser.add_argument("--batch-size", type=ranged(int, 1), default=8, help="photos per forward pass")
+    parser.add_argument("--workers", type=ranged(int, 0), default=None, help="decoding processes (default: automatic)")
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
                         help="inference backend (auto: ONNX Runtime for fp32 on CPU when an exported .onnx is beside the weights)")
     add_model_arguments(parser)
     parser.set_defaults(func=run)
 
 
-def collect_inputs(patterns: list[str], recursive: bool) -> list[tuple[Path, Path]]:
-    """(file, path relative to the output folder) for every image the patterns name, in order."""
+def collect_inputs(patterns: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """(file, path relative to the output folder) for every image the patterns name, in order; and the glob
+    patterns that matched no file."""
     found: list[tuple[Path, Path]] = []
+    unmatched: list[str] = []
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
@@ -54,36 +62,51 @@ def collect_inputs(patterns: list[str], recursive: bool) -> list[tuple[Path, Pat
             found.append((path, Path(path.name)))
         else:
             matches = sorted(glob.glob(pattern, recursive=recursive))
-            if not matches:
+            if not matches and glob.escape(pattern) != pattern:
+                unmatched.append(pattern)
+            elif not matches:
                 found.append((path, Path(path.name)))  # reported as missing, not silently dropped
             found += [(Path(match), Path(Path(match).name)) for match in matches if Path(match).is_file()]
-    return found
+    return found, unmatched
 
 
 def run(args: argparse.Namespace) -> int:
-    inputs = collect_inputs(args.inputs, args.recursive)
-    if not inputs:
+    inputs, unmatched = collect_inputs(args.inputs, args.recursive)
+    if not inputs and not unmatched:
         print("colorem: nothing to colorize", file=sys.stderr)
         return 2
     output = Path(args.output)
-    single_file = len(inputs) == 1 and output.suffix.lower().lstrip(".") in FORMATS
-    inputs = rank_share(inputs)  # under torchrun, this rank's share; everything otherwise
+    single_file = output.suffix.lower().lstrip(".") in FORMATS and not output.is_dir()
+    if single_file and len(inputs) > 1:
+        raise ColoremError(f"-o {output} names one file, but {len(inputs)} photos were given; "
+                           f"give a folder for several (e.g. -o {output.with_suffix('')}/)")
+    options = BatchOptions(output=output, format=args.format, render_size=args.render_size, saturation=args.saturation,
+                           temperature=args.temperature, quality=args.quality, overwrite=args.overwrite,
+                           batch_size=args.batch_size, workers=args.workers, single_file=single_file)
+    for pattern in unmatched:
+        print(f"failed: {pattern}: the pattern matched no files", file=sys.stderr)
+    # Under torchrun, this rank's share; everything otherwise. Outputs that exist are done: a rerun resumes.
+    todo, done = split_existing(rank_share(inputs), options)
+    counts = {"done": 0, "skipped": len(done), "failed": len(unmatched)}
+    if todo or done:
+        _colorize(args, todo, options, counts)  # the progress bar counts only the work left to do
+    skipped = f"skipped {counts['skipped']}" + (" (outputs exist; --overwrite replaces them)" if counts["skipped"] else "")
+    print(f"colorized {counts['done']}, {skipped}, failed {counts['failed']} -> {output}", file=sys.stderr)
+    return 1 if counts["failed"] else 0
+
+
+def _colorize(args: argparse.Namespace, inputs: list[tuple[Path, Path]], options: BatchOptions, counts: dict) -> None:
     if "LOCAL_RANK" in os.environ and args.device is None:
         import torch
 
         if torch.cuda.is_available():
             args.device = f"cuda:{os.environ['LOCAL_RANK']}"
-    colorizer = load_colorizer(args, backend=args.backend)
-    options = BatchOptions(output=output, format=args.format, render_size=args.render_size, saturation=args.saturation,
-                           temperature=args.temperature, quality=args.quality, skip_existing=args.skip_existing,
-                           overwrite=args.overwrite, batch_size=args.batch_size, workers=args.workers,
-                           single_file=single_file)
-    counts = {"done": 0, "skipped": 0, "failed": 0}
+    colorizer = load_colorizer(args, backend=args.backend)  # even with nothing to do: a bad model is an error
+    if not inputs:
+        return
     with tqdm(total=len(inputs), unit="img", disable=len(inputs) < 2, file=sys.stderr, dynamic_ncols=True) as progress:
         for result in colorize_files(colorizer, inputs, options):
             counts[result.status] += 1
             if result.status == "failed":
                 progress.write(f"failed: {result.source}: {result.error}", file=sys.stderr)
             progress.update()
-    print(f"colorized {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']} -> {output}", file=sys.stderr)
-    return 1 if counts["failed"] else 0

@@ -1,10 +1,28 @@
-"""Options shared by the subcommands that load a model."""
+"""Options shared by the subcommands that load a model, and the argparse type for bounded numbers."""
 
 from __future__ import annotations
 
 import argparse
 
 from colorem.colorize import PRECISIONS, Colorizer, load
+from colorem.errors import OptionError, check_range
+
+
+def ranged(kind: type, low, high=None):
+    """An argparse type: a number of `kind` in [low, high] (no upper bound when high is None), so a bad
+    value is a usage error naming the option before anything is loaded."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, not {text!r}") from None
+        try:
+            return check_range("", value, low, high)
+        except OptionError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

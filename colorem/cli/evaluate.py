@@ -1,4 +1,4 @@
-"""`colorem evaluate --model M [--model M2 ...] --images DIR`: score models next to the gray baseline."""
+"""`colorem evaluate [--model M --model M2 ...] --images DIR`: score models next to the gray baseline."""
 
 from __future__ import annotations
 
@@ -9,22 +9,25 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from colorem.colorize import PRECISIONS, load
-from colorem.errors import ColoremError
-from colorem.evaluate import CONTACT_IMAGES, GRAY, evaluate, find_images, markdown_table, write_report
+from colorem.cli.common import ranged
+from colorem.colorize import PRECISIONS, RENDER_SIZE_RANGE, load
+from colorem.evaluate import CONTACT_IMAGES, EVAL_RENDER_SIZE, GRAY, evaluate, find_images, markdown_table, write_report
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", action="append", required=True, metavar="NAME_OR_PATH",
-                        help="packaged weights name or a .safetensors path; repeat to compare several models")
+    parser.add_argument("--model", action="append", default=None, metavar="NAME_OR_PATH",
+                        help="packaged weights name or a .safetensors path; repeat to compare several models "
+                             "(default: the shipped default model)")
     parser.add_argument("--images", required=True, help="folder of colour photos (the ground truth)")
-    parser.add_argument("--render-size", type=int, default=256, help="side of the square the networks see")
+    parser.add_argument("--render-size", type=ranged(int, *RENDER_SIZE_RANGE), default=EVAL_RENDER_SIZE,
+                        help="side of the square every network sees (default: %(default)s, whatever each model's card "
+                             "says, so models are compared alike; the published figures are at 256)")
     parser.add_argument("--out", default="colorem-evaluation",
                         help="folder for results.md, results.json, per_image.csv and contact_sheet.png")
-    parser.add_argument("--limit", type=int, default=None, help="score only the first N photos (by name)")
-    parser.add_argument("--batch-size", type=int, default=16, help="photos per forward pass")
+    parser.add_argument("--limit", type=ranged(int, 1), default=None, help="score only the first N photos (by name)")
+    parser.add_argument("--batch-size", type=ranged(int, 1), default=16, help="photos per forward pass")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and of the contact-sheet choice")
-    parser.add_argument("--contact-images", type=int, default=CONTACT_IMAGES,
+    parser.add_argument("--contact-images", type=ranged(int, 0), default=CONTACT_IMAGES,
                         help=f"photos (rows) on the contact sheet; 0 = none (default {CONTACT_IMAGES})")
     # The device options of colorem.cli.common, without its single --model.
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present, else CPU)")
@@ -49,14 +52,7 @@ def row_names(models: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.limit is not None and args.limit < 1:
-        raise ColoremError("--limit must be at least 1")
-    if args.batch_size < 1:
-        raise ColoremError("--batch-size must be at least 1")
-    if args.contact_images < 0:
-        raise ColoremError("--contact-images must be 0 or more")
-    if not 16 <= args.render_size <= 2048:
-        raise ColoremError("--render-size must be from 16 to 2048")
+    models = args.model or ["default"]
     images = find_images(args.images, args.limit)
     if not images:
         print(f"colorem: no images in {args.images}", file=sys.stderr)
@@ -64,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     options = {"weights": args.embedder_weights} if args.embedder_weights else None
     colorizers = {name: load(model, device=args.device, precision=args.precision, embedder_options=options)
-                  for name, model in zip(row_names(args.model), args.model)}
+                  for name, model in zip(row_names(models), models)}
     with tqdm(total=len(images), unit="img", file=sys.stderr, disable=len(images) < 2) as progress:
         evaluation = evaluate(colorizers, images, render_size=args.render_size, batch_size=args.batch_size,
                               seed=args.seed, contact_images=args.contact_images, progress=progress.update)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from colorem.cli.common import ranged
+from colorem.colorize import RENDER_SIZE_RANGE
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="a training run folder (its newest good checkpoint), one checkpoint file, "
@@ -17,7 +20,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-ema", action="store_true", help="export the live weights even when the run kept an EMA")
     parser.add_argument("--name", default="", help="name in the card (default: the output file's stem)")
     parser.add_argument("--description", default="", help="description in the card")
-    parser.add_argument("--render-size", type=int, default=None, help="default render size in the card (default: the training crop)")
+    parser.add_argument("--render-size", type=ranged(int, *RENDER_SIZE_RANGE), default=None,
+                        help="default render size in the card (default: the training crop)")
     parser.add_argument("--temperature", type=float, default=None,
                         help="classification heads: the default annealed-mean temperature in the card (default: the run's)")
     parser.add_argument("--vibrance", type=float, default=None, help="the model's calibrated colour strength in the card (default 1)")

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import copy
+import errno
+import socket
 import sys
 
-from colorem.cli.common import add_model_arguments, load_colorizer
-from colorem.errors import ColoremError
+from colorem.cli.common import add_model_arguments, load_colorizer, ranged
+from colorem.colorize import RENDER_SIZE_RANGE
+from colorem.errors import ColoremError, install_hint
 from colorem.serve import Settings, create_app, default_concurrency
 
 
@@ -14,22 +18,23 @@ def register(parser: argparse.ArgumentParser) -> None:
     defaults = Settings.__dataclass_fields__
     parser.add_argument("--host", default=defaults["host"].default,
                         help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for everyone)")
-    parser.add_argument("--port", type=int, default=defaults["port"].default, help="TCP port (default: 8000)")
+    parser.add_argument("--port", type=ranged(int, 0, 65535), default=defaults["port"].default,
+                        help="TCP port (default: 8000; 0: any free port)")
     parser.add_argument("--max-upload-mb", type=float, default=defaults["max_upload_mb"].default,
                         help="largest upload accepted, in MB (default: %(default)s)")
     parser.add_argument("--max-pixels", type=int, default=defaults["max_pixels"].default,
                         help="largest image accepted, in pixels (default: %(default)s)")
-    parser.add_argument("--max-render-size", type=int, default=defaults["max_render_size"].default,
+    parser.add_argument("--max-render-size", type=ranged(int, *RENDER_SIZE_RANGE), default=defaults["max_render_size"].default,
                         help="largest render size a request may ask for (default: %(default)s)")
-    parser.add_argument("--concurrency", type=int, default=None,
+    parser.add_argument("--concurrency", type=ranged(int, 1), default=None,
                         help=f"photos colorized at once (default: sized to this machine, here {default_concurrency()})")
-    parser.add_argument("--max-waiting", type=int, default=None,
+    parser.add_argument("--max-waiting", type=ranged(int, 0), default=None,
                         help="uploads held for a free slot before the server answers 503 "
                              "(default: 8 per slot); each holds at most --max-upload-mb in memory")
-    parser.add_argument("--torch-threads", type=int, default=None,
+    parser.add_argument("--torch-threads", type=ranged(int, 1), default=None,
                         help="intra-op threads per photo (default: torch's, usually one per core)")
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
-                        help="uvicorn log level")
+                        help="log level; info (the default) logs one line per request: method, path, status, ms")
     add_model_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -38,17 +43,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
     except ModuleNotFoundError:
-        raise ColoremError('the web server needs uvicorn: pip install "color-em[serve]"') from None
-    if args.concurrency is not None and args.concurrency < 1:
-        raise ColoremError("--concurrency must be at least 1")
-    if args.max_waiting is not None and args.max_waiting < 0:
-        raise ColoremError("--max-waiting must be 0 or more")
+        raise ColoremError(f"the web server needs uvicorn: {install_hint('serve')}") from None
     if args.torch_threads is not None:
-        if args.torch_threads < 1:
-            raise ColoremError("--torch-threads must be at least 1")
         import torch
 
         torch.set_num_threads(args.torch_threads)
+    listener = bind(args.host, args.port)  # first: a busy port fails before the model is loaded
     # Loading here, not in the app's lifespan, turns missing weights into one clear error line.
     colorizer = load_colorizer(args)
     colorizer.max_pixels = args.max_pixels
@@ -61,7 +61,31 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise ColoremError(str(error)) from None
     app = create_app(settings)
-    print(f"colorem: serving {colorizer.card.name or colorizer.card.architecture} on http://{args.host}:{args.port}/ "
+    port = listener.getsockname()[1]
+    print(f"colorem: serving {colorizer.card.name or colorizer.card.architecture} on http://{args.host}:{port}/ "
           f"({settings.concurrency} at once, {colorizer.device}, {colorizer.precision})", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.log_level == "debug")
+    # colorem.serve logs one line per request (with its time); uvicorn's own access log would repeat it.
+    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, log_config=log_config(uvicorn, args.log_level))
+    uvicorn.Server(config).run(sockets=[listener])
     return 0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before anything is announced: a busy port is one clear error line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: restart at once after a stop
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        hint = " (is another server running there? choose another --port)" if error.errno == errno.EADDRINUSE else ""
+        raise ColoremError(f"cannot listen on {host}:{port}: {error.strerror or error}{hint}") from None
+    return listener
+
+
+def log_config(uvicorn, level: str) -> dict:
+    """uvicorn's logging setup plus the colorem.serve logger (the request lines) on its handler."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["loggers"]["colorem.serve"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorem.color import gray_to_rgb
-from colorem.errors import WeightsError
+from colorem.errors import WeightsError, install_hint
 
 EMBEDDERS = ("none", "learned", "inception_resnet_v2")
 
@@ -71,7 +71,7 @@ class InceptionResNetV2Embedder(GlobalEmbedder):
             import timm
         except ImportError as error:
             raise ImportError(
-                "the inception_resnet_v2 embedder needs timm: pip install 'color-em[timm]' "
+                f"the inception_resnet_v2 embedder needs timm: {install_hint('timm')} "
                 "(timm needs torchvision; see the README)"
             ) from error
         self.net = timm.create_model("inception_resnet_v2", pretrained=from_timm_cache, num_classes=1000)

@@ -1,14 +1,15 @@
 """The web app and REST API: `create_app(Settings(...))` builds a FastAPI app over one shared Colorizer.
 
-FastAPI is an optional dependency (`pip install "color-em[serve]"`); importing Settings does not need it.
+FastAPI is an optional dependency (the `serve` extra); importing Settings does not need it.
 """
 
 from __future__ import annotations
 
-from colorem.errors import ColoremError
+from colorem.errors import ColoremError, install_hint
 from colorem.serve.settings import Settings, default_concurrency, packaged_samples
 
-SERVE_PACKAGES = ("fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "anyio", "pydantic")
+SERVE_PACKAGES = ("fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "anyio", "pydantic",
+                  "swagger_ui_bundle")
 
 
 def create_app(settings: Settings | None = None):
@@ -18,7 +19,7 @@ def create_app(settings: Settings | None = None):
     except ModuleNotFoundError as error:
         if error.name and error.name.split(".")[0] in SERVE_PACKAGES:
             raise ColoremError(
-                f"the web server needs {error.name}, which is not installed: pip install \"color-em[serve]\""
+                f"the web server needs {error.name}, which is not installed: {install_hint('serve')}"
             ) from None
         raise
     return build(settings)

@@ -4,6 +4,7 @@ bounded number of slots, and every failure reaches the client as JSON {"error", 
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import time
 from dataclasses import asdict
@@ -16,10 +17,12 @@ import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from swagger_ui_bundle import swagger_ui_path
 
 from colorem import __version__
 from colorem.errors import ImageReadError, ImageTooLargeError
@@ -35,6 +38,8 @@ from colorem.serve.uploads import (
     parse_options,
     read_upload,
 )
+
+log = logging.getLogger("colorem.serve")
 
 # The page loads only its own files; blob: is where the uploaded and colorized images live.
 PAGE_SECURITY = {
@@ -82,6 +87,30 @@ class Gate:
             finally:
                 self.running -= 1
                 self.served += 1
+
+
+class AccessLog:
+    """One log line per request at INFO: method, path, status and milliseconds until the last byte was sent
+    (the CLI shows them at its default log level; uvicorn's own access log has no timing)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), 500  # 500: the app raised before it answered
+
+        async def send_noting_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            log.info("%s %s %d %.0f ms", scope["method"], scope["path"], status, (time.perf_counter() - started) * 1000)
 
 
 def _load_colorizer(settings: Settings):
@@ -175,8 +204,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Colorize black-and-white photos. Upload a photo to `POST /api/colorize` and get the "
                     "colorized image back; the page at `/` does the same in a browser.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's /docs and /redoc load their scripts from a CDN; ours come from the package
+        redoc_url=None,
     )
     app.state.settings = settings
+    app.add_middleware(AccessLog)
     _install_error_handlers(app)
     errors = {code: {"model": ErrorBody, "description": text} for code, text in {
         400: "malformed request", 413: "upload or image too large", 415: "not an image",
@@ -298,4 +330,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         })
 
     app.mount("/static", StaticFiles(packages=[("colorem.serve", "static")]), name="static")
+    _install_docs(app)
     return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    """/docs: Swagger UI from the swagger-ui-bundle package, so the API docs work offline like the page."""
+    app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request):
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(openapi_url=root + app.openapi_url, title=f"{app.title} API",
+                                   swagger_js_url=f"{root}/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}/docs/assets/favicon-32x32.png")

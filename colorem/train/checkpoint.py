@@ -9,13 +9,13 @@ import logging
 import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from colorem.atomic import write_atomic
 from colorem.errors import ColoremError
 
 FORMAT = "colorem-checkpoint/1"
@@ -69,15 +69,14 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], keep: int
 def _write_checkpoint(path: Path, state: dict[str, Any]) -> None:
     digest = hashlib.sha256()
     existed = path.exists()
-    _write_atomic(path, lambda stream: torch.save(state, _HashingWriter(stream, digest)))
+    write_atomic(path, lambda stream: torch.save(state, _HashingWriter(stream, digest)), durable=True)
     try:
         sidecar = f"{digest.hexdigest()}  {path.name}\n".encode()
-        _write_atomic(path.with_name(path.name + ".sha256"), lambda stream: stream.write(sidecar))
+        write_atomic(path.with_name(path.name + ".sha256"), sidecar, durable=True)
     except BaseException:
         if not existed:  # unverifiable without its sidecar: the newest checkpoint stays the previous one
             path.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
 
 
 def _os_error(error: BaseException | None) -> OSError | None:
@@ -104,33 +103,6 @@ class _HashingWriter:
 
     def flush(self) -> None:
         self.stream.flush()
-
-
-def _write_atomic(path: Path, write) -> None:
-    """write(binary stream) into a temporary file beside `path`, fsync it, then rename it into place."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -3,6 +3,7 @@ weights + card that colorem.load reads."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from pathlib import Path
@@ -53,8 +54,8 @@ def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name:
         description=description or config.description,
         provenance={"trained_steps": int(state["step"]), "loss": config.loss.name, "optimizer": config.optim.name,
                     "precision": state.get("precision", config.run.precision), "weights": "ema" if weights is not state["model"] else "live",
-                    "checkpoint": source.name, "config": config.to_dict(), **provenance},
-        data={"source": data.get("source", {}), "images_seen": int(data.get("images", 0)),
+                    "checkpoint": source.name, "config": public_config(config.to_dict()), **provenance},
+        data={"source": public_source(data.get("source", {})), "images_seen": int(data.get("images", 0)),
               "skipped": _sum_skipped(data.get("ranks", [])), "crop_size": config.data.size},
         metrics={key: value for key, value in state.get("metrics", {}).items()},
     )
@@ -69,6 +70,8 @@ def recard_weights(source: str | os.PathLike, *, name: str = "", description: st
     (and, with `prior_correction`, the output bias adjusted with the training run's `ab_prior` file)."""
     model, card = load_weights(source)
     provenance = {**card.provenance, "recarded_from": Path(source).name}
+    if "config" in provenance:
+        provenance["config"] = public_config(provenance["config"])
     if prior_correction:
         done = card.provenance.get("prior_correction")
         if done and prior_correction > 0:
@@ -93,7 +96,7 @@ def recard_weights(source: str | os.PathLike, *, name: str = "", description: st
     card = dataclasses.replace(
         card, architecture_options=options, name=name or card.name, description=description or card.description,
         render_size=render_size or card.render_size, vibrance=card.vibrance if vibrance is None else float(vibrance),
-        provenance=provenance)
+        provenance=provenance, data={**card.data, "source": public_source(card.data.get("source", {}))})
     recarded = build_model(card)
     recarded.load_state_dict(model.state_dict())
     return recarded.eval(), card
@@ -132,6 +135,31 @@ def adjust_logits(model: nn.Module, prior: torch.Tensor, rebalance: float, stren
     bias = model.output.bias
     bias.copy_((bias.float() - strength * weights.log().to(bias.device)).to(bias.dtype))
     return {"prior_correction": {"strength": float(strength), "rebalance": float(rebalance)}}
+
+
+def file_name(spec: str) -> str:
+    """The last part of a data path, the name a card keeps: '../shared/data/train/train-{000..056}.tar' ->
+    'train-{000..056}.tar', '/home/me/photos/' -> 'photos'. A card travels; the machine's paths mean nothing
+    elsewhere and tell others how that machine is laid out."""
+    return spec.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] if spec else spec
+
+
+def public_config(config: dict) -> dict:
+    """A run's config for a card: its data sources, validation photos and ab prior file as names."""
+    config = copy.deepcopy(config)
+    data, loss = config.get("data", {}), config.get("loss", {})
+    if "train" in data:
+        data["train"] = [file_name(spec) for spec in data["train"]]
+    for section, key in ((data, "validation"), (loss, "prior_file")):
+        if section.get(key):
+            section[key] = file_name(section[key])
+    return config
+
+
+def public_source(source: dict) -> dict:
+    """A data source's description (kind, count, first and last items) with its items as names."""
+    return {key: [file_name(item) for item in value] if key in ("first", "last") else value
+            for key, value in source.items()}
 
 
 def _check_temperature(head: str | None) -> None:

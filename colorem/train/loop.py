@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from colorem.color import rgb_to_lab, split_lab
 from colorem.colorize import autocast, bf16_is_fast
 from colorem.data import Augment, DataIterator, PhotoStream, Position, load_fixed_images, resolve_source
-from colorem.errors import ColoremError
+from colorem.errors import ColoremError, install_hint
 from colorem.hints import simulate_hints
 from colorem.models import create_model
 from colorem.train import distributed
@@ -380,7 +380,7 @@ class _MetricsLog:
 
                 self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step + 1 if step else None)
             except ImportError:
-                log.info("tensorboard is not installed: pip install 'color-em[train]' for TensorBoard logs")
+                log.info("tensorboard is not installed: %s for TensorBoard logs", install_hint("train"))
 
     def write(self, record: dict) -> None:
         self.stream.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")

@@ -22,3 +22,26 @@ class ImageTooLargeError(ImageReadError):
 
 class WeightsError(ColoremError):
     """Model weights are missing, unsafe or do not match their card."""
+
+
+class OptionError(ColoremError, ValueError):
+    """An option or a model card value is out of range, of the wrong type, or not finite."""
+
+
+class MissingDependencyError(ColoremError, ImportError):
+    """An optional package a feature needs is not installed; the message says what to install."""
+
+
+class NotEnoughMemoryError(ColoremError, MemoryError):
+    """One photo needed more memory than the machine could give; other photos are unaffected."""
+
+    def __init__(self, source: str, size: tuple[int, int] | None = None):
+        self.source = source
+        pixels = size[0] * size[1] if size else 0
+        self.reason = "not enough memory for " + (f"{pixels / 1e6:.0f} MP" if pixels >= 1e6 else
+                                                  f"{size[0]}x{size[1]} pixels" if size else "this photo")
+        super().__init__(f"{source}: {self.reason}")
+
+
+class ModelOutputError(ColoremError):
+    """The model's output for a photo is not finite (NaN or infinity): its weights are probably broken."""

@@ -18,9 +18,10 @@ from typing import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from colorem.colorize import Colorizer, _check_options
-from colorem.errors import ColoremError
+from colorem.colorize import Colorizer
+from colorem.errors import ColoremError, NotEnoughMemoryError
 from colorem.imageio import FORMATS, read_image, write_image
+from colorem.limits import check_options
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,12 @@ class _Decoded(Dataset):
         try:
             return {"index": index, "prepared": self.colorizer.prepare(source, self.render_size), "error": ""}
         except (ColoremError, ValueError, OSError) as error:
-            return {"index": index, "prepared": None, "error": str(error)}
+            return {"index": index, "prepared": None, "error": _message(error)}
 
 
 def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], options: BatchOptions) -> Iterator[ItemResult]:
     """Colorize (source, path relative to the output) pairs; yields one ItemResult per input as it finishes."""
-    render_size = _check_options(options.render_size or colorizer.render_size, options.saturation)
+    render_size = check_options(options.render_size or colorizer.render_size, options.saturation, options.temperature)
     todo: list[tuple[Path, Path]] = []
     for source, relative in items:
         existing = [t for t in {target_for(options, relative, False), target_for(options, relative, True)} if t.exists()]
@@ -117,7 +118,14 @@ def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], opt
                 claimed.add(target)
                 good.append((source, target, item["prepared"]))
             if good:
-                ab_small = colorizer.predict_ab(torch.cat([prepared.l_small for _, _, prepared in good]), options.temperature)
+                try:
+                    ab_small = colorizer.predict_ab(torch.cat([prepared.l_small for _, _, prepared in good]), options.temperature)
+                except (MemoryError, RuntimeError) as error:  # the network's activations for this group
+                    if not isinstance(error, MemoryError) and "memory" not in str(error).lower():
+                        raise
+                    for source, target, _ in good:
+                        yield ItemResult(source, target, "failed", f"not enough memory for the network at render size {render_size}")
+                    continue
                 for (source, target, prepared), ab in zip(good, ab_small):
                     future = finishers.submit(_finish_and_write, colorizer, prepared, ab[None], options, target)
                     pending.append((source, target, future))
@@ -156,5 +164,10 @@ def _collect(source: Path, target: Path, future: Future) -> ItemResult:
     try:
         future.result()
     except (ColoremError, ValueError, OSError) as error:
-        return ItemResult(source, target, "failed", str(error))
+        return ItemResult(source, target, "failed", _message(error))
     return ItemResult(source, target, "done")
+
+
+def _message(error: Exception) -> str:
+    """What to print after "failed: SOURCE: " (a memory failure names its photo already)."""
+    return error.reason if isinstance(error, NotEnoughMemoryError) else str(error)

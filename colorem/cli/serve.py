@@ -26,6 +26,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-waiting", type=int, default=None,
                         help="uploads held for a free slot before the server answers 503 "
                              "(default: 8 per slot); each holds at most --max-upload-mb in memory")
+    parser.add_argument("--upload-timeout", type=float, default=defaults["upload_timeout"].default, metavar="SECONDS",
+                        help="time for a whole upload to arrive before the server answers 408 (default: %(default)s)")
+    parser.add_argument("--max-receiving", type=int, default=defaults["max_receiving"].default,
+                        help="uploads arriving at once before the server answers 503 (default: %(default)s)")
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="intra-op threads per photo (default: torch's, usually one per core)")
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
@@ -57,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings(host=args.host, port=args.port, model=args.model, max_upload_mb=args.max_upload_mb,
                             max_pixels=args.max_pixels, max_render_size=args.max_render_size,
+                            upload_timeout=args.upload_timeout, max_receiving=args.max_receiving,
                             colorizer=colorizer, **options)
     except ValueError as error:
         raise ColoremError(str(error)) from None

@@ -48,15 +48,19 @@ def collect_inputs(patterns: list[str], recursive: bool) -> list[tuple[Path, Pat
         path = Path(pattern)
         if path.is_dir():
             walker = path.rglob("*") if recursive else path.glob("*")
-            files = sorted(p for p in walker if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            # a broken link is listed too (and reported as failed): never silently left out
+            files = sorted(p for p in walker if (p.is_file() or p.is_symlink() and not p.exists())
+                           and p.suffix.lower() in IMAGE_EXTENSIONS)
             found += [(file, file.relative_to(path)) for file in files]
-        elif path.exists():
+        elif path.exists() or path.is_symlink() or not glob.has_magic(pattern):
+            # a file, or a name that is not a pattern: a missing file, broken link or link loop is reported
+            # as failed with its reason (read_image's), never silently dropped
             found.append((path, Path(path.name)))
         else:
             matches = sorted(glob.glob(pattern, recursive=recursive))
             if not matches:
                 found.append((path, Path(path.name)))  # reported as missing, not silently dropped
-            found += [(Path(match), Path(Path(match).name)) for match in matches if Path(match).is_file()]
+            found += [(Path(match), Path(Path(match).name)) for match in matches if not Path(match).is_dir()]
     return found
 
 

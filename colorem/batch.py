@@ -120,11 +120,9 @@ def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], opt
             if good:
                 try:
                     ab_small = colorizer.predict_ab(torch.cat([prepared.l_small for _, _, prepared in good]), options.temperature)
-                except (MemoryError, RuntimeError) as error:  # the network's activations for this group
-                    if not isinstance(error, MemoryError) and "memory" not in str(error).lower():
-                        raise
+                except NotEnoughMemoryError as error:  # the network's activations for this group
                     for source, target, _ in good:
-                        yield ItemResult(source, target, "failed", f"not enough memory for the network at render size {render_size}")
+                        yield ItemResult(source, target, "failed", _message(error))
                     continue
                 for (source, target, prepared), ab in zip(good, ab_small):
                     future = finishers.submit(_finish_and_write, colorizer, prepared, ab[None], options, target)
@@ -165,6 +163,8 @@ def _collect(source: Path, target: Path, future: Future) -> ItemResult:
         future.result()
     except (ColoremError, ValueError, OSError) as error:
         return ItemResult(source, target, "failed", _message(error))
+    except MemoryError:  # encoding the result (finish() turns its own into NotEnoughMemoryError)
+        return ItemResult(source, target, "failed", "not enough memory to encode the result")
     return ItemResult(source, target, "done")
 
 

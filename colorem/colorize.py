@@ -144,7 +144,8 @@ class Colorizer:
             ab = self._onnx(l_small, default if temperature is None else temperature)
         else:
             l_small = l_small.to(self.device).contiguous(memory_format=torch.channels_last)
-            with autocast(self.device, self.precision):
+            what = f"the network at render size {l_small.shape[-1]} ({len(l_small)} photos)"
+            with autocast(self.device, self.precision), _enough_memory("colorem", None, what):
                 kwargs = {"temperature": temperature} if temperature is not None else {}
                 ab = self.model(l_small, **kwargs)
         ab = ab.float().cpu()
@@ -268,16 +269,16 @@ class _BilinearRows:
 
 
 @contextlib.contextmanager
-def _enough_memory(name: str, size: tuple[int, int] | None):
-    """A failed allocation while working on one photo becomes that photo's NotEnoughMemoryError."""
+def _enough_memory(name: str, size: tuple[int, int] | None, what: str | None = None):
+    """A failed allocation while working on one photo (or one batch) becomes its NotEnoughMemoryError."""
     try:
         yield
     except NotEnoughMemoryError:
         raise
-    except (MemoryError, RuntimeError) as error:
+    except (MemoryError, RuntimeError) as error:  # torch's CPU and CUDA allocators raise RuntimeErrors
         message = str(error).lower()
         if isinstance(error, MemoryError) or "can't allocate memory" in message or "out of memory" in message:
-            raise NotEnoughMemoryError(name, size) from None
+            raise NotEnoughMemoryError(name, size, what) from None
         raise
 
 

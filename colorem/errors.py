@@ -35,11 +35,11 @@ class MissingDependencyError(ColoremError, ImportError):
 class NotEnoughMemoryError(ColoremError, MemoryError):
     """One photo needed more memory than the machine could give; other photos are unaffected."""
 
-    def __init__(self, source: str, size: tuple[int, int] | None = None):
+    def __init__(self, source: str, size: tuple[int, int] | None = None, what: str | None = None):
         self.source = source
         pixels = size[0] * size[1] if size else 0
-        self.reason = "not enough memory for " + (f"{pixels / 1e6:.0f} MP" if pixels >= 1e6 else
-                                                  f"{size[0]}x{size[1]} pixels" if size else "this photo")
+        what = what or (f"{pixels / 1e6:.0f} MP" if pixels >= 1e6 else f"{size[0]}x{size[1]} pixels" if size else "it")
+        self.reason = f"not enough memory for {what}"
         super().__init__(f"{source}: {self.reason}")
 
 

@@ -86,3 +86,21 @@ def test_out_of_memory_on_one_photo_fails_only_that_photo(tmp_path, tiny_weights
     assert result.returncode == 1, result.stderr
     assert re.search(r"failed: .*b-huge\.bmp: not enough memory for 64 MP", result.stderr), result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+
+
+def test_out_of_memory_in_the_network_fails_only_that_group(collection, tmp_path, tiny_weights):
+    colorizer = colorem.load(tiny_weights)
+    forward, calls = colorizer.model.forward, []
+
+    def first_group_runs_out(l, **kwargs):
+        calls.append(len(l))
+        if len(calls) == 1:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 68719476736 bytes.")
+        return forward(l, **kwargs)
+
+    colorizer.model.forward = first_group_runs_out
+    results = list(colorize_files(colorizer, items_of(collection), BatchOptions(output=tmp_path / "out", batch_size=4, workers=0)))
+    failed = [r for r in results if r.status == "failed" and r.source.name != "p99-broken.jpg"]
+    assert [r.source.name for r in failed] == ["p00.jpg", "p01.jpg", "p02.jpg", "p03.jpg"]
+    assert all(r.error == "not enough memory for the network at render size 64 (4 photos)" for r in failed)
+    assert sorted(r.status for r in results).count("done") == 7

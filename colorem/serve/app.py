@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from colorem import __version__
-from colorem.errors import ImageReadError, ImageTooLargeError, ModelOutputError, NotEnoughMemoryError
+from colorem.errors import ImageReadError, ImageTooLargeError, ModelOutputError
 from colorem.imageio import encode_image, read_image
 from colorem.models import list_models
 from colorem.serve.samples import load_samples
@@ -155,10 +155,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         status, message = _status_for(error)
         return _error(status, message, error.reason)
 
-    @app.exception_handler(NotEnoughMemoryError)
-    async def memory_error(request: Request, error: NotEnoughMemoryError):
+    @app.exception_handler(MemoryError)  # NotEnoughMemoryError from colorizing, or a plain one from encoding
+    async def memory_error(request: Request, error: MemoryError):
         return _error(503, "The server does not have enough memory for this photo now; try again later or send a "
-                           "smaller one.", error.reason, {"Retry-After": "10"})
+                           "smaller one.", getattr(error, "reason", "not enough memory"), {"Retry-After": "10"})
 
     @app.exception_handler(ModelOutputError)
     async def model_error(request: Request, error: ModelOutputError):

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from colorem.errors import OptionError
-from colorem.models.embedders import EMBEDDERS
+from colorem.models import EMBEDDERS, list_models
 
 RENDER_SIZE = (16, 2048)  # what a caller may ask for; the network's cost grows with the square
 CARD_RENDER_SIZE = (16, 1024)  # a card's default: 2048² took 6 GB for two tiny photos, 1024² about a quarter
@@ -57,8 +57,6 @@ def check_card(values: Any, source: str = "the model card") -> None:
     """A card's fields (a dict as read from JSON): types, ranges and known architecture options."""
     if not isinstance(values, dict):
         raise OptionError(f"{source}: expected a JSON object, found {type(values).__name__}")
-    from colorem.models import list_models  # the registry imports the networks; only needed here
-
     architecture = values.get("architecture")
     if not isinstance(architecture, str) or architecture not in list_models():
         raise OptionError(f"{source}: unknown architecture {architecture!r}; colorem has {', '.join(list_models())}")
@@ -84,7 +82,7 @@ def _check_table(where: str, options: Any, table: dict[str, tuple]) -> None:
         kind, limits = table[key]
         if value is None:
             continue
-        if kind in (int, float) and isinstance(limits, tuple) and isinstance(limits[0], (int, float)):
+        if kind in (int, float):
             check_number(f"{where}.{key}", value, limits, integer=kind is int)
         elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise OptionError(f"{where}.{key} must be a {kind.__name__}, not {value!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -153,7 +154,8 @@ def load_weights(name_or_path: str | os.PathLike | None = None, embedder_options
     header declares; only when they match are the real network built and the tensors read."""
     path = resolve_weights(name_or_path)
     card = read_card(path)
-    with torch.device("meta"):
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a frozen embedder's own weights "copied" into meta tensors: a no-op
         shapes = build_model(card, embedder_options)
     expected = {key: tuple(tensor.shape) for key, tensor in shapes.state_dict().items()}
     _check_shapes(path, _header_shapes(path), expected, _frozen_prefixes(shapes))

@@ -1,16 +1,22 @@
 """Inference benchmark: model forward at 256² per precision/layout, and end-to-end file -> file.
 
     python bench/colorize.py [--model WEIGHTS] [--repeats 20]
+    python bench/colorize.py --memory [--baseline OLD_CHECKOUT] [--runs 3]
 
 Without --model it times the original network (color-em-original, learned embedder) with random
 weights: speed does not depend on the weights' values. Each end-to-end case runs in a fresh
 subprocess so its peak memory (max RSS) is its own. Prints a Markdown table of medians.
+
+--memory colorizes 12 MP and 50 MP JPEG files (file -> JPEG file) and reports peak memory per pixel;
+with --baseline (a folder holding another version's `colorem/` package, e.g. from `git archive`) the
+two versions run alternately in the same run, so the machine's drift affects both alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -84,15 +90,44 @@ print(json.dumps({"ms": statistics.median(times) * 1000,
 """
 
 
+def run_child(source: Path, target: Path, model_path: str | None, repeats: int, package_root: Path = REPO) -> dict:
+    """One fresh process colorizing `source` (once to warm up, then `repeats` timed); its median and peak RSS."""
+    env = {**os.environ, "PYTHONPATH": str(package_root)}
+    result = subprocess.run([sys.executable, "-c", CHILD, str(source), str(target), model_path or "", str(repeats)],
+                            capture_output=True, text=True, check=True, cwd=package_root, env=env)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+MEMORY_CASES = [("12 MP", (4000, 3000)), ("50 MP", (8160, 6120))]
+
+
+def memory_rows(model_path: str | None, runs: int, baseline: Path | None) -> list[tuple[str, str, float, float, float]]:
+    """(case, version, median ms, median peak MB, median bytes per pixel): fresh processes, versions alternating."""
+    versions = [("before", baseline)] if baseline else []
+    versions.append(("after" if baseline else "this", REPO))
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for label, (width, height) in MEMORY_CASES:
+            source = Path(folder) / f"{width}x{height}.jpg"
+            make_photo(source, width, height)
+            measured: dict[str, list[dict]] = {name: [] for name, _ in versions}
+            for _ in range(runs):
+                for name, root in versions:
+                    measured[name].append(run_child(source, Path(folder) / "out.jpg", model_path, 1, root))
+            for name, _ in versions:
+                ms = statistics.median(m["ms"] for m in measured[name])
+                peak_mb = statistics.median(m["peak_mb"] for m in measured[name])
+                rows.append((label, name, ms, peak_mb, peak_mb * 2**20 / (width * height)))
+    return rows
+
+
 def end_to_end_rows(model_path: str | None, repeats: int) -> list[tuple[str, float, float]]:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for label, (width, height), count in [("1 MP", (1152, 864), repeats), ("12 MP", (4000, 3000), max(3, repeats // 4))]:
             source = Path(folder) / f"{width}x{height}.jpg"
             make_photo(source, width, height)
-            result = subprocess.run([sys.executable, "-c", CHILD, str(source), str(Path(folder) / "out.jpg"),
-                                     model_path or "", str(count)], capture_output=True, text=True, check=True)
-            measured = json.loads(result.stdout.strip().splitlines()[-1])
+            measured = run_child(source, Path(folder) / "out.jpg", model_path, count)
             rows.append((f"colorize {label} JPEG file -> JPEG file ({measured['precision']})", measured["ms"], measured["peak_mb"]))
     return rows
 
@@ -101,8 +136,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="weights to time (default: original network, random weights)")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--memory", action="store_true", help="peak memory of 12 MP and 50 MP photos, file -> file")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="with --memory: a folder holding another version's colorem/ package to compare against")
+    parser.add_argument("--runs", type=int, default=3, help="with --memory: fresh processes per case and version")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    if args.memory:
+        print("| photo | version | median time | median peak RSS | bytes per pixel |\n|---|---|---|---|---|")
+        for label, version, ms, peak_mb, per_pixel in memory_rows(args.model, args.runs, args.baseline):
+            print(f"| {label} | {version} | {ms:.0f} ms | {peak_mb:.0f} MB | {per_pixel:.0f} |")
+        return
     print("| case | median | peak memory (max RSS) |\n|---|---|---|")
     for label, ms in forward_rows(args.model, args.repeats):
         print(f"| {label} | {ms:.1f} ms | |")

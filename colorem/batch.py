@@ -18,9 +18,10 @@ from typing import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from colorem.colorize import RENDER_SIZE_RANGE, SATURATION_RANGE, Colorizer, _check_options
-from colorem.errors import ColoremError, check_range
-from colorem.imageio import FORMATS, QUALITY_RANGE, read_image, write_image
+from colorem.colorize import Colorizer
+from colorem.errors import ColoremError, NotEnoughMemoryError, check_range
+from colorem.imageio import FORMATS, QUALITY_RANGE, write_image
+from colorem.limits import RENDER_SIZE, SATURATION, check_options
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,8 @@ class BatchOptions:
 
     def __post_init__(self) -> None:
         if self.render_size is not None:
-            check_range("render_size", self.render_size, *RENDER_SIZE_RANGE)
-        check_range("saturation", self.saturation, *SATURATION_RANGE)
+            check_range("render_size", self.render_size, *RENDER_SIZE)
+        check_range("saturation", self.saturation, *SATURATION)
         check_range("quality", self.quality, *QUALITY_RANGE)
         check_range("batch_size", self.batch_size, 1)
         if self.workers is not None:
@@ -87,7 +88,7 @@ class _Decoded(Dataset):
         try:
             return {"index": index, "prepared": self.colorizer.prepare(source, self.render_size), "error": ""}
         except (ColoremError, ValueError, OSError) as error:
-            return {"index": index, "prepared": None, "error": str(error)}
+            return {"index": index, "prepared": None, "error": _message(error)}
 
 
 def split_existing(items: Sequence[tuple[Path, Path]], options: BatchOptions) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
@@ -107,7 +108,7 @@ def split_existing(items: Sequence[tuple[Path, Path]], options: BatchOptions) ->
 def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], options: BatchOptions) -> Iterator[ItemResult]:
     """Colorize (source, path relative to the output) pairs; yields one ItemResult per input as it finishes.
     An output that exists already is skipped (a rerun resumes) unless options.overwrite."""
-    render_size = _check_options(options.render_size or colorizer.render_size, options.saturation)
+    render_size = check_options(options.render_size or colorizer.render_size, options.saturation, options.temperature)
     todo, done = split_existing(items, options)
     for source, target in done:
         yield ItemResult(source, target, "skipped")
@@ -134,7 +135,12 @@ def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], opt
                 claimed.add(target)
                 good.append((source, target, item["prepared"]))
             if good:
-                ab_small = colorizer.predict_ab(torch.cat([prepared.l_small for _, _, prepared in good]), options.temperature)
+                try:
+                    ab_small = colorizer.predict_ab(torch.cat([prepared.l_small for _, _, prepared in good]), options.temperature)
+                except NotEnoughMemoryError as error:  # the network's activations for this group
+                    for source, target, _ in good:
+                        yield ItemResult(source, target, "failed", _message(error))
+                    continue
                 for (source, target, prepared), ab in zip(good, ab_small):
                     future = finishers.submit(_finish_and_write, colorizer, prepared, ab[None], options, target)
                     pending.append((source, target, future))
@@ -173,5 +179,12 @@ def _collect(source: Path, target: Path, future: Future) -> ItemResult:
     try:
         future.result()
     except (ColoremError, ValueError, OSError) as error:
-        return ItemResult(source, target, "failed", str(error))
+        return ItemResult(source, target, "failed", _message(error))
+    except MemoryError:  # encoding the result (finish() turns its own into NotEnoughMemoryError)
+        return ItemResult(source, target, "failed", "not enough memory to encode the result")
     return ItemResult(source, target, "done")
+
+
+def _message(error: Exception) -> str:
+    """What to print after "failed: SOURCE: " (a memory failure names its photo already)."""
+    return error.reason if isinstance(error, NotEnoughMemoryError) else str(error)

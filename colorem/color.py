@@ -172,12 +172,14 @@ def ab_bins(step: float = 10.0, l_values: tuple[float, ...] = tuple(range(1, 100
     values (Zhang et al., ECCV 2016 quantize ab the same way). Returns (Q, 2) in Lab units.
     """
     half = int(110 // step)
-    grid = torch.arange(-half, half + 1, dtype=torch.float64) * step
+    # On the CPU even under a `torch.device("meta")` context: colorem.weights builds a network there to
+    # check a weights file's shapes before allocating anything, and the bins decide one of those shapes.
+    grid = torch.arange(-half, half + 1, dtype=torch.float64, device="cpu") * step
     a, b = torch.meshgrid(grid, grid, indexing="ij")
     ab = torch.stack([a.flatten(), b.flatten()], dim=1)  # (N, 2)
-    keep = torch.zeros(len(ab), dtype=torch.bool)
+    keep = torch.zeros(len(ab), dtype=torch.bool, device="cpu")
     for l_value in l_values:
-        lab = torch.cat([torch.full((len(ab), 1), l_value, dtype=torch.float64), ab], dim=1)
+        lab = torch.cat([torch.full((len(ab), 1), l_value, dtype=torch.float64, device="cpu"), ab], dim=1)
         rgb = kornia.color.lab_to_rgb(lab.T[None, :, :, None], clip=False)[0, :, :, 0].T
         keep |= ((rgb >= -1e-6) & (rgb <= 1 + 1e-6)).all(dim=1)
     return ab[keep].float()

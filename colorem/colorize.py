@@ -7,6 +7,8 @@ photo -> L at full resolution -> L resized to the render size -> model -> ab (cl
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 import os
 from dataclasses import dataclass
 from typing import Sequence
@@ -18,14 +20,13 @@ from PIL import Image
 from torch import nn
 
 from colorem.color import AB_MAX, gray_to_l, join_lab, lab_to_srgb8, rgb_to_l
-from colorem.errors import OptionError, check_range
-from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput, Photo, read_image, to_pil
+from colorem.errors import ModelOutputError, NotEnoughMemoryError, OptionError
+from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput, Photo, read_image
+from colorem.limits import check_options
 from colorem.runtime import BACKENDS, OnnxBackend, export_onnx, onnxruntime_available
 from colorem.weights import ModelCard, load_weights, resolve_weights
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-RENDER_SIZE_RANGE = (16, 2048)  # the network's input side: below 16 its H/8 grid is empty, above it costs minutes
-SATURATION_RANGE = (0.0, 4.0)
 CHUNK_PIXELS = 1 << 20  # full-resolution colour math runs in slices of about 1 MP to bound memory
 
 
@@ -83,11 +84,27 @@ def autocast(device: torch.device, precision: str):
 
 @dataclass
 class Prepared:
-    """What finish() needs of a decoded photo (small, so DataLoader workers pass it on cheaply)."""
+    """What finish() needs of a decoded photo (small, so DataLoader workers pass it on cheaply): its
+    full-resolution L — as the photo's own 8-bit gray values (1 byte a pixel, L by a 256-entry table) when
+    it is an 8-bit gray photo, else as float32 L — its L at the render size, and its alpha."""
 
-    l_full: torch.Tensor  # (1, 1, H, W)
+    l_full: torch.Tensor | None  # (1, 1, H, W) float32 L in [0, 100]; None when gray8 holds the photo
+    gray8: torch.Tensor | None  # (1, 1, H, W) uint8 gray of an 8-bit gray photo
     l_small: torch.Tensor  # (1, 1, R, R)
     alpha: np.ndarray | None  # (H, W) float32 in [0, 1], when the photo had transparency
+    name: str = "photo"
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        full = self.l_full if self.l_full is not None else self.gray8
+        return tuple(full.shape[-2:])
+
+    def l_rows(self, top: int, bottom: int) -> torch.Tensor:
+        """(1, 1, rows, W) float32 L of rows top..bottom."""
+        if self.l_full is not None:
+            return self.l_full[:, :, top:bottom]
+        return _gray8_to_l(self.gray8[:, :, top:bottom])
 
 
 class Colorizer:
@@ -124,13 +141,19 @@ class Colorizer:
     # --- the pipeline -------------------------------------------------------------------------
     def prepare(self, image: ImageInput, render_size: int) -> Prepared:
         photo = image if isinstance(image, Photo) else read_image(image, max_pixels=self.max_pixels)
-        if photo.gray is not None:  # a one-channel photo: its L comes from a lookup table
-            l_full = _chunked_rows(torch.from_numpy(photo.gray)[None, None], gray_to_l)  # (1, 1, H, W)
-        else:
-            l_full = _chunked_rows(torch.from_numpy(photo.rgb).permute(2, 0, 1)[None], rgb_to_l)
-        l_small = F.interpolate(l_full, size=(render_size, render_size), mode="bilinear",
-                                align_corners=False, antialias=True)
-        return Prepared(l_full, l_small, photo.alpha)
+        with _enough_memory(photo.name, photo.size):
+            pixels = photo.pixels
+            if pixels.dtype == np.uint8 and pixels.ndim == 2:  # 8-bit gray: L is one of 256 values
+                gray8 = torch.from_numpy(pixels if pixels.flags.writeable else pixels.copy())[None, None]  # (1, 1, H, W)
+                l_full = None
+                l_small = _l_small(_l_by_rows(photo.size, lambda top, bottom: _gray8_to_l(gray8[:, :, top:bottom])),
+                                   render_size)  # the float L exists only for this
+            else:
+                to_l = gray_to_l if pixels.ndim == 2 else rgb_to_l
+                gray8 = None
+                l_full = _l_by_rows(photo.size, lambda top, bottom: to_l(_channels_first(photo.rows(top, bottom))))
+                l_small = _l_small(l_full, render_size)
+        return Prepared(l_full, gray8, l_small, photo.alpha, photo.name)
 
     @torch.inference_mode()
     def predict_ab(self, l_small: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
@@ -141,18 +164,36 @@ class Colorizer:
             ab = self._onnx(l_small, default if temperature is None else temperature)
         else:
             l_small = l_small.to(self.device).contiguous(memory_format=torch.channels_last)
-            with autocast(self.device, self.precision):
+            what = f"the network at render size {l_small.shape[-1]} ({len(l_small)} photos)"
+            with autocast(self.device, self.precision), _enough_memory("colorem", None, what):
                 kwargs = {"temperature": temperature} if temperature is not None else {}
                 ab = self.model(l_small, **kwargs)
-        return (ab.float() * self.vibrance).clamp(-AB_MAX, AB_MAX).cpu()
+        ab = ab.float().cpu()
+        broken = ~torch.isfinite(ab).flatten(1).all(dim=1)  # (B,): clamping would hide an infinity
+        ab = (ab * self.vibrance).clamp_(-AB_MAX, AB_MAX)
+        ab[broken] = math.nan  # finish() turns these into a ModelOutputError for their photo alone
+        return ab
 
     def finish(self, prepared: Prepared, ab_small: torch.Tensor, saturation: float) -> Image.Image:
-        height, width = prepared.l_full.shape[-2:]
-        ab_full = F.interpolate((ab_small * saturation).contiguous(), size=(height, width), mode="bilinear",
-                                align_corners=False)
-        lab = join_lab(prepared.l_full, ab_full.clamp_(-AB_MAX, AB_MAX))
-        rgb_uint8 = _chunked_rows(lab, lab_to_srgb8, row_dim=1)  # (1, H, W, 3)
-        return to_pil(rgb_uint8[0].numpy(), prepared.alpha)
+        """Upsample ab to full size, join it with the full-resolution L and convert to sRGB, in horizontal
+        slices of about CHUNK_PIXELS: no full-size float image is ever made, only the uint8 result."""
+        if not torch.isfinite(ab_small).all():
+            raise ModelOutputError(f"{prepared.name}: the model's colours for this photo are not finite "
+                                   "(NaN or infinity); its weights are probably broken")
+        height, width = prepared.size
+        with _enough_memory(prepared.name, (width, height)):
+            ab_rows = _BilinearRows((ab_small * saturation).contiguous(), height, width)
+            image = Image.new("RGB" if prepared.alpha is None else "RGBA", (width, height))
+            rows = max(1, CHUNK_PIXELS // width)
+            for top in range(0, height, rows):
+                bottom = min(top + rows, height)
+                lab = join_lab(prepared.l_rows(top, bottom), ab_rows(top, bottom).clamp_(-AB_MAX, AB_MAX))
+                pixels = lab_to_srgb8(lab)[0].numpy()  # (rows, W, 3) uint8
+                if prepared.alpha is not None:
+                    alpha = np.clip(prepared.alpha[top:bottom] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                    pixels = np.concatenate([pixels, alpha[..., None]], axis=2)
+                image.paste(Image.fromarray(pixels, image.mode), (0, top))
+        return image
 
     def colorize(self, image: ImageInput, render_size: int | None = None, saturation: float = 1.0,
                  temperature: float | None = None):
@@ -163,7 +204,7 @@ class Colorizer:
     def colorize_batch(self, images: Sequence[ImageInput], render_size: int | None = None,
                        saturation: float = 1.0, temperature: float | None = None) -> list:
         """Colorize several photos with one forward pass; decoding errors raise for the failing one."""
-        render_size = _check_options(render_size or self.render_size, saturation)
+        render_size = check_options(render_size or self.render_size, saturation, temperature)
         prepared = [self.prepare(image, render_size) for image in images]
         if not prepared:
             return []
@@ -192,22 +233,74 @@ def choose_backend(backend: str, device: torch.device, precision: str, have_onnx
     return "torch"
 
 
-def _check_options(render_size: int, saturation: float) -> int:
-    if not isinstance(render_size, int):
-        raise OptionError(f"render_size must be an integer, not {render_size!r}")
-    check_range("render_size", render_size, *RENDER_SIZE_RANGE)
-    check_range("saturation", saturation, *SATURATION_RANGE)
-    return render_size
+def _l_by_rows(size: tuple[int, int], l_rows) -> torch.Tensor:
+    """(1, 1, H, W) float32 L filled from l_rows(top, bottom) in slices of about CHUNK_PIXELS: a photo is
+    never converted to float all at once."""
+    width, height = size
+    l_full = torch.empty(1, 1, height, width)
+    rows = max(1, CHUNK_PIXELS // width)
+    for top in range(0, height, rows):
+        l_full[:, :, top:top + rows] = l_rows(top, min(top + rows, height))
+    return l_full
 
 
-def _chunked_rows(image: torch.Tensor, function, row_dim: int = -2) -> torch.Tensor:
-    """Apply a per-pixel function to (1, C, H, W) in horizontal slices of about CHUNK_PIXELS, joining
-    the results along `row_dim` (the rows of the function's output)."""
-    height, width = image.shape[-2:]
-    rows = max(1, CHUNK_PIXELS // max(width, 1))
-    if rows >= height:
-        return function(image)
-    return torch.cat([function(image[:, :, top:top + rows]) for top in range(0, height, rows)], dim=row_dim)
+def _channels_first(pixels: np.ndarray) -> torch.Tensor:
+    """(rows, W) or (rows, W, 3) -> (1, C, rows, W)."""
+    values = torch.from_numpy(pixels)
+    return values[None, None] if values.ndim == 2 else values.permute(2, 0, 1)[None]
+
+
+def _l_small(l_full: torch.Tensor, render_size: int) -> torch.Tensor:
+    return F.interpolate(l_full, size=(render_size, render_size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def _gray8_to_l(gray8: torch.Tensor) -> torch.Tensor:
+    """uint8 gray values -> float32 L, the same values gray_to_l gives for value / 255."""
+    return torch.from_numpy(np.take(_gray8_l_table(), gray8.numpy()))
+
+
+@functools.cache
+def _gray8_l_table() -> np.ndarray:
+    return gray_to_l((torch.arange(256, dtype=torch.float32) / 255.0)[None, None, None]).flatten().numpy()
+
+
+class _BilinearRows:
+    """Rows of F.interpolate(ab, size=(height, width), mode="bilinear", align_corners=False), computed a slice
+    at a time: ab is widened to full width once ((1, 2, R, W), small), then each slice mixes two of its rows
+    with the weights PyTorch uses (its source row, scale * (y + 0.5) - 0.5 in float32, rounded once as its
+    fused multiply-add does). The mix itself may differ from PyTorch's fused one by one float32 rounding
+    step: over 126 million output values of the sample photos, 365 (3 in a million) moved by one level of
+    255 (tests/test_colorize.py bounds it); exact float64 mixing would cost 20% of the finishing time."""
+
+    def __init__(self, ab_small: torch.Tensor, height: int, width: int):
+        self.rows = ab_small.shape[-2]
+        self.height = height
+        self.wide = F.interpolate(ab_small, size=(self.rows, width), mode="bilinear", align_corners=False)
+
+    def __call__(self, top: int, bottom: int) -> torch.Tensor:
+        if self.rows == self.height:
+            return self.wide[:, :, top:bottom].clone()
+        scale = (torch.tensor(self.rows, dtype=torch.float32) / self.height).double()
+        source = ((torch.arange(top, bottom, dtype=torch.float64) + 0.5) * scale - 0.5).float().clamp_min_(0)
+        first = source.floor().long().clamp_max_(self.rows - 1)
+        weight = (source - first).clamp_(0, 1)[:, None]  # (rows, 1) of the second source row
+        second = (first + 1).clamp_max_(self.rows - 1)
+        near, far = self.wide.index_select(2, first), self.wide.index_select(2, second)  # (1, 2, rows, W)
+        return torch.addcmul(far.mul_(weight), near, 1 - weight)  # near * (1 - w) + far * w, as PyTorch rounds it
+
+
+@contextlib.contextmanager
+def _enough_memory(name: str, size: tuple[int, int] | None, what: str | None = None):
+    """A failed allocation while working on one photo (or one batch) becomes its NotEnoughMemoryError."""
+    try:
+        yield
+    except NotEnoughMemoryError:
+        raise
+    except (MemoryError, RuntimeError) as error:  # torch's CPU and CUDA allocators raise RuntimeErrors
+        message = str(error).lower()
+        if isinstance(error, MemoryError) or "can't allocate memory" in message or "out of memory" in message:
+            raise NotEnoughMemoryError(name, size, what) from None
+        raise
 
 
 def _like_input(result: Image.Image, image: ImageInput):

@@ -30,7 +30,8 @@ class WeightsError(ColoremError):
 
 
 class OptionError(ColoremError, ValueError):
-    """An option's value is out of range or does not fit this machine (a usage error: the CLI exits 2)."""
+    """An option or a model card value is out of range, of the wrong type, or not finite (a usage error:
+    the CLI exits 2)."""
 
 
 def check_range(name: str, value, low, high=None):
@@ -39,3 +40,22 @@ def check_range(name: str, value, low, high=None):
         return value
     bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
     raise OptionError(f"{name} must be {bounds}, not {value!r}".strip())
+
+
+class MissingDependencyError(ColoremError, ImportError):
+    """An optional package a feature needs is not installed; the message says what to install."""
+
+
+class NotEnoughMemoryError(ColoremError, MemoryError):
+    """One photo needed more memory than the machine could give; other photos are unaffected."""
+
+    def __init__(self, source: str, size: tuple[int, int] | None = None, what: str | None = None):
+        self.source = source
+        pixels = size[0] * size[1] if size else 0
+        what = what or (f"{pixels / 1e6:.0f} MP" if pixels >= 1e6 else f"{size[0]}x{size[1]} pixels" if size else "it")
+        self.reason = f"not enough memory for {what}"
+        super().__init__(f"{source}: {self.reason}")
+
+
+class ModelOutputError(ColoremError):
+    """The model's output for a photo is not finite (NaN or infinity): its weights are probably broken."""

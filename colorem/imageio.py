@@ -6,6 +6,7 @@ and anything unreadable becomes an ImageReadError that names the file and the re
 
 from __future__ import annotations
 
+import errno
 import functools
 import io
 import os
@@ -19,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from colorem.atomic import write_atomic
-from colorem.errors import ImageReadError, ImageTooLargeError
+from colorem.errors import ImageReadError, ImageTooLargeError, NotEnoughMemoryError
 
 ImageInput = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
 
@@ -31,22 +32,29 @@ FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tif": "
 
 @dataclass
 class Photo:
-    """A decoded photo: pixels float32 in [0, 1], (H, W, 3) RGB or (H, W) for a one-channel source; optional
-    alpha (H, W) float32; its name. `rgb` is always (H, W, 3), made from a gray source only when asked for."""
+    """A decoded photo: (H, W, 3) RGB or (H, W) for a one-channel source, kept at the source's precision —
+    uint8 for 8-bit files (a quarter of float32's memory; 0..255), else float32 in [0, 1]; optional alpha
+    (H, W) float32; its name. `rgb`, `gray` and `rows()` give float32 in [0, 1], made only when asked for."""
 
     pixels: np.ndarray
     alpha: np.ndarray | None
     name: str
     format: str | None = None
 
-    @property
+    def rows(self, top: int, bottom: int) -> np.ndarray:
+        """Rows top..bottom as float32 in [0, 1]: (rows, W, 3) or (rows, W)."""
+        rows = self.pixels[top:bottom]
+        return rows.astype(np.float32) / 255.0 if rows.dtype == np.uint8 else rows
+
+    @functools.cached_property
     def gray(self) -> np.ndarray | None:
         """(H, W): the one channel of a grayscale source, else None."""
-        return self.pixels if self.pixels.ndim == 2 else None
+        return self.rows(0, len(self.pixels)) if self.pixels.ndim == 2 else None
 
     @functools.cached_property
     def rgb(self) -> np.ndarray:
-        return self.pixels if self.pixels.ndim == 3 else np.repeat(self.pixels[..., None], 3, axis=2)
+        pixels = self.rows(0, len(self.pixels))
+        return pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -81,7 +89,7 @@ def read_image(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS, name
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
-            raise ImageReadError(label, "no such file")
+            raise ImageReadError(label, _missing_reason(path))
         if not path.is_file():
             raise ImageReadError(label, "not a file")
         if path.stat().st_size == 0:
@@ -96,15 +104,31 @@ def read_image(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS, name
     raise ImageReadError(label, f"unsupported input type {type(source).__name__}")
 
 
+def _missing_reason(path: Path) -> str:
+    """Why a path that does not exist does not: a missing file, a dangling link, or a link loop."""
+    if not path.is_symlink():
+        return "no such file"
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a loop this way
+        return "a symbolic link that loops back on itself"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symbolic link that loops back on itself"
+    return f"a broken symbolic link (its target {os.readlink(path)} does not exist)"
+
+
 def _decode(stream, label: str, max_pixels: int) -> Photo:
+    size = None
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(stream) as image:
-                _check_pixels(image.size, label, max_pixels)
+                size = image.size
+                _check_pixels(size, label, max_pixels)
                 image_format = image.format
-                if getattr(image, "n_frames", 1) > 1:
-                    image.seek(0)  # animations: the first frame is used
+                # Animations and multi-page files: the first frame, where Image.open leaves them. Never ask
+                # for n_frames: Pillow walks every page to count them (quadratic in a TIFF's page count).
                 image.load()
                 photo = _photo_from_pil(image, label, max_pixels)
                 photo.format = image_format
@@ -115,7 +139,9 @@ def _decode(stream, label: str, max_pixels: int) -> Photo:
             raise ImageTooLargeError(label, "the image declares too many pixels (decompression bomb?)") from None
         except UnidentifiedImageError:
             raise ImageReadError(label, "not a recognised image format") from None
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, MemoryError) as error:
+        except MemoryError:
+            raise NotEnoughMemoryError(label, size) from None
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as error:
             reason = str(error) or type(error).__name__
             if "truncated" in reason.lower() or isinstance(error, EOFError):
                 reason = f"the file is truncated or corrupt ({reason})"
@@ -156,15 +182,15 @@ def _photo_from_pil(image: Image.Image, label: str, max_pixels: int) -> Photo:
         gray = np.clip(gray, 0.0, 1.0)
     elif mode == "F":
         values = np.asarray(image, dtype=np.float32)
-        scale = 1.0 if values.max(initial=0) <= 1.0 else 255.0
-        gray = np.clip(values / scale, 0.0, 1.0)
+        finite = np.isfinite(values)
+        scale = 1.0 if values.max(initial=0, where=finite) <= 1.0 else 255.0
+        # Non-finite pixels (a float TIFF may hold NaN or infinity) become black, or white for +infinity:
+        # everything after decoding can count on finite values.
+        gray = np.clip(np.nan_to_num(values / scale, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
     else:
         if mode not in ("RGB", "L"):
             image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, 1
-        array = np.asarray(image, dtype=np.float32) / 255.0
-        if array.ndim == 3:
-            return Photo(np.ascontiguousarray(array), alpha=alpha, name=label)
-        gray = array
+        return Photo(np.array(image, dtype=np.uint8), alpha=alpha, name=label)  # 8-bit: kept as uint8
     return Photo(np.ascontiguousarray(gray, dtype=np.float32), alpha=alpha, name=label)
 
 
@@ -173,7 +199,7 @@ def _photo_from_array(array: np.ndarray, label: str, max_pixels: int) -> Photo:
         raise ImageReadError(label, f"expected an (H, W), (H, W, 3) or (H, W, 4) array, got shape {array.shape}")
     _check_pixels((array.shape[1], array.shape[0]), label, max_pixels)
     if array.dtype == np.uint8:
-        values = array.astype(np.float32) / 255.0
+        values = array  # kept as uint8, as a decoded 8-bit file is
     elif array.dtype == np.uint16:
         values = array.astype(np.float32) / 65535.0
     elif np.issubdtype(array.dtype, np.floating):
@@ -187,7 +213,8 @@ def _photo_from_array(array: np.ndarray, label: str, max_pixels: int) -> Photo:
     alpha = None
     if values.ndim == 3 and values.shape[2] == 4:
         alpha, values = values[..., 3], values[..., :3]
-    return Photo(np.ascontiguousarray(values, dtype=np.float32), alpha=alpha, name=label)
+        alpha = alpha.astype(np.float32) / 255.0 if alpha.dtype == np.uint8 else alpha
+    return Photo(np.ascontiguousarray(values), alpha=alpha, name=label)
 
 
 def to_pil(rgb_uint8: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 from torch import nn
 
 from colorem.atomic import write_atomic
-from colorem.errors import WeightsError
+from colorem.errors import OptionError, WeightsError
+from colorem.limits import check_card
 from colorem.models import create_model
 
 CARD_FORMAT = "colorem-card/1"
@@ -39,11 +41,15 @@ class ModelCard:
     format: str = CARD_FORMAT
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ModelCard":
-        known = {key: values[key] for key in cls.__dataclass_fields__ if key in values}
-        if "architecture" not in known:
-            raise WeightsError("the model card has no 'architecture'")
-        return cls(**known)
+    def from_dict(cls, values: dict[str, Any], source: str = "the model card") -> "ModelCard":
+        """A card from its JSON fields, checked against colorem.limits first (types, ranges, known options)."""
+        if isinstance(values, dict) and "architecture" not in values:
+            raise WeightsError(f"{source} has no 'architecture'")
+        try:
+            check_card(values, source)
+        except OptionError as error:
+            raise WeightsError(str(error)) from None
+        return cls(**{key: values[key] for key in cls.__dataclass_fields__ if key in values})
 
 
 def card_path(weights_path: str | os.PathLike) -> Path:
@@ -71,6 +77,7 @@ def _frozen_prefixes(model: nn.Module) -> tuple[str, ...]:
 def save_weights(model: nn.Module, card: ModelCard, path: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
     """Write `path` (.safetensors) and its card (.json), each atomically."""
     path = Path(path).with_suffix(".safetensors")
+    ModelCard.from_dict(asdict(card), f"the card for {path.name}")  # never write a card that loading refuses
     skip = _frozen_prefixes(model)
     state = {}
     for key, tensor in model.state_dict().items():
@@ -120,28 +127,51 @@ def read_card(weights_path: Path) -> ModelCard:
     if not path.exists():
         raise WeightsError(f"{weights_path}: its card {path.name} is missing beside it")
     try:
-        return ModelCard.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as error:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise WeightsError(f"{path}: not a valid model card ({error})") from None
+    except OSError as error:
+        raise WeightsError(f"{path}: cannot read the model card ({error.strerror or error})") from None
+    return ModelCard.from_dict(values, str(path))
 
 
 def load_weights(name_or_path: str | os.PathLike | None = None, embedder_options: dict | None = None) -> tuple[nn.Module, ModelCard]:
-    """Rebuild the network from its card and fill it from safetensors. Returns (model in eval mode, card)."""
+    """Rebuild the network from its card and fill it from safetensors. Returns (model in eval mode, card).
+
+    Nothing is allocated on the card's word: the card is checked against colorem.limits, the network is
+    first built on the meta device (shapes, no memory) and compared with the shapes the safetensors
+    header declares; only when they match are the real network built and the tensors read."""
     path = resolve_weights(name_or_path)
     card = read_card(path)
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a frozen embedder's own weights "copied" into meta tensors: a no-op
+        shapes = build_model(card, embedder_options)
+    expected = {key: tuple(tensor.shape) for key, tensor in shapes.state_dict().items()}
+    _check_shapes(path, _header_shapes(path), expected, _frozen_prefixes(shapes))
     model = build_model(card, embedder_options)
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
         raise WeightsError(f"{path}: not a readable safetensors file ({error})") from None
-    expected = model.state_dict()
-    skip = _frozen_prefixes(model)
-    missing = [key for key in expected if key not in state and not (skip and key.startswith(skip))]
-    unexpected = [key for key in state if key not in expected]
+    dtypes = {key: tensor.dtype for key, tensor in model.state_dict().items()}
+    model.load_state_dict({key: value.to(dtypes[key]) for key, value in state.items()}, strict=False)
+    return model.eval(), card
+
+
+def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from a safetensors header, reading no tensor data."""
+    try:
+        with safe_open(str(path), framework="pt") as weights:
+            return {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise WeightsError(f"{path}: not a readable safetensors file ({error})") from None
+
+
+def _check_shapes(path: Path, found: dict[str, tuple], expected: dict[str, tuple], skip: tuple[str, ...]) -> None:
+    missing = [key for key in expected if key not in found and not (skip and key.startswith(skip))]
+    unexpected = [key for key in found if key not in expected]
     if missing or unexpected:
         raise WeightsError(f"{path}: weights do not match the card's architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    for key, tensor in state.items():
-        if tensor.shape != expected[key].shape:
-            raise WeightsError(f"{path}: weights do not match the card: {key} has shape {tuple(tensor.shape)}, the architecture wants {tuple(expected[key].shape)}")
-    model.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()}, strict=False)
-    return model.eval(), card
+    for key, shape in found.items():
+        if shape != expected[key]:
+            raise WeightsError(f"{path}: weights do not match the card: {key} has shape {shape}, the architecture wants {expected[key]}")

@@ -26,6 +26,26 @@ class Case:
     outcome: str  # "colorized" or "rejected"
     expect: object  # (width, height) when colorized, a reason regex when rejected
     note: str = ""
+    link_to: str | None = None  # a symbolic link to this name instead of a file (not uploadable)
+
+    def write(self, folder: Path) -> Path:
+        path = folder / self.filename
+        if self.link_to is not None:
+            path.symlink_to(self.link_to)
+        else:
+            path.write_bytes(self.data)
+        return path
+
+
+@dataclass(frozen=True)
+class CardCase:
+    """A model card (or weights) someone hands colorem: `edit` changes a valid tiny model's card dict, or
+    returns bytes to write as the card; the outcome is always one clear error matching `expect`."""
+
+    name: str
+    edit: object  # card dict -> None (edited in place) or bytes
+    expect: str  # regex of the error
+    weights: str = "garbage"  # "garbage": the card must be refused before the weights are read; "nan": NaN weights
 
 
 def _save(image: Image.Image, fmt: str, **options) -> bytes:
@@ -70,6 +90,28 @@ def _zip() -> bytes:
     return buffer.getvalue()
 
 
+def tiff_pages(pages: int) -> bytes:
+    """A little-endian TIFF of `pages` 1x1 gray pages (102 bytes each, all sharing one pixel): a page bomb.
+    Written by hand because Pillow's save_all is itself quadratic in the page count."""
+    header_size, entry = 8, struct.Struct("<HHII")
+    tags = lambda pixel: [(256, 3, 1, 1), (257, 3, 1, 1), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+                          (273, 4, 1, pixel), (277, 3, 1, 1), (278, 3, 1, 1), (279, 4, 1, 1)]
+    ifd_size = 2 + len(tags(0)) * entry.size + 4
+    pixel = header_size + pages * ifd_size
+    out = bytearray(b"II*\x00" + struct.pack("<I", header_size))
+    for page in range(pages):
+        following = header_size + (page + 1) * ifd_size if page + 1 < pages else 0
+        out += struct.pack("<H", len(tags(pixel))) + b"".join(entry.pack(*tag) for tag in tags(pixel))
+        out += struct.pack("<I", following)
+    return bytes(out + b"\x80")
+
+
+def _float_tiff_with_nan() -> bytes:
+    values = np.asarray(photo(64, 48).convert("L"), dtype=np.float32) / 255.0
+    values[10, 10], values[20, 30], values[0, 0] = np.nan, np.inf, -np.inf
+    return _save(Image.fromarray(values, "F"), "TIFF")
+
+
 def build_cases() -> list[Case]:
     gray = photo(96, 64).convert("L")
     jpeg, png = _save(gray, "JPEG", quality=90), _save(photo(96, 64), "PNG")
@@ -100,6 +142,39 @@ def build_cases() -> list[Case]:
         Case("already-colour.jpg", _save(photo(72, 48), "JPEG"), "colorized", (72, 48), "treated as its lightness"),
         Case("bitmap.bmp", _save(photo(30, 20), "BMP"), "colorized", (30, 20)),
         Case("name with spaces ü ✓ ..%2F.jpg", jpeg, "colorized", (96, 64), "odd file name"),
+        Case("page-bomb.tif", tiff_pages(PAGE_BOMB_PAGES), "colorized", (1, 1), "first page, pages never counted"),
+        Case("nan-pixels.tif", _float_tiff_with_nan(), "colorized", (64, 48), "non-finite pixels made finite"),
+        Case("broken-link.jpg", b"", "rejected", "broken symbolic link", link_to="no-such-target.jpg"),
+        Case("looping-link.jpg", b"", "rejected", "loops back on itself", link_to="looping-link.jpg"),
+    ]
+
+
+PAGE_BOMB_PAGES = 20_000  # 2 MB; counting them cost ~1 min of CPU on a busy 2-core machine, per read
+
+
+def build_cards() -> list[CardCase]:
+    def options(**values):
+        return lambda card: card["architecture_options"].update(values)
+
+    def field(**values):
+        return lambda card: card.update(values)
+
+    return [
+        CardCase("unknown-architecture", field(architecture="color-em-huge"), "unknown architecture 'color-em-huge'"),
+        CardCase("unknown-option", options(dropout=0.5), "unknown option 'dropout'"),
+        CardCase("options-as-a-list", field(architecture_options=["embedder", "learned"]), "must be a JSON object"),
+        CardCase("not-utf8", lambda card: b'{"architecture": "color-em-tiny", "name": "\xff\xfe"}', "not a valid model card"),
+        CardCase("render-size-1e9", field(render_size=1e9), "render_size must be a whole number from 16 to 1024"),
+        CardCase("render-size-negative", field(render_size=-5), "render_size must be a whole number"),
+        CardCase("render-size-text", field(render_size="192"), "render_size must be a whole number"),
+        CardCase("render-size-2048", field(render_size=2048), "render_size must be a whole number from 16 to 1024"),
+        CardCase("vibrance-text", field(vibrance="abc"), "vibrance must be a number"),
+        CardCase("vibrance-nan", field(vibrance=float("nan")), "vibrance must be a number"),
+        CardCase("temperature-nan", options(head="classification", temperature=float("nan")), "temperature must be a number"),
+        CardCase("embed-dim-1e6", options(embed_dim=1_000_000), "embed_dim must be a whole number from 1 to 4096"),
+        CardCase("inception-without-timm", options(embedder="inception_resnet_v2", embedder_options={"weights": "irv2.safetensors"}),
+                 "needs timm|irv2.safetensors"),
+        CardCase("nan-weights", lambda card: None, "not finite", weights="nan"),
     ]
 
 
@@ -107,5 +182,29 @@ def write_corpus(folder: Path) -> list[Case]:
     folder.mkdir(parents=True, exist_ok=True)
     cases = build_cases()
     for case in cases:
-        (folder / case.filename).write_bytes(case.data)
+        case.write(folder)
     return cases
+
+
+def write_card_case(case: CardCase, tiny_weights: Path, folder: Path) -> Path:
+    """The tiny model's weights and card with `case` applied, in `folder`; returns the weights path."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / f"{case.name}.safetensors"
+    card = json.loads(tiny_weights.with_suffix(".json").read_text())
+    edited = case.edit(card)
+    if case.weights == "garbage":  # a card error must come first: the weights are never read
+        weights.write_bytes(b"\x00not safetensors at all\x00" * 8)
+    else:
+        save_file({key: torch.full_like(value, float("nan")) if value.is_floating_point() else value
+                   for key, value in load_file(str(tiny_weights)).items()}, str(weights))
+    card_path = weights.with_suffix(".json")
+    if isinstance(edited, bytes):
+        card_path.write_bytes(edited)
+    else:
+        card_path.write_text(json.dumps(card))
+    return weights

@@ -63,3 +63,44 @@ def test_torchrun_two_processes_colorize_every_input_exactly_once(collection, tm
     assert len(counts) == 2 and sum(counts) == 11, result.stderr
     assert sorted(p.name for p in out.iterdir()) == [f"p{index:02d}.jpg" for index in range(11)]
     assert result.stderr.count("failed: ") == 1
+
+
+def test_out_of_memory_on_one_photo_fails_only_that_photo(tmp_path, tiny_weights):
+    """Under an address-space limit a 64 MP photo cannot be colorized: it is reported as failed ("not enough
+    memory for 64 MP") and the photos around it are done; no traceback, exit code 1."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.png", "c.png"):
+        photo(48, 32).convert("L").save(folder / name)
+    Image.new("L", (8000, 8000), 90).save(folder / "b-huge.bmp")  # 64 MB, quick to decode
+    child = (
+        "import resource, sys\nfrom colorem.cli import main\n"
+        "main(['colorize', sys.argv[1] + '/a.png', '-o', sys.argv[2] + '/warm', '--model', sys.argv[3]])  # imports, pools\n"
+        "size = next(int(line.split()[1]) * 1024 for line in open('/proc/self/status') if line.startswith('VmSize'))\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (size + 200 * 2**20, resource.RLIM_INFINITY))  # 200 MB more at most\n"
+        "sys.exit(main(['colorize', sys.argv[1], '-o', sys.argv[2] + '/out', '--model', sys.argv[3]]))\n")
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "1"}
+    result = subprocess.run([sys.executable, "-c", child, str(folder), str(tmp_path), str(tiny_weights)],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1, result.stderr
+    assert re.search(r"failed: .*b-huge\.bmp: not enough memory for 64 MP", result.stderr), result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+
+
+def test_out_of_memory_in_the_network_fails_only_that_group(collection, tmp_path, tiny_weights):
+    colorizer = colorem.load(tiny_weights)
+    forward, calls = colorizer.model.forward, []
+
+    def first_group_runs_out(l, **kwargs):
+        calls.append(len(l))
+        if len(calls) == 1:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 68719476736 bytes.")
+        return forward(l, **kwargs)
+
+    colorizer.model.forward = first_group_runs_out
+    results = list(colorize_files(colorizer, items_of(collection), BatchOptions(output=tmp_path / "out", batch_size=4, workers=0)))
+    failed = [r for r in results if r.status == "failed" and r.source.name != "p99-broken.jpg"]
+    assert [r.source.name for r in failed] == ["p00.jpg", "p01.jpg", "p02.jpg", "p03.jpg"]
+    assert all(r.error == "not enough memory for the network at render size 64 (4 photos)" for r in failed)
+    assert sorted(r.status for r in results).count("done") == 7

@@ -167,3 +167,24 @@ def test_version_help_and_models(capsys):
     assert "--skip-existing" in capsys.readouterr().out
     assert main(["models"]) == 0
     assert "color-em-original" in capsys.readouterr().out
+
+
+def test_broken_and_looping_links_are_failures_like_a_missing_file(folder, tmp_path, tiny_weights, capsys):
+    (tmp_path / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    (tmp_path / "loop.jpg").symlink_to(tmp_path / "loop.jpg")
+    inputs = [str(folder / "a.jpg"), str(tmp_path / "dangling.jpg"), str(tmp_path / "loop.jpg"), str(tmp_path / "missing.jpg")]
+    assert main(["colorize", *inputs, "-o", str(tmp_path / "out"), "--model", str(tiny_weights)]) == 1
+    err = capsys.readouterr().err
+    assert "dangling.jpg: cannot read image" in err and "broken symbolic link" in err
+    assert "loop.jpg: cannot read image" in err and "loops back on itself" in err
+    assert "missing.jpg: cannot read image" in err and "no such file" in err
+    assert "colorized 1, skipped 0, failed 3" in err
+
+
+@pytest.mark.parametrize("option", [["--temperature", "nan"], ["--temperature", "inf"], ["--temperature", "-1"],
+                                    ["--saturation", "nan"]])
+def test_non_finite_options_are_one_line_and_exit_2(folder, tmp_path, tiny_weights, option, capsys):
+    code = main(["colorize", str(folder / "a.jpg"), "-o", str(tmp_path / "out"), "--model", str(tiny_weights), *option])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("colorem: error:") and option[0][2:] in lines[0], lines
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

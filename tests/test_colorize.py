@@ -155,3 +155,89 @@ def test_shipped_default_model_colorizes_the_samples_with_real_chroma():
     # the shipped model measured 13.2 (1.0 to 35.2 per photo); gray output is ~0
     assert np.mean(chromas) > 5.0, f"mean chroma {np.mean(chromas):.2f}: the default model produced (nearly) gray output"
     assert np.abs(lab[0] - input_l(source)).mean() < 0.6
+
+
+@pytest.mark.parametrize("options, field", [
+    ({"temperature": float("nan")}, "temperature"), ({"temperature": float("inf")}, "temperature"),
+    ({"temperature": 0.0}, "temperature"), ({"saturation": float("inf")}, "saturation"),
+    ({"render_size": float("nan")}, "render_size"), ({"render_size": True}, "render_size"),
+])
+def test_non_finite_and_out_of_range_options_are_refused(constant, options, field):
+    from colorem.errors import OptionError
+
+    with pytest.raises(OptionError, match=field):  # an OptionError is a ValueError too
+        constant.colorize(photo(), **options)
+
+
+def test_nan_weights_fail_their_photo_clearly_never_an_index_error(tiny_weights):
+    from colorem.errors import ModelOutputError
+
+    colorizer = colorem.load(tiny_weights)
+    with torch.no_grad():
+        for parameter in colorizer.model.parameters():
+            parameter.fill_(float("nan"))
+    with pytest.raises(ModelOutputError, match="not finite"):
+        colorizer.colorize(photo())
+
+
+def test_one_non_finite_prediction_spoils_only_its_own_photo():
+    class InfiniteFirst(ConstantAB):
+        def forward(self, l, temperature=None):
+            ab = super().forward(l)
+            ab[0] = float("inf")  # clamping alone would turn this into the most vivid colour there is
+            return ab
+
+    from colorem.errors import ModelOutputError
+
+    colorizer = Colorizer.from_model(InfiniteFirst(), render_size=32, precision="fp32")
+    ab = colorizer.predict_ab(torch.full((2, 1, 32, 32), 50.0))
+    good = colorizer.prepare(photo(20, 10), 32)
+    with pytest.raises(ModelOutputError):
+        colorizer.finish(good, ab[:1], 1.0)
+    assert colorizer.finish(good, ab[1:], 1.0).size == (20, 10)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (7, 5), (997, 1000), (4001, 17), (300, 64)])
+def test_tiled_colour_math_gives_the_full_size_result(size, monkeypatch):
+    """finish() upsamples ab and converts to sRGB a slice at a time; the bytes are those of one full-size
+    F.interpolate + lab_to_srgb8, at most one level off in a few values per million (see _BilinearRows)."""
+    import torch.nn.functional as F
+
+    from colorem import colorize as colorize_module
+    from colorem.color import AB_MAX, join_lab, lab_to_srgb8
+
+    monkeypatch.setattr(colorize_module, "CHUNK_PIXELS", 50_000)  # many slices even for small photos
+    colorizer = Colorizer.from_model(ConstantAB(), render_size=33, precision="fp32")
+    prepared = colorizer.prepare(photo(*size), 33)
+    ab_small = torch.randn(1, 2, 33, 33, generator=torch.Generator().manual_seed(size[0])) * 40
+    tiled = np.asarray(colorizer.finish(prepared, ab_small, 1.3), dtype=np.int16)
+    height, width = size[1], size[0]
+    ab_full = F.interpolate(ab_small * 1.3, size=(height, width), mode="bilinear", align_corners=False)
+    reference = lab_to_srgb8(join_lab(prepared.l_rows(0, height), ab_full.clamp(-AB_MAX, AB_MAX)))[0].numpy()
+    difference = np.abs(tiled - reference)
+    assert difference.max() <= 1 and (difference > 0).mean() < 1e-4
+
+
+def test_memory_per_pixel_of_a_large_photo(tmp_path):
+    """A 12 MP gray photo file -> JPEG file costs its 8-bit pixels, the output image and ~1 MP slices of
+    float work: 17 bytes a pixel above the loaded model, measured (32 before the colour math streamed)."""
+    import subprocess
+    import sys
+
+    source = tmp_path / "big.bmp"
+    Image.fromarray(np.asarray(photo(400, 300).convert("L").resize((4000, 3000)))).save(source)  # fast to decode
+    child = (
+        "import resource, sys, numpy as np, torch, colorem\n"
+        "from colorem.colorize import Colorizer\nfrom colorem.models import create_model\n"
+        "from colorem.imageio import write_image\n"
+        "colorizer = Colorizer.from_model(create_model('color-em-tiny'), render_size=64, precision='fp32')\n"
+        "from PIL import Image\nwrite_image(colorizer.colorize(Image.new('L', (512, 512), 90)), sys.argv[2])  # warm: pools, tables\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "write_image(colorizer.colorize(sys.argv[1]), sys.argv[2])\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)\n")
+    result = subprocess.run([sys.executable, "-c", child, str(source), str(tmp_path / "out.jpg")],
+                            capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    growth_per_pixel = int(result.stdout.split()[-1]) / (4000 * 3000)
+    print(f"peak growth {growth_per_pixel:.1f} bytes per pixel")
+    assert growth_per_pixel < 24

@@ -10,10 +10,11 @@ from PIL import Image
 
 import colorem
 from colorem.cli import main
-from colorem.errors import ImageReadError
-from tests.hostile import build_cases, write_corpus
+from colorem.errors import ColoremError, ImageReadError
+from tests.hostile import build_cards, build_cases, write_card_case, write_corpus
 
 CASES = build_cases()
+CARDS = build_cards()
 TALLY: dict[str, int] = {"tried": 0, "colorized": 0, "rejected": 0, "crashes": 0}
 
 
@@ -24,8 +25,7 @@ def colorizer(tiny_weights):
 
 @pytest.mark.parametrize("case", CASES, ids=[c.filename for c in CASES])
 def test_documented_outcome(case, colorizer, tmp_path):
-    path = tmp_path / case.filename
-    path.write_bytes(case.data)
+    path = case.write(tmp_path)
     TALLY["tried"] += 1
     try:
         result = colorizer.colorize(path)
@@ -58,6 +58,42 @@ def test_cli_on_a_hostile_folder(tmp_path, tiny_weights, capsys):
     for case in corpus:
         if case.outcome == "rejected":
             assert re.search(rf"failed: .*{re.escape(case.filename)}: .*({case.expect})", err), case.filename
+
+
+@pytest.mark.parametrize("case", CARDS, ids=[c.name for c in CARDS])
+def test_hostile_model_card_is_one_clear_error(case, tiny_weights, tmp_path):
+    """Bad cards are refused before the weights are read (these weights are garbage); NaN weights load, and
+    each photo then fails with a clear error instead of an index crash in the colour look-up."""
+    weights = write_card_case(case, tiny_weights, tmp_path)
+    TALLY["tried"] += 1
+    try:
+        colorem.load(weights, device="cpu").colorize(np.full((8, 8), 100, np.uint8))
+    except ColoremError as error:
+        TALLY["rejected"] += 1
+        assert re.search(case.expect, str(error)), str(error)
+        assert "\n" not in str(error)
+        return
+    except Exception:
+        TALLY["crashes"] += 1
+        raise
+    raise AssertionError(f"{case.name} was accepted")
+
+
+def test_cli_with_hostile_model_cards(tiny_weights, tmp_path, capsys):
+    """Through the command line each bad card is one line on stderr and exit code 2, NaN weights a failed
+    photo (exit 1), never a traceback."""
+    (tmp_path / "in").mkdir()
+    Image.new("L", (16, 12), 90).save(tmp_path / "in" / "a.png")
+    for case in CARDS:
+        weights = write_card_case(case, tiny_weights, tmp_path / "cards")
+        code = main(["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out" / case.name), "--model", str(weights)])
+        err = capsys.readouterr().err
+        if case.weights == "nan":
+            assert code == 1 and re.search(rf"failed: .*a\.png: .*{case.expect}", err), err
+        else:
+            lines = err.strip().splitlines()
+            assert code == 2 and len(lines) == 1 and lines[0].startswith("colorem: error:"), (case.name, lines)
+            assert re.search(case.expect, lines[0]), (case.name, lines)
 
 
 def test_path_with_parent_components_stays_inside_output(tmp_path, tiny_weights):

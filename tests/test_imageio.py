@@ -1,6 +1,7 @@
 """Every supported input kind and mode decodes; every broken input raises a clear ImageReadError."""
 
 import io
+import time
 
 import numpy as np
 import pytest
@@ -112,3 +113,43 @@ def test_one_channel_sources_keep_their_channel(tmp_path):
     photo = read_image(tmp_path / "gray.png")
     assert photo.gray is not None and np.array_equal(photo.gray, photo.rgb[..., 0])
     assert read_image(np.zeros((4, 4, 3), np.uint8)).gray is None
+
+
+def test_a_page_bomb_tiff_is_read_without_counting_its_pages():
+    """20,000 one-pixel pages (2 MB): Pillow's page count walks them all, quadratically (a minute of CPU on a
+    busy 2-core machine); the first page alone is what colorem reads."""
+    from tests.hostile import PAGE_BOMB_PAGES, tiff_pages
+
+    data = tiff_pages(PAGE_BOMB_PAGES)
+    started = time.process_time()
+    photo_read = read_image(data)
+    assert photo_read.size == (1, 1) and photo_read.pixels[0, 0] == 128
+    assert time.process_time() - started < 2.0  # a single page costs milliseconds
+
+
+def test_non_finite_float_pixels_become_finite_at_decode():
+    values = np.linspace(0, 1, 48, dtype=np.float32).reshape(6, 8)
+    values[1, 1], values[2, 2], values[3, 3] = np.nan, np.inf, -np.inf
+    buffer = io.BytesIO()
+    Image.fromarray(values, "F").save(buffer, format="TIFF")
+    gray = read_image(buffer.getvalue()).gray
+    assert np.isfinite(gray).all() and (gray[1, 1], gray[2, 2], gray[3, 3]) == (0.0, 1.0, 0.0)
+    assert gray[5, 7] == pytest.approx(1.0) and gray[0, 4] == pytest.approx(values[0, 4])  # the rest unchanged
+
+
+def test_broken_and_looping_links_say_so(tmp_path):
+    (tmp_path / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    (tmp_path / "loop.jpg").symlink_to(tmp_path / "loop.jpg")
+    with pytest.raises(ImageReadError, match="broken symbolic link"):
+        read_image(tmp_path / "dangling.jpg")
+    with pytest.raises(ImageReadError, match="loops back on itself"):
+        read_image(tmp_path / "loop.jpg")
+
+
+def test_eight_bit_photos_stay_eight_bit_until_used():
+    """A decoded 8-bit photo costs a byte a channel; its float view is the same values / 255."""
+    gray = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    photo_read = read_image(gray)
+    assert photo_read.pixels.dtype == np.uint8
+    assert np.array_equal(photo_read.gray, gray.astype(np.float32) / 255.0)
+    assert np.array_equal(photo_read.rows(3, 5), photo_read.gray[3:5])

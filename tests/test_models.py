@@ -100,3 +100,23 @@ def test_annealed_mean_matches_the_reference_formula():
     for layout in (torch.contiguous_format, torch.channels_last):
         decoded = model.decode_logits(logits.contiguous(memory_format=layout), 0.38)
         assert torch.allclose(decoded, expected, atol=1e-4)
+
+
+def test_weights_are_checked_against_their_header_before_anything_is_allocated(tmp_path, monkeypatch):
+    """A card within every limit but at odds with its file (embed_dim 4000, the file's 16): the safetensors
+    header refuses it while the network exists only on the meta device, and no tensor is read."""
+    import json
+
+    from colorem import weights
+
+    path = save_weights(create_model("color-em-tiny"), ModelCard(architecture="color-em-tiny"), tmp_path / "w.safetensors")
+    card = json.loads(path.with_suffix(".json").read_text())
+    card["architecture_options"]["embed_dim"] = 4000
+    path.with_suffix(".json").write_text(json.dumps(card))
+    devices = []
+    build = weights.build_model
+    monkeypatch.setattr(weights, "build_model", lambda *args, **kwargs: devices.append(torch.get_default_device()) or build(*args, **kwargs))
+    monkeypatch.setattr(weights, "load_file", lambda *args, **kwargs: pytest.fail("tensors read before the shapes were checked"))
+    with pytest.raises(WeightsError, match=r"embedder\.head\.bias has shape \(16,\), the architecture wants \(4000,\)"):
+        load_weights(path)
+    assert devices == [torch.device("meta")]

@@ -8,6 +8,7 @@ import threading
 import anyio
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 pytest.importorskip("fastapi")
@@ -78,6 +79,7 @@ def assert_healthy(client):
 def test_healthz(client):
     body = client.get("/healthz").json()
     assert body["status"] == "ok" and body["concurrency"] >= 1 and body["running"] == 0
+    assert body["waiting"] == 0 and body["receiving"] == 0
 
 
 def test_page_and_static_files(client):
@@ -223,11 +225,62 @@ def test_422_corrupt_image(client, data):
     ({}, {"saturation": "5"}),
     ({}, {"render_size": "12.5"}),
     ({}, {"format": "bmp"}),
+    ({}, {"render_size": "1²"}),  # a digit to str.isdigit, not to int(): a 500 once
+    ({"render_size": "1²"}, {}),
+    ({}, {"render_size": "١٢٨"}),  # Arabic-Indic digits
+    ({}, {"saturation": "١"}),
+    ({}, {"saturation": "inf"}),
+    ({"saturation": "1e400"}, {}),
+    ({}, {"render_size": "64" + "0" * 30}),
 ])
 def test_422_bad_options(client, params, fields):
     body = assert_error(post_photo(client, photo_bytes(), params=params, fields=fields), 422)
     assert body["error"].startswith("Invalid options")
     assert body["detail"][0]["field"] in ("saturation", "render_size", "format")
+
+
+def test_options_parse_the_same_from_form_and_query(client):
+    for where in ("params", "fields"):
+        options = {"saturation": " 1.5 ", "render_size": "+48", "format": "JPG"}
+        response = post_photo(client, photo_bytes(), **{where: options})
+        assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg", response.text
+
+
+def test_head_of_a_sample_answers_like_get_without_a_body(client):
+    for url in ("/api/samples/astronaut.jpg", "/api/samples/astronaut.jpg/original"):
+        get, head = client.get(url), client.head(url)
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-type"] == get.headers["content-type"]
+        assert head.headers["content-length"] == str(len(get.content))
+    assert_error(client.get("/api/samples/no-such.jpg"), 404)
+    assert client.head("/api/samples/no-such.jpg").status_code == 404
+
+
+def test_nan_weights_are_a_clear_500_and_out_of_memory_a_503(colorizer):
+    import copy
+
+    from colorem.errors import NotEnoughMemoryError
+
+    broken = copy.deepcopy(colorizer)
+    with torch.no_grad():
+        for parameter in broken.model.parameters():
+            parameter.fill_(float("nan"))
+    with TestClient(make_app(broken), raise_server_exceptions=False) as client:
+        body = assert_error(post_photo(client, photo_bytes()), 500)
+        assert body["error"] == "The model produced no usable colours for this photo."
+
+    class NoMemory:
+        def __getattr__(self, name):
+            return getattr(colorizer, name)
+
+        def colorize(self, *args, **kwargs):
+            raise NotEnoughMemoryError("photo.jpg", (9000, 9000))
+
+    with TestClient(make_app(NoMemory()), raise_server_exceptions=False) as client:
+        response = post_photo(client, photo_bytes())
+        body = assert_error(response, 503)
+        assert body["detail"] == "not enough memory for 81 MP" and response.headers["retry-after"]
+        assert_healthy(client)
 
 
 def test_422_missing_file_field(client):

@@ -8,6 +8,7 @@ tests/test_serve.py::test_413_while_streaming_stops_reading and ::test_413_by_co
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -33,7 +34,7 @@ from tests.conftest import REPO, photo  # noqa: E402
 from tests.hostile import build_cases  # noqa: E402
 from tests.test_hostile import TALLY  # noqa: E402  (one tally: library, CLI and server tries)
 
-CASES = build_cases()
+CASES = [case for case in build_cases() if case.link_to is None]  # a link cannot be uploaded
 HOST = "127.0.0.1"  # the only address these tests ever connect to
 CONCURRENCY = 2
 BURST = 50
@@ -113,17 +114,17 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")[-3000:]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_weights, tmp_path_factory):
+@contextlib.contextmanager
+def live_server(tiny_weights, log_dir, *options: str):
+    """`colorem serve` in a subprocess on a free port of 127.0.0.1, healthy before it is yielded."""
     if not os.path.isdir(f"/proc/{os.getpid()}"):
         pytest.skip("needs /proc to measure the server's memory")
-    log_path = tmp_path_factory.mktemp("server") / "serve.log"
+    log_path = log_dir / "serve.log"
     for _ in range(2):  # a second try with another port: something else may take the free port first
         port = _free_port()
         command = [sys.executable, "-m", "colorem", "serve", "--model", str(tiny_weights), "--host", HOST,
-                   "--port", str(port), "--device", "cpu", "--precision", "fp32", "--concurrency", str(CONCURRENCY),
-                   "--max-waiting", str(BURST), "--torch-threads", "1", "--max-upload-mb", str(MAX_UPLOAD_MB),
-                   "--log-level", "warning"]
+                   "--port", str(port), "--device", "cpu", "--precision", "fp32", "--torch-threads", "1",
+                   "--log-level", "warning", *options]
         with open(log_path, "wb") as log:
             process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                        env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -151,6 +152,13 @@ def server(tiny_weights, tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_weights, tmp_path_factory):
+    with live_server(tiny_weights, tmp_path_factory.mktemp("server"), "--concurrency", str(CONCURRENCY),
+                     "--max-waiting", str(BURST), "--max-upload-mb", str(MAX_UPLOAD_MB)) as live:
+        yield live
 
 
 def jpeg_bytes(width: int, height: int, seed: int = 0, quality: int = 85) -> bytes:
@@ -293,6 +301,45 @@ def test_slow_client_does_not_block_others(server):
         while (waiting := client.get("/healthz").json()["waiting"]) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert waiting == 0
+
+
+SLOW_CLIENTS = 20  # 2 slots + 16 queue places: 18 such clients once kept every upload at 503
+UPLOAD_TIMEOUT = 3.0  # seconds; the default is 60, short here so the test takes seconds
+
+
+def test_slow_clients_hold_no_slot_or_queue_place(tiny_weights, tmp_path):
+    """Clients that send headers and a few bytes, then nothing: they are counted as receiving (not waiting,
+    not running), a normal upload is served at once, and at the upload deadline each gets 408 and its
+    connection closed, leaving nothing held."""
+    with live_server(tiny_weights, tmp_path, "--concurrency", "2", "--max-waiting", "16",
+                     "--upload-timeout", str(UPLOAD_TIMEOUT)) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        body, content_type = multipart(jpeg_bytes(120, 80))
+        head = (f"POST /api/colorize HTTP/1.1\r\nHost: {HOST}:{server.port}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        slow = []
+        try:
+            for _ in range(SLOW_CLIENTS):
+                sock = socket.create_connection((HOST, server.port), timeout=UPLOAD_TIMEOUT + 20)
+                sock.sendall(head + body[:40])
+                slow.append(sock)
+            deadline = time.monotonic() + UPLOAD_TIMEOUT / 2
+            while (health := client.get("/healthz").json())["receiving"] < SLOW_CLIENTS and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert (health["receiving"], health["waiting"], health["running"]) == (SLOW_CLIENTS, 0, 0), health
+            started = time.monotonic()
+            normal = client.post("/api/colorize", files={"file": ("quick.jpg", jpeg_bytes(96, 64))})
+            assert normal.status_code == 200, normal.text
+            assert time.monotonic() - started < UPLOAD_TIMEOUT / 2  # served while all of them still hang
+            for sock in slow:  # the deadline passes: each is told so and disconnected
+                status, answer = _read_response(sock)
+                assert status == 408 and b"did not arrive within" in answer
+                assert sock.recv(1) == b""  # closed by the server
+        finally:
+            for sock in slow:
+                sock.close()
+        health = client.get("/healthz").json()
+        assert (health["receiving"], health["waiting"], health["running"]) == (0, 0, 0), health
+        assert client.post("/api/colorize", files={"file": ("after.jpg", jpeg_bytes(96, 64))}).status_code == 200
 
 
 # Raw request targets: sent byte for byte, so no client collapses "..", decodes %2F or drops a "//".

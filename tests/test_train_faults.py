@@ -170,3 +170,21 @@ def test_unwritable_checkpoint_folder_is_a_clear_cli_error(photos, tmp_path, mon
     assert f"colorem: error: cannot write checkpoint {run / 'checkpoints' / 'step-00000004.pt'}: Permission denied" in error
     assert "step-00000002.pt is intact" in error and "Traceback" not in error
     _assert_previous_checkpoint_intact(run, files)
+
+
+# --- every checkpoint unreadable ----------------------------------------------------------------------
+def test_resume_auto_with_every_checkpoint_corrupt_says_so_once_and_keeps_the_files(photos, tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny_config(photos, "run.steps=4", "run.checkpoint_every=2"), run, env=DistributedEnv()).fit()
+    for path in list_checkpoints(run):
+        path.write_bytes(path.read_bytes()[:500])  # truncated: neither its digest nor torch.load accepts it
+    files = {path.name: path.read_bytes() for path in (run / "checkpoints").iterdir()}
+    result = subprocess.run([sys.executable, "-m", "colorem", *cli_train_args(photos, run, "run.steps=6"),
+                             "--resume", "auto"], cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True,
+                            timeout=120)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("colorem: error: every checkpoint in"), lines
+    assert "step-00000002.pt" in lines[0] and "step-00000004.pt" in lines[0] and "Nothing was changed" in lines[0]
+    assert "starting a new run" not in result.stderr and "already holds checkpoints" not in result.stderr
+    assert {path.name: path.read_bytes() for path in (run / "checkpoints").iterdir()} == files

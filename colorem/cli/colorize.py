@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from colorem.batch import BatchOptions, colorize_files, rank_share, split_existing
 from colorem.cli.common import add_model_arguments, load_colorizer, ranged
-from colorem.colorize import RENDER_SIZE_RANGE, SATURATION_RANGE
+from colorem.limits import RENDER_SIZE, SATURATION
 from colorem.errors import ColoremError
 from colorem.imageio import FORMATS, IMAGE_EXTENSIONS, QUALITY_RANGE
 
@@ -24,10 +24,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True,
                         help="output folder (or a file name when colorizing one file)")
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders (kept in the output)")
-    parser.add_argument("--render-size", type=ranged(int, *RENDER_SIZE_RANGE), default=None,
-                        help="side of the square the network sees, %d to %d (default: the model's)" % RENDER_SIZE_RANGE)
-    parser.add_argument("--saturation", type=ranged(float, *SATURATION_RANGE), default=1.0,
-                        help="scale the predicted colour, %g to %g (0 = gray, 1 = as predicted)" % SATURATION_RANGE)
+    parser.add_argument("--render-size", type=ranged(int, *RENDER_SIZE), default=None,
+                        help="side of the square the network sees, %d to %d (default: the model's)" % RENDER_SIZE)
+    parser.add_argument("--saturation", type=ranged(float, *SATURATION), default=1.0,
+                        help="scale the predicted colour, %g to %g (0 = gray, 1 = as predicted)" % SATURATION)
     parser.add_argument("--temperature", type=float, default=None,
                         help="classification models: annealed-mean temperature, between the predicted "
                              "distribution's mode (near 0) and its mean (1); the model card says which is more vivid")
@@ -56,9 +56,13 @@ def collect_inputs(patterns: list[str], recursive: bool) -> tuple[list[tuple[Pat
         path = Path(pattern)
         if path.is_dir():
             walker = path.rglob("*") if recursive else path.glob("*")
-            files = sorted(p for p in walker if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            # a broken link is listed too (and reported as failed): never silently left out
+            files = sorted(p for p in walker if (p.is_file() or p.is_symlink() and not p.exists())
+                           and p.suffix.lower() in IMAGE_EXTENSIONS)
             found += [(file, file.relative_to(path)) for file in files]
-        elif path.exists():
+        elif path.exists() or path.is_symlink() or not glob.has_magic(pattern):
+            # a file, or a name that is not a pattern: a missing file, broken link or link loop is reported
+            # as failed with its reason (read_image's), never silently dropped
             found.append((path, Path(path.name)))
         else:
             matches = sorted(glob.glob(pattern, recursive=recursive))
@@ -66,7 +70,7 @@ def collect_inputs(patterns: list[str], recursive: bool) -> tuple[list[tuple[Pat
                 unmatched.append(pattern)
             elif not matches:
                 found.append((path, Path(path.name)))  # reported as missing, not silently dropped
-            found += [(Path(match), Path(Path(match).name)) for match in matches if Path(match).is_file()]
+            found += [(Path(match), Path(Path(match).name)) for match in matches if not Path(match).is_dir()]
     return found, unmatched
 
 

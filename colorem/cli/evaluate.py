@@ -10,7 +10,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from colorem.cli.common import ranged
-from colorem.colorize import PRECISIONS, RENDER_SIZE_RANGE, load
+from colorem.colorize import PRECISIONS, load
+from colorem.limits import RENDER_SIZE
 from colorem.evaluate import CONTACT_IMAGES, EVAL_RENDER_SIZE, GRAY, evaluate, find_images, markdown_table, write_report
 
 
@@ -19,7 +20,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="packaged weights name or a .safetensors path; repeat to compare several models "
                              "(default: the shipped default model)")
     parser.add_argument("--images", required=True, help="folder of colour photos (the ground truth)")
-    parser.add_argument("--render-size", type=ranged(int, *RENDER_SIZE_RANGE), default=EVAL_RENDER_SIZE,
+    parser.add_argument("--render-size", type=ranged(int, *RENDER_SIZE), default=EVAL_RENDER_SIZE,
                         help="side of the square every network sees (default: %(default)s, whatever each model's card "
                              "says, so models are compared alike; the published figures are at 256)")
     parser.add_argument("--out", default="colorem-evaluation",

@@ -9,7 +9,7 @@ import socket
 import sys
 
 from colorem.cli.common import add_model_arguments, load_colorizer, ranged
-from colorem.colorize import RENDER_SIZE_RANGE
+from colorem.limits import RENDER_SIZE
 from colorem.errors import ColoremError, install_hint
 from colorem.serve import Settings, create_app, default_concurrency
 
@@ -24,13 +24,17 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="largest upload accepted, in MB (default: %(default)s)")
     parser.add_argument("--max-pixels", type=int, default=defaults["max_pixels"].default,
                         help="largest image accepted, in pixels (default: %(default)s)")
-    parser.add_argument("--max-render-size", type=ranged(int, *RENDER_SIZE_RANGE), default=defaults["max_render_size"].default,
+    parser.add_argument("--max-render-size", type=ranged(int, *RENDER_SIZE), default=defaults["max_render_size"].default,
                         help="largest render size a request may ask for (default: %(default)s)")
     parser.add_argument("--concurrency", type=ranged(int, 1), default=None,
                         help=f"photos colorized at once (default: sized to this machine, here {default_concurrency()})")
     parser.add_argument("--max-waiting", type=ranged(int, 0), default=None,
                         help="uploads held for a free slot before the server answers 503 "
                              "(default: 8 per slot); each holds at most --max-upload-mb in memory")
+    parser.add_argument("--upload-timeout", type=ranged(float, 0.1), default=defaults["upload_timeout"].default, metavar="SECONDS",
+                        help="time for a whole upload to arrive before the server answers 408 (default: %(default)s)")
+    parser.add_argument("--max-receiving", type=ranged(int, 1), default=defaults["max_receiving"].default,
+                        help="uploads arriving at once before the server answers 503 (default: %(default)s)")
     parser.add_argument("--torch-threads", type=ranged(int, 1), default=None,
                         help="intra-op threads per photo (default: torch's, usually one per core)")
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
@@ -57,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings(host=args.host, port=args.port, model=args.model, max_upload_mb=args.max_upload_mb,
                             max_pixels=args.max_pixels, max_render_size=args.max_render_size,
+                            upload_timeout=args.upload_timeout, max_receiving=args.max_receiving,
                             colorizer=colorizer, **options)
     except ValueError as error:
         raise ColoremError(str(error)) from None

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorem.color import gray_to_rgb
-from colorem.errors import WeightsError, install_hint
+from colorem.errors import MissingDependencyError, WeightsError, install_hint
 
 EMBEDDERS = ("none", "learned", "inception_resnet_v2")
 
@@ -70,7 +70,7 @@ class InceptionResNetV2Embedder(GlobalEmbedder):
         try:
             import timm
         except ImportError as error:
-            raise ImportError(
+            raise MissingDependencyError(
                 f"the inception_resnet_v2 embedder needs timm: {install_hint('timm')} "
                 "(timm needs torchvision; see the README)"
             ) from error

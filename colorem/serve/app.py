@@ -10,8 +10,6 @@ import time
 from dataclasses import asdict
 from functools import partial
 from importlib import resources
-from typing import Literal
-
 import anyio
 import numpy as np
 from fastapi import FastAPI, Query, Request
@@ -25,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
 from colorem import __version__
-from colorem.errors import ImageReadError, ImageTooLargeError
+from colorem.errors import ImageReadError, ImageTooLargeError, ModelOutputError
 from colorem.imageio import encode_image, read_image
 from colorem.models import list_models
 from colorem.serve.samples import load_samples
@@ -56,22 +54,46 @@ class ErrorBody(BaseModel):
 
 
 class Gate:
-    """At most `concurrency` photos run at once and `max_waiting` more may wait for a slot; beyond that
-    a request is refused with 503 before its body is read, so a burst cannot exhaust memory."""
+    """Uploads pass three stages. Receiving: the body is arriving (at most `max_receiving` at once, each
+    within the upload deadline, holding no slot and no place in the queue). Waiting: the photo is in memory
+    and queued for a slot (at most `max_waiting`). Running: one of `concurrency` slots colorizes it. A
+    request is refused with 503 before its body is read when the queue is full, so a burst cannot exhaust
+    memory, and a slow client cannot keep others out for longer than the deadline."""
 
-    def __init__(self, concurrency: int, max_waiting: int):
+    def __init__(self, concurrency: int, max_waiting: int, max_receiving: int):
         self.concurrency = concurrency
         self.limit = concurrency + max_waiting
+        self.max_receiving = max_receiving
         self.semaphore = anyio.Semaphore(concurrency)
-        self.in_flight = 0
+        self.receiving = 0
+        self.in_flight = 0  # waiting or running
         self.running = 0
         self.served = 0
 
-    @contextlib.contextmanager
-    def admit(self):
+    @property
+    def waiting(self) -> int:
+        return max(0, self.in_flight - self.running)
+
+    def check_room(self) -> None:
         if self.in_flight >= self.limit:
             raise ApiError(503, "The server is busy colorizing other photos; try again in a moment.",
                            {"in_flight": self.in_flight}, headers={"Retry-After": "2"})
+
+    @contextlib.contextmanager
+    def receive(self):
+        self.check_room()
+        if self.receiving >= self.max_receiving:
+            raise ApiError(503, "The server is receiving too many uploads at once; try again in a moment.",
+                           {"receiving": self.receiving}, headers={"Retry-After": "2"})
+        self.receiving += 1
+        try:
+            yield
+        finally:
+            self.receiving -= 1
+
+    @contextlib.contextmanager
+    def admit(self):
+        self.check_room()
         self.in_flight += 1
         try:
             yield
@@ -162,6 +184,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         status, message = _status_for(error)
         return _error(status, message, error.reason)
 
+    @app.exception_handler(MemoryError)  # NotEnoughMemoryError from colorizing, or a plain one from encoding
+    async def memory_error(request: Request, error: MemoryError):
+        return _error(503, "The server does not have enough memory for this photo now; try again later or send a "
+                           "smaller one.", getattr(error, "reason", "not enough memory"), {"Retry-After": "10"})
+
+    @app.exception_handler(ModelOutputError)
+    async def model_error(request: Request, error: ModelOutputError):
+        # The server's weights are at fault, not the photo: a 500 that says so (the details go to the log).
+        return _error(500, "The model produced no usable colours for this photo.", "ModelOutputError")
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError):
         problems = [{"field": ".".join(str(part) for part in item.get("loc", ())[1:]), "message": item.get("msg")}
@@ -194,7 +226,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await anyio.to_thread.run_sync(_warm_up, colorizer)
         app.state.colorizer = colorizer
         app.state.samples = load_samples(settings.samples_dir)
-        app.state.gate = Gate(settings.concurrency, settings.max_waiting)
+        app.state.gate = Gate(settings.concurrency, settings.max_waiting, settings.max_receiving)
         app.state.page = (resources.files("colorem.serve") / "static" / "index.html").read_text(encoding="utf-8")
         yield
 
@@ -212,7 +244,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app)
     errors = {code: {"model": ErrorBody, "description": text} for code, text in {
         400: "malformed request", 413: "upload or image too large", 415: "not an image",
-        422: "corrupt image or invalid options", 503: "too many photos waiting"}.items()}
+        408: "upload too slow", 422: "corrupt image or invalid options",
+        503: "too many photos waiting or uploading, or not enough memory"}.items()}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page(request: Request):
@@ -221,7 +254,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/healthz", summary="Liveness and load")
     async def healthz(request: Request):
         gate: Gate = request.app.state.gate
-        return {"status": "ok", "running": gate.running, "waiting": max(0, gate.in_flight - gate.running),
+        return {"status": "ok", "running": gate.running, "waiting": gate.waiting, "receiving": gate.receiving,
                 "concurrency": gate.concurrency, "served": gate.served}
 
     @app.get("/api/config", summary="Limits and defaults the page uses")
@@ -279,6 +312,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         data = await anyio.to_thread.run_sync(found.original.read_bytes)
         return Response(data, media_type=found.media_type, headers={"Cache-Control": "public, max-age=3600"})
 
+    # HEAD answers like GET without the body (uvicorn drops it); one operation each in the API docs.
+    for path, endpoint in (("/api/samples/{name}", sample), ("/api/samples/{name}/original", sample_original)):
+        app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
+
     form_schema = {
         "type": "object",
         "required": ["file"],
@@ -302,16 +339,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     async def colorize(
         request: Request,
-        saturation: float | None = Query(None, ge=SATURATION_RANGE[0], le=SATURATION_RANGE[1],
-                                         description="scale the predicted colour: 0 gray, 1 as predicted"),
-        render_size: int | None = Query(None, ge=MIN_RENDER_SIZE, le=settings.max_render_size,
-                                        description="side of the square the network sees (default: the model's)"),
-        format: Literal["png", "jpeg", "jpg", "webp"] | None = Query(None, description="output image format"),
+        # Read as text and checked by parse_options, like the form fields: one strict parser for both.
+        saturation: str | None = Query(None, description="scale the predicted colour: 0 gray, 1 as predicted "
+                                       f"({SATURATION_RANGE[0]:g} to {SATURATION_RANGE[1]:g})"),
+        render_size: str | None = Query(None, description="side of the square the network sees (default: the "
+                                        f"model's; {MIN_RENDER_SIZE} to {settings.max_render_size})"),
+        format: str | None = Query(None, description="output image format: png, jpeg or webp"),
     ):
         state = request.app.state
         gate: Gate = state.gate
+        with gate.receive():
+            upload = await read_upload(request, settings.max_upload_bytes, settings.upload_timeout)
         with gate.admit():
-            upload = await read_upload(request, settings.max_upload_bytes)
             values = {"saturation": saturation, "render_size": render_size, "format": format}
             values.update({key: value for key, value in upload.fields.items() if key in values})
             options = parse_options(values, state.colorizer.render_size, settings.max_render_size)

@@ -42,6 +42,9 @@ class Settings:
     max_render_size: int = 1024  # the network's input side; cost grows with its square
     concurrency: int = field(default_factory=default_concurrency)
     max_waiting: int | None = None  # photos queued for a slot before 503; default 8 per slot
+    upload_timeout: float = 60.0  # seconds for a whole upload body to arrive (20 MB needs 2.8 Mbit/s), else 408
+    max_receiving: int = 64  # uploads arriving at once, before 503; each holds at most 1 MB in memory (Starlette
+    # spools larger bodies to a temporary file), and none of them a slot or a place in the queue
     samples_dir: "Traversable | Path" = field(default_factory=packaged_samples)
     colorizer: "Colorizer | None" = None
     warmup: bool = True  # run one small photo through the model at startup so the first user waits less
@@ -53,6 +56,10 @@ class Settings:
             raise ValueError(f"max_upload_mb must be positive, not {self.max_upload_mb}")
         if self.max_pixels < 1:
             raise ValueError(f"max_pixels must be positive, not {self.max_pixels}")
+        if not self.upload_timeout > 0:
+            raise ValueError(f"upload_timeout must be positive, not {self.upload_timeout}")
+        if self.max_receiving < 1:
+            raise ValueError(f"max_receiving must be at least 1, not {self.max_receiving}")
         if self.max_waiting is None:
             self.max_waiting = 8 * self.concurrency
 

@@ -3,21 +3,29 @@ and the colorize options are checked before any work is done."""
 
 from __future__ import annotations
 
-import math
+import re
 from dataclasses import dataclass
 from typing import AsyncIterator
 
+import anyio
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 from starlette.datastructures import UploadFile
+
+from colorem.errors import OptionError
+from colorem.limits import RENDER_SIZE, SATURATION, check_number
 
 # Room for multipart boundaries, part headers and the small option fields around the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
 MAX_FIELD_BYTES = 4 * 1024
 OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "jpg": ("JPEG", "image/jpeg"),
                   "webp": ("WEBP", "image/webp")}
-SATURATION_RANGE = (0.0, 4.0)
-MIN_RENDER_SIZE = 16
+SATURATION_RANGE = SATURATION
+MIN_RENDER_SIZE = RENDER_SIZE[0]
+# What a number in a form field or query may look like: ASCII digits only ("1²" and "١٢" are digits to
+# str.isdigit and int(), not to this), an optional sign, fraction and exponent; nan and inf are not numbers.
+_INTEGER = re.compile(r"[+-]?[0-9]{1,9}")
+_DECIMAL = re.compile(r"[+-]?([0-9]{1,9}(\.[0-9]{0,9})?|\.[0-9]{1,9})([eE][+-]?[0-9]{1,3})?")
 
 
 class ApiError(Exception):
@@ -68,8 +76,19 @@ async def _limited(stream: AsyncIterator[bytes], limit: int, file_limit: int) ->
         yield chunk
 
 
-async def read_upload(request: Request, max_bytes: int) -> Upload:
-    """The `file` part of a multipart/form-data request (bytes, at most max_bytes) and its text fields."""
+async def read_upload(request: Request, max_bytes: int, timeout: float) -> Upload:
+    """The `file` part of a multipart/form-data request (bytes, at most max_bytes) and its text fields; the
+    whole body must arrive within `timeout` seconds (408 otherwise), so a client that trickles it cannot
+    keep its connection, memory and place in the upload count for ever."""
+    try:
+        with anyio.fail_after(timeout):
+            return await _read_upload(request, max_bytes)
+    except TimeoutError:
+        raise ApiError(408, f"The upload did not arrive within {timeout:g} seconds; try again on a faster connection.",
+                       {"upload_timeout_s": timeout}, headers={"Connection": "close"}) from None
+
+
+async def _read_upload(request: Request, max_bytes: int) -> Upload:
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise ApiError(415, "Send the photo as multipart/form-data with a 'file' field.",
@@ -106,29 +125,28 @@ async def read_upload(request: Request, max_bytes: int) -> Upload:
 
 def parse_options(values: dict[str, str | float | int | None], default_render_size: int,
                   max_render_size: int) -> ColorizeOptions:
-    """Check saturation, render_size and format (from the query string or form fields); 422 lists every problem."""
+    """Check saturation, render_size and format (from the query string or form fields, as text): each with one
+    strict parser; 422 lists every problem by field name."""
     problems = []
-    saturation = 1.0
-    raw = values.get("saturation")
-    if raw not in (None, ""):
-        try:
-            saturation = float(raw)
-        except (TypeError, ValueError):
-            saturation = math.nan
-        low, high = SATURATION_RANGE
-        if not (math.isfinite(saturation) and low <= saturation <= high):
-            problems.append({"field": "saturation", "message": f"must be a number from {low:g} to {high:g}",
-                             "value": str(raw)})
-    render_size = default_render_size
-    raw = values.get("render_size")
-    if raw not in (None, ""):
+
+    def number(field: str, pattern: re.Pattern, limits: tuple, default):
+        raw = values.get(field)
+        if raw in (None, ""):
+            return default
         text = str(raw).strip()
-        if text.isdigit() and MIN_RENDER_SIZE <= int(text) <= max_render_size:
-            render_size = int(text)
-        else:
-            problems.append({"field": "render_size",
-                             "message": f"must be a whole number from {MIN_RENDER_SIZE} to {max_render_size}",
+        integer = pattern is _INTEGER
+        try:
+            if not pattern.fullmatch(text):
+                raise OptionError(field)
+            return check_number(field, int(text) if integer else float(text), limits, integer=integer)
+        except OptionError:
+            kind = "whole number" if integer else "number"
+            problems.append({"field": field, "message": f"must be a {kind} from {limits[0]:g} to {limits[1]:g}",
                              "value": str(raw)})
+            return default
+
+    saturation = number("saturation", _DECIMAL, SATURATION_RANGE, 1.0)
+    render_size = number("render_size", _INTEGER, (MIN_RENDER_SIZE, max_render_size), default_render_size)
     image_format = "png"
     raw = values.get("format")
     if raw not in (None, ""):
@@ -140,4 +158,4 @@ def parse_options(values: dict[str, str | float | int | None], default_render_si
     if problems:
         raise ApiError(422, "Invalid options: " + "; ".join(f"{p['field']} {p['message']}" for p in problems),
                        problems)
-    return ColorizeOptions(saturation=saturation, render_size=render_size, format=image_format)
+    return ColorizeOptions(saturation=float(saturation), render_size=render_size, format=image_format)

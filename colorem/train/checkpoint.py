@@ -132,28 +132,38 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 def load_latest(run_dir: str | os.PathLike) -> tuple[dict[str, Any] | None, Path | None, list[str]]:
     """The newest good checkpoint of a run: (state, path, problems). Bad ones are skipped, each with a
     message in `problems` (also logged as a warning), and the previous one is used."""
-    problems: list[str] = []
+    errors: list[str] = []
     for path in reversed(list_checkpoints(run_dir)):
         try:
-            return load_checkpoint(path), path, problems
+            state = load_checkpoint(path)
         except CheckpointError as error:
-            message = f"{error}; falling back to the previous checkpoint"
+            errors.append(str(error))
+            continue
+        problems = [f"{error}; falling back to the previous checkpoint" for error in errors]
+        for message in problems:
             log.warning(message)
-            problems.append(message)
-    return None, None, problems
+        return state, path, problems
+    return None, None, errors  # no checkpoint at all, or none readable: what is wrong with each
 
 
 def resolve_resume(spec: str, run_dir: str | os.PathLike) -> tuple[dict[str, Any] | None, Path | None, list[str]]:
     """--resume auto (the run's newest good checkpoint, or none: a fresh start), a run folder, or a file."""
-    if spec == "auto":
-        return load_latest(run_dir)
-    path = Path(spec)
-    if path.is_dir():
+    path = Path(run_dir if spec == "auto" else spec)
+    if spec == "auto" or path.is_dir():
         state, found, problems = load_latest(path)
-        if state is None:
-            raise CheckpointError(f"no usable checkpoint in {path}" + (f": {'; '.join(problems)}" if problems else ""))
+        if state is None and problems:
+            raise CheckpointError(_all_unreadable(path, problems))
+        if state is None and spec != "auto":
+            raise CheckpointError(f"no usable checkpoint in {path}")
         return state, found, problems
     return load_checkpoint(path), path, []
+
+
+def _all_unreadable(run_dir: Path, problems: list[str]) -> str:
+    folder = checkpoint_dir(run_dir)
+    return (f"every checkpoint in {folder} is unreadable ({'; '.join(problems)}). Nothing was changed: the files "
+            f"are still there. To start the run afresh, move them aside (mv {folder} {folder}.unreadable) or train "
+            "into another --out; to continue, restore a good checkpoint into that folder and --resume again.")
 
 
 # --- RNG states, as plain tensors and lists (weights_only-safe) -------------------------------------

@@ -1,0 +1,91 @@
+"""The ranges colorize options and model-card values must fall in, checked in one place before anything is
+built or read: a bad value is one OptionError that names it, never a crash (or a huge allocation) later on."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from colorem.errors import OptionError
+from colorem.models import EMBEDDERS, list_models
+
+RENDER_SIZE = (16, 2048)  # what a caller may ask for; the network's cost grows with the square
+CARD_RENDER_SIZE = (16, 1024)  # a card's default: 2048² took 6 GB for two tiny photos, 1024² about a quarter
+SATURATION = (0.0, 4.0)  # the user's scale on the predicted ab (1 = as calibrated)
+VIBRANCE = (0.0, 4.0)  # the card's calibrated scale on the predicted ab
+TEMPERATURE = (0.001, 10.0)  # annealed mean: near 0 the mode, 1 the mean, beyond that ever grayer
+
+# Every value a card's architecture_options may hold, with its type and range (or choices); anything else
+# is refused before a network is built, so a card cannot make colorem allocate what it pleases.
+ARCHITECTURE_OPTIONS: dict[str, tuple] = {
+    "embedder": (str, EMBEDDERS),
+    "embed_dim": (int, (1, 4096)),  # the original's 1000-way softmax; 1,000,000 reached 2.3 GB unchecked
+    "head": (str, ("regression", "classification")),
+    "bin_step": (float, (5.0, 50.0)),  # ab grid spacing: 10 gives 222 bins, 5 about 900
+    "temperature": (float, TEMPERATURE),
+    "upsample": (str, ("nearest", "bilinear")),
+    "embedder_options": (dict, None),
+    "hints": (bool, None),  # a colour-hint input (colorem.hints)
+}
+EMBEDDER_OPTIONS: dict[str, tuple] = {
+    "width": (int, (1, 512)),  # learned embedder: channels of its first convolution
+    "input_size": (int, (16, 1024)),  # learned embedder: the side of its fixed-size copy of L
+    "weights": (str, None),  # inception_resnet_v2: a local weights file
+    "from_timm_cache": (bool, None),
+}
+
+
+def check_number(name: str, value: Any, limits: tuple[float, float], integer: bool = False) -> float | int:
+    """`value` as a finite number (an int when `integer`) within `limits`, else an OptionError naming `name`."""
+    low, high = limits
+    kind = "a whole number" if integer else "a number"
+    wrong_type = isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int))
+    if wrong_type or not math.isfinite(value) or not low <= value <= high:
+        raise OptionError(f"{name} must be {kind} from {low:g} to {high:g}, not {value!r}")
+    return value
+
+
+def check_options(render_size: Any, saturation: Any, temperature: Any = None) -> int:
+    """The per-call colorize options; returns the render size."""
+    check_number("render_size", render_size, RENDER_SIZE, integer=True)
+    check_number("saturation", saturation, SATURATION)
+    if temperature is not None:
+        check_number("temperature", temperature, TEMPERATURE)
+    return render_size
+
+
+def check_card(values: Any, source: str = "the model card") -> None:
+    """A card's fields (a dict as read from JSON): types, ranges and known architecture options."""
+    if not isinstance(values, dict):
+        raise OptionError(f"{source}: expected a JSON object, found {type(values).__name__}")
+    architecture = values.get("architecture")
+    if not isinstance(architecture, str) or architecture not in list_models():
+        raise OptionError(f"{source}: unknown architecture {architecture!r}; colorem has {', '.join(list_models())}")
+    if "render_size" in values:
+        check_number(f"{source}: render_size", values["render_size"], CARD_RENDER_SIZE, integer=True)
+    if "vibrance" in values:
+        check_number(f"{source}: vibrance", values["vibrance"], VIBRANCE)
+    for key in ("name", "description", "license", "format"):
+        if key in values and not isinstance(values[key], str):
+            raise OptionError(f"{source}: {key} must be a string, not {values[key]!r}")
+    options = values.get("architecture_options", {})
+    _check_table(f"{source}: architecture_options", options, ARCHITECTURE_OPTIONS)
+    _check_table(f"{source}: architecture_options.embedder_options", options.get("embedder_options") or {},
+                 EMBEDDER_OPTIONS)
+
+
+def _check_table(where: str, options: Any, table: dict[str, tuple]) -> None:
+    if not isinstance(options, dict):
+        raise OptionError(f"{where} must be a JSON object, not {type(options).__name__}")
+    for key, value in options.items():
+        if key not in table:
+            raise OptionError(f"{where}: unknown option {key!r}; known: {', '.join(table)}")
+        kind, limits = table[key]
+        if value is None:
+            continue
+        if kind in (int, float):
+            check_number(f"{where}.{key}", value, limits, integer=kind is int)
+        elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise OptionError(f"{where}.{key} must be a {kind.__name__}, not {value!r}")
+        elif limits is not None and value not in limits:
+            raise OptionError(f"{where}.{key} must be one of {', '.join(limits)}, not {value!r}")

@@ -1,7 +1,8 @@
 """The main API: a Colorizer holds one model and colorizes photos of any size.
 
-photo -> L at full resolution -> L resized to the render size -> model -> ab (clamped)
-      -> ab upsampled to full size -> joined with the full-resolution L -> RGB
+photo -> L at full resolution -> render_l: L resized to the render size -> predict_ab: model -> ab (clamped)
+      -> finish_rgb8: ab upsampled to full size, joined with the full-resolution L -> RGB (video.py streams frames
+      through the same three steps)
 """
 
 from __future__ import annotations
@@ -105,9 +106,7 @@ class Colorizer:
             l_full = _chunked_rows(torch.from_numpy(photo.gray)[None, None], gray_to_l)  # (1, 1, H, W)
         else:
             l_full = _chunked_rows(torch.from_numpy(photo.rgb).permute(2, 0, 1)[None], rgb_to_l)
-        l_small = F.interpolate(l_full, size=(render_size, render_size), mode="bilinear",
-                                align_corners=False, antialias=True)
-        return Prepared(l_full, l_small, photo.alpha)
+        return Prepared(l_full, render_l(l_full, render_size), photo.alpha)
 
     @torch.inference_mode()
     def predict_ab(self, l_small: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
@@ -124,11 +123,7 @@ class Colorizer:
         return (ab.float() * self.vibrance).clamp(-AB_MAX, AB_MAX).cpu()
 
     def finish(self, prepared: Prepared, ab_small: torch.Tensor, saturation: float) -> Image.Image:
-        height, width = prepared.l_full.shape[-2:]
-        ab_full = F.interpolate((ab_small * saturation).contiguous(), size=(height, width), mode="bilinear",
-                                align_corners=False)
-        lab = join_lab(prepared.l_full, ab_full.clamp_(-AB_MAX, AB_MAX))
-        rgb_uint8 = _chunked_rows(lab, lab_to_srgb8, row_dim=1)  # (1, H, W, 3)
+        rgb_uint8 = finish_rgb8(prepared.l_full, ab_small, saturation)  # (1, H, W, 3)
         return to_pil(rgb_uint8[0].numpy(), prepared.alpha)
 
     def colorize(self, image: ImageInput, render_size: int | None = None, saturation: float = 1.0,
@@ -150,6 +145,33 @@ class Colorizer:
             result = self.finish(item, ab[None], saturation)
             results.append(_like_input(result, images[len(results)]))
         return results
+
+    def colorize_video(self, source: str | os.PathLike, target: str | os.PathLike, progress=None, **options):
+        """Colorize a video file into `target` (temporary name, then renamed), streaming, with colours kept
+        stable over time; `options` are colorem.video.VideoOptions' fields (render_size, saturation,
+        temperature, stabilize, ...). Needs PyAV: pip install "color-em[video]". Returns a VideoResult."""
+        from colorem.video import VideoOptions, colorize_video
+
+        return colorize_video(self, source, target, VideoOptions(**options), progress=progress)
+
+
+def render_l(l_full: torch.Tensor, render_size: int) -> torch.Tensor:
+    """Render: (B, 1, H, W) full-resolution L -> (B, 1, R, R), the square the network sees (antialiased)."""
+    return F.interpolate(l_full, size=(render_size, render_size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def finish_rgb8(l_full: torch.Tensor, ab_small: torch.Tensor, saturation: float = 1.0) -> torch.Tensor:
+    """Finish: (B, 1, H, W) full-resolution L and (B, 2, R, R) predicted ab -> (B, H, W, 3) uint8 sRGB.
+    ab is scaled by `saturation`, upsampled to full size and joined with the full-resolution L; colours
+    outside sRGB lose chroma, not lightness (color.lab_to_srgb8). Frame by frame, in slices of ~1 MP."""
+    height, width = l_full.shape[-2:]
+    frames = []
+    for l_frame, ab_frame in zip(l_full.split(1), ab_small.split(1)):
+        ab_full = F.interpolate((ab_frame * saturation).contiguous(), size=(height, width), mode="bilinear",
+                                align_corners=False)
+        lab = join_lab(l_frame, ab_full.clamp_(-AB_MAX, AB_MAX))
+        frames.append(_chunked_rows(lab, lab_to_srgb8, row_dim=1))  # (1, H, W, 3)
+    return frames[0] if len(frames) == 1 else torch.cat(frames)
 
 
 def choose_backend(backend: str, device: torch.device, precision: str, have_onnx: bool = False) -> str:

@@ -22,3 +22,13 @@ class ImageTooLargeError(ImageReadError):
 
 class WeightsError(ColoremError):
     """Model weights are missing, unsafe or do not match their card."""
+
+
+class VideoError(ColoremError):
+    """A video could not be colorized: missing, corrupt or truncated, no video frames, an unsupported codec,
+    frames too large, or an output that cannot be written. Nothing is left at the target."""
+
+    def __init__(self, source: str, reason: str):
+        self.source = source
+        self.reason = reason
+        super().__init__(f"cannot colorize video {source}: {reason}")

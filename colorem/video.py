@@ -7,12 +7,14 @@ A colour video is taken as its luma, as a colour photo is taken as its lightness
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import os
 import secrets
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -79,16 +81,16 @@ def colorize_video(colorizer: Colorizer, source: str | os.PathLike, target: str 
                    progress: Callable[[int, int | None], None] | None = None) -> VideoResult:
     """Colorize `source` into `target` (its container chosen by the extension: mp4, mov, mkv, webm, avi).
     `progress(n, total)` is called as frames are written: n just written, total as the file declares it
-    (None when it does not). Raises VideoError
-    with the reason for anything wrong with the input or output; the target is then left untouched."""
+    (None when it does not). Raises VideoError with the reason for anything wrong with the input or
+    output; the target is then left untouched."""
     source, target = Path(source), Path(target)
     av = _av(source)
     render_size = _check_options(options.render_size or colorizer.render_size, options.saturation)
     started = time.perf_counter()
     reader = _open_input(av, source, colorizer.max_pixels)
-    target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.parent / f".{target.stem}.{secrets.token_hex(4)}.part{target.suffix}"
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         with reader, av.open(str(temporary), "w") as writer:
             job = _Job(av, colorizer, reader, writer, source, target, options, render_size, progress)
             job.run()
@@ -97,8 +99,12 @@ def colorize_video(colorizer: Colorizer, source: str | os.PathLike, target: str 
         os.replace(temporary, target)
     except av.error.FFmpegError as error:
         raise VideoError(str(source), _reason(error)) from None
+    except OSError as error:
+        raise VideoError(str(source), f"cannot write {target} ({error.strerror or error})") from None
     finally:
-        temporary.unlink(missing_ok=True)
+        reader.close()
+        with contextlib.suppress(OSError):  # an unwritable folder has no temporary file to remove
+            temporary.unlink(missing_ok=True)
     return VideoResult(source, target, job.frames, (job.width, job.height), job.fps, job.audio_out is not None,
                        job.filter.cuts if job.filter else 0, time.perf_counter() - started)
 
@@ -172,8 +178,13 @@ class _Job:
         self.expected = _expected_frames(self.video_in, reader, self.fps)
 
     def run(self) -> None:
+        # finishing (full-size colour math) runs in a thread beside decoding, the model and encoding
+        with ThreadPoolExecutor(max_workers=1) as finisher:
+            self._run(finisher)
+
+    def _run(self, finisher: ThreadPoolExecutor) -> None:
         pending: list[np.ndarray] = []  # gray frames waiting for a forward pass
-        colorized: deque[np.ndarray] = deque()  # RGB frames waiting for their timestamp
+        colorized: deque[tuple[Future, int]] = deque()  # (batch being finished, index): frames waiting to be encoded
         streams = [self.video_in] + ([self.audio_in] if self.audio_in is not None else [])
         try:
             for packet in self.reader.demux(*streams):
@@ -186,14 +197,14 @@ class _Job:
                     self.timestamps.push(frame.pts)
                     pending.append(frame.reformat(self.width, self.height, "gray").to_ndarray())
                     if len(pending) == self.batch_size:
-                        colorized.extend(self._colorize(pending))
+                        colorized.extend(self._colorize(pending, finisher))
                         pending = []
                     self._encode_ready(colorized, final=False)
         except self.av.error.FFmpegError as error:
             raise VideoError(str(self.source), f"the video data is corrupt or truncated after {self.frames} "
                                                f"frames ({_reason(error)})") from None
         if pending:
-            colorized.extend(self._colorize(pending))
+            colorized.extend(self._colorize(pending, finisher))
         self._encode_ready(colorized, final=True)
         for packet in self.video_out.encode(None):
             self.writer.mux(packet)
@@ -201,19 +212,22 @@ class _Job:
             raise VideoError(str(self.source), f"the file is truncated: {self.frames} frames decode of the "
                                                f"{self.expected} it declares")
 
-    def _colorize(self, grays: list[np.ndarray]) -> list[np.ndarray]:
-        """Gray uint8 frames (H, W) -> colorized RGB uint8 frames (H, W, 3), through the photo path."""
+    def _colorize(self, grays: list[np.ndarray], finisher: ThreadPoolExecutor) -> list[tuple[Future, int]]:
+        """Gray uint8 frames (H, W) -> colorized RGB uint8 frames (H, W, 3) through the photo path: a future
+        of the batch's frames, once per frame with its index."""
         l_full = _l_of_gray8()[torch.from_numpy(np.stack(grays)).long()][:, None]  # (B, 1, H, W)
         l_small = render_l(l_full, self.render_size)  # (B, 1, R, R)
         ab_small = self.colorizer.predict_ab(l_small, self.options.temperature)  # (B, 2, R, R)
         if self.filter is not None:
             ab_small = torch.cat([self.filter.step(l, ab) for l, ab in zip(l_small.split(1), ab_small.split(1))])
-        return list(finish_rgb8(l_full, ab_small, self.options.saturation).numpy())  # B x (H, W, 3)
+        batch = finisher.submit(lambda: finish_rgb8(l_full, ab_small, self.options.saturation).numpy())  # (B, H, W, 3)
+        return [(batch, index) for index in range(len(grays))]
 
     def _encode_ready(self, colorized: deque, final: bool) -> None:
         written = 0
         while colorized and (final or self.timestamps.waiting > REORDER_WINDOW):
-            frame = self.av.VideoFrame.from_ndarray(colorized.popleft(), format="rgb24")
+            batch, index = colorized.popleft()
+            frame = self.av.VideoFrame.from_ndarray(batch.result()[index], format="rgb24")
             frame.pts, frame.time_base = self.timestamps.pop(), self.time_base
             for packet in self.video_out.encode(frame):
                 self.writer.mux(packet)

@@ -240,6 +240,12 @@ def test_huge_frames_are_refused_before_decoding(clip, tiny_weights, tmp_path):
         small_limit.colorize_video(clip, tmp_path / "colour.mp4")
 
 
+def test_an_unwritable_target_is_a_clear_error(clip, tiny, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(VideoError, match="cannot write"):
+        tiny.colorize_video(clip, tmp_path / "a-file" / "colour.mp4")
+
+
 def test_bad_options_are_refused(clip, tiny, tmp_path):
     with pytest.raises(ValueError, match="render_size"):
         tiny.colorize_video(clip, tmp_path / "x.mp4", render_size=5)

@@ -30,6 +30,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crf", type=int, default=VideoOptions.crf, help="encoder quality: lower is better and larger")
     parser.add_argument("--preset", default=VideoOptions.preset, help="x264 speed preset (ultrafast ... veryslow)")
     parser.add_argument("--batch-size", type=int, default=VideoOptions.batch_size, help="frames per forward pass")
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+                        help="inference backend (see colorem colorize --help)")
     existing = parser.add_mutually_exclusive_group()
     existing.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist")
     existing.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     options = VideoOptions(render_size=args.render_size, saturation=args.saturation, temperature=args.temperature,
                            stabilize=not args.per_frame, stabilize_options=StabilizeOptions(strength=args.strength),
                            batch_size=args.batch_size, crf=args.crf, preset=args.preset)
-    colorizer = load_colorizer(args)
+    colorizer = load_colorizer(args, backend=args.backend)
     counts = {"done": 0, "skipped": 0, "failed": 0}
     for source in sources:
         target = target_for(source, output, single_file)

@@ -1,7 +1,8 @@
 """The main API: a Colorizer holds one model and colorizes photos of any size.
 
-photo -> L at full resolution -> L resized to the render size -> model -> ab (clamped)
-      -> ab upsampled to full size -> joined with the full-resolution L -> RGB
+photo -> L at full resolution -> render_l: L resized to the render size -> predict_ab: model -> ab (clamped)
+      -> finish_rgb8: ab upsampled to full size, joined with the full-resolution L -> RGB (video.py streams frames
+      through the same three steps)
 """
 
 from __future__ import annotations
@@ -146,13 +147,13 @@ class Colorizer:
             if pixels.dtype == np.uint8 and pixels.ndim == 2:  # 8-bit gray: L is one of 256 values
                 gray8 = torch.from_numpy(pixels if pixels.flags.writeable else pixels.copy())[None, None]  # (1, 1, H, W)
                 l_full = None
-                l_small = _l_small(_l_by_rows(photo.size, lambda top, bottom: _gray8_to_l(gray8[:, :, top:bottom])),
+                l_small = render_l(_l_by_rows(photo.size, lambda top, bottom: _gray8_to_l(gray8[:, :, top:bottom])),
                                    render_size)  # the float L exists only for this
             else:
                 to_l = gray_to_l if pixels.ndim == 2 else rgb_to_l
                 gray8 = None
                 l_full = _l_by_rows(photo.size, lambda top, bottom: to_l(_channels_first(photo.rows(top, bottom))))
-                l_small = _l_small(l_full, render_size)
+                l_small = render_l(l_full, render_size)
         return Prepared(l_full, gray8, l_small, photo.alpha, photo.name)
 
     @torch.inference_mode()
@@ -182,13 +183,9 @@ class Colorizer:
                                    "(NaN or infinity); its weights are probably broken")
         height, width = prepared.size
         with _enough_memory(prepared.name, (width, height)):
-            ab_rows = _BilinearRows((ab_small * saturation).contiguous(), height, width)
             image = Image.new("RGB" if prepared.alpha is None else "RGBA", (width, height))
-            rows = max(1, CHUNK_PIXELS // width)
-            for top in range(0, height, rows):
-                bottom = min(top + rows, height)
-                lab = join_lab(prepared.l_rows(top, bottom), ab_rows(top, bottom).clamp_(-AB_MAX, AB_MAX))
-                pixels = lab_to_srgb8(lab)[0].numpy()  # (rows, W, 3) uint8
+            for top, bottom, pixels in _finished_rows(prepared.l_rows, ab_small, saturation, height, width):
+                pixels = pixels.numpy()  # (rows, W, 3) uint8
                 if prepared.alpha is not None:
                     alpha = np.clip(prepared.alpha[top:bottom] * 255.0 + 0.5, 0, 255).astype(np.uint8)
                     pixels = np.concatenate([pixels, alpha[..., None]], axis=2)
@@ -214,6 +211,45 @@ class Colorizer:
             result = self.finish(item, ab[None], saturation)
             results.append(_like_input(result, images[len(results)]))
         return results
+
+    def colorize_video(self, source: str | os.PathLike, target: str | os.PathLike, progress=None, **options):
+        """Colorize a video file into `target` (temporary name, then renamed), streaming, with colours kept
+        stable over time; `options` are colorem.video.VideoOptions' fields (render_size, saturation,
+        temperature, stabilize, ...). Needs PyAV: pip install "color-em[video]". Returns a VideoResult."""
+        from colorem.video import VideoOptions, colorize_video
+
+        return colorize_video(self, source, target, VideoOptions(**options), progress=progress)
+
+
+def render_l(l_full: torch.Tensor, render_size: int) -> torch.Tensor:
+    """Render: (B, 1, H, W) full-resolution L -> (B, 1, R, R), the square the network sees (antialiased)."""
+    return F.interpolate(l_full, size=(render_size, render_size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def finish_rgb8(l_full: torch.Tensor, ab_small: torch.Tensor, saturation: float = 1.0) -> torch.Tensor:
+    """Finish: (B, 1, H, W) full-resolution L and (B, 2, R, R) predicted ab -> (B, H, W, 3) uint8 sRGB.
+    ab is scaled by `saturation`, upsampled to full size and joined with the full-resolution L; colours
+    outside sRGB lose chroma, not lightness (color.lab_to_srgb8). Frame by frame, in slices of ~1 MP,
+    exactly as Colorizer.finish does for a photo."""
+    height, width = l_full.shape[-2:]
+    out = torch.empty(len(l_full), height, width, 3, dtype=torch.uint8)
+    for index, (l_frame, ab_frame) in enumerate(zip(l_full.split(1), ab_small.split(1))):
+        rows = lambda top, bottom, l_frame=l_frame: l_frame[:, :, top:bottom]
+        for top, bottom, pixels in _finished_rows(rows, ab_frame, saturation, height, width):
+            out[index, top:bottom] = pixels
+    return out
+
+
+def _finished_rows(l_rows, ab_small: torch.Tensor, saturation: float, height: int, width: int):
+    """(top, bottom, (rows, W, 3) uint8 sRGB) for horizontal slices of about CHUNK_PIXELS: ab (1, 2, R, R)
+    scaled and upsampled a slice at a time, joined with l_rows(top, bottom) (1, 1, rows, W)."""
+    ab_rows = _BilinearRows((ab_small * saturation).contiguous(), height, width)
+    step = max(1, CHUNK_PIXELS // width)
+    for top in range(0, height, step):
+        bottom = min(top + step, height)
+        lab = join_lab(l_rows(top, bottom), ab_rows(top, bottom).clamp_(-AB_MAX, AB_MAX))
+        yield top, bottom, lab_to_srgb8(lab)[0]
+
 
 
 def choose_backend(backend: str, device: torch.device, precision: str, have_onnx: bool = False) -> str:
@@ -249,9 +285,6 @@ def _channels_first(pixels: np.ndarray) -> torch.Tensor:
     values = torch.from_numpy(pixels)
     return values[None, None] if values.ndim == 2 else values.permute(2, 0, 1)[None]
 
-
-def _l_small(l_full: torch.Tensor, render_size: int) -> torch.Tensor:
-    return F.interpolate(l_full, size=(render_size, render_size), mode="bilinear", align_corners=False, antialias=True)
 
 
 def _gray8_to_l(gray8: torch.Tensor) -> torch.Tensor:

@@ -59,3 +59,13 @@ class NotEnoughMemoryError(ColoremError, MemoryError):
 
 class ModelOutputError(ColoremError):
     """The model's output for a photo is not finite (NaN or infinity): its weights are probably broken."""
+
+
+class VideoError(ColoremError):
+    """A video could not be colorized: missing, corrupt or truncated, no video frames, an unsupported codec,
+    frames too large, or an output that cannot be written. Nothing is left at the target."""
+
+    def __init__(self, source: str, reason: str):
+        self.source = source
+        self.reason = reason
+        super().__init__(f"cannot colorize video {source}: {reason}")

@@ -1,0 +1,242 @@
+"""Video benchmark: flicker, fidelity and speed of colorize_video on real colour footage turned gray.
+
+    python bench/video.py [--video ../shared/data/video/vtest.avi] [--frames 120] [--repeats 3]
+    python bench/video.py --sweep      # the temporal filter's settings, scored in memory (no encoding)
+
+The first N frames are turned gray (their Lab L, as an 8-bit gray H.264 file at CRF 12), colorized per
+frame and stabilized by `colorizer.colorize_video`, decoded again and compared with the original frames:
+flicker = mean over consecutive frame pairs of the mean |Δa| + |Δb| over pixels whose L changed by less
+than 2; PSNR of RGB (8-bit, data range 255) averaged over frames. Speed is end to end (decode, colorize,
+stabilize, encode) in frames/s, side by side with the same frames colorized as separate PNG files by the
+folder runner (`colorem colorize DIR`), all in this one run; medians of --repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import colorem  # noqa: E402
+from colorem.color import gray_to_rgb, rgb_to_l, rgb_to_lab  # noqa: E402
+from colorem.temporal import StabilizeOptions, TemporalFilter, flicker  # noqa: E402
+
+DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "vtest.avi"
+
+
+def read_frames(path: Path, count: int | None = None, gray: bool = False) -> np.ndarray:
+    """The first `count` frames of a video as (N, H, W, 3) RGB or (N, H, W) gray uint8."""
+    import av
+
+    frames = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="gray" if gray else "rgb24"))
+            if count and len(frames) == count:
+                break
+    return np.stack(frames)
+
+
+def gray_of(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H, W) uint8: the gray of the same Lab L (what "turned gray" means here)."""
+    tensor = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(255.0)
+    return gray_to_rgb(rgb_to_l(tensor))[0, 0].mul(255.0).add(0.5).clamp(0, 255).byte().numpy()
+
+
+def write_gray_video(grays: np.ndarray, path: Path, fps: int) -> None:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = grays.shape[1:]
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": "12"}
+        for gray in grays:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(gray, format="gray")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def lab_frames(rgb: np.ndarray) -> list[torch.Tensor]:
+    return [rgb_to_lab(torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255.0)) for frame in rgb]
+
+
+def video_flicker(labs: list[torch.Tensor]) -> float:
+    return float(np.mean([flicker(before, after) for before, after in zip(labs, labs[1:])]))
+
+
+def psnr(rgb: np.ndarray, originals: np.ndarray) -> float:
+    errors = [np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2) for a, b in zip(rgb, originals)]
+    return float(np.mean([10 * np.log10(255.0 ** 2 / max(error, 1e-10)) for error in errors]))
+
+
+def time_video(colorizer, source: Path, target: Path, stabilize: bool) -> float:
+    start = time.perf_counter()
+    result = colorizer.colorize_video(source, target, stabilize=stabilize)
+    return result.frames / (time.perf_counter() - start)
+
+
+def time_images(colorizer, folder: Path, out: Path, count: int) -> float:
+    from colorem.batch import BatchOptions, colorize_files
+
+    items = [(path, Path(path.name)) for path in sorted(folder.glob("*.png"))]
+    start = time.perf_counter()
+    results = list(colorize_files(colorizer, items, BatchOptions(output=out, overwrite=True)))
+    assert all(result.status == "done" for result in results), results
+    return count / (time.perf_counter() - start)
+
+
+def model_rate(colorizer, grays: np.ndarray) -> float:
+    """Frames/s of the forward pass alone on these frames: the ceiling for any end-to-end rate."""
+    from colorem.colorize import render_l
+    from colorem.video import _l_of_gray8
+
+    l_small = render_l(_l_of_gray8()[torch.from_numpy(grays).long()][:, None], colorizer.render_size)
+    colorizer.predict_ab(l_small[:8])  # warm-up
+    start = time.perf_counter()
+    for chunk in l_small.split(8):
+        colorizer.predict_ab(chunk)
+    return len(l_small) / (time.perf_counter() - start)
+
+
+def write_strip(path: Path, grays: np.ndarray, colorized: np.ndarray, originals: np.ndarray, columns: int = 4) -> None:
+    """A before/after image for the README: rows gray input | colorem (stabilized) | original, at half size."""
+    from PIL import Image, ImageDraw
+
+    picks = np.linspace(0, len(grays) - 1, columns).round().astype(int)
+    height, width = grays.shape[1] // 2, grays.shape[2] // 2
+    label_w = 92
+    sheet = Image.new("RGB", (label_w + columns * width, 3 * height), "white")
+    draw = ImageDraw.Draw(sheet)
+    for row, (name, frames) in enumerate([("gray in", grays), ("colorem", colorized), ("original", originals)]):
+        draw.text((8, row * height + height // 2 - 6), name, fill="black")
+        for column, index in enumerate(picks):
+            frame = Image.fromarray(frames[index]).convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+            sheet.paste(frame, (label_w + column * width, row * height))
+    sheet.save(path, quality=85)
+
+
+def table(args) -> None:
+    from PIL import Image
+
+    colorizer = colorem.load(args.model)
+    originals = read_frames(args.video, args.frames)
+    grays = np.stack([gray_of(frame) for frame in originals])
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        source = folder / "gray.mp4"
+        write_gray_video(grays, source, fps=args.fps)
+        (folder / "frames").mkdir()
+        for index, gray in enumerate(grays):
+            Image.fromarray(gray).save(folder / "frames" / f"{index:04d}.png", compress_level=1)
+        speeds = {"per frame": [], "stabilized": [], "images": []}
+        for _ in range(args.repeats):  # interleaved, so that load on the machine hits every row alike
+            speeds["per frame"].append(time_video(colorizer, source, folder / "per-frame.mp4", stabilize=False))
+            speeds["stabilized"].append(time_video(colorizer, source, folder / "stabilized.mp4", stabilize=True))
+            speeds["images"].append(time_images(colorizer, folder / "frames", folder / "out", len(grays)))
+        rows = [("original colour frames", originals, None)]
+        for name, file in [("per-frame colorization", "per-frame.mp4"), ("stabilized (default)", "stabilized.mp4")]:
+            rows.append((name, read_frames(folder / file), file))
+    model_only = model_rate(colorizer, grays)
+    if args.strip:
+        write_strip(args.strip, grays, rows[2][1], originals)
+    print(f"{args.video.name}, first {len(originals)} frames {originals.shape[2]}x{originals.shape[1]}; "
+          f"model {colorizer.card.name}, render {colorizer.render_size}, {colorizer.precision}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {torch.backends.cpu.get_cpu_capability()}")
+    print("\n| video | flicker | × original | PSNR vs original (dB) |\n|---|---|---|---|")
+    base = None
+    for name, frames, file in rows:
+        value = video_flicker(lab_frames(frames))
+        base = base or value
+        quality = "—" if file is None else f"{psnr(frames, originals):.2f}"
+        print(f"| {name} | {value:.3f} | {value / base:.2f}× | {quality} |")
+    images = statistics.median(speeds["images"])
+    print(f"\nmodel alone (predict_ab, batches of 8 at {colorizer.render_size}², no decoding or colour math): "
+          f"{model_only:.2f} frames/s")
+    print(f"\n| end to end ({args.repeats} runs) | frames/s (median) | runs | vs separate images |\n|---|---|---|---|")
+    for name, key in [("video, per frame", "per frame"), ("video, stabilized", "stabilized"),
+                      ("same frames as separate PNG files (folder runner)", "images")]:
+        values = speeds[key]
+        print(f"| {name} | {statistics.median(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} | "
+              f"{statistics.median(values) / images:.2f}× |")
+
+
+def sweep(args) -> None:
+    """Filter settings scored on the decoded gray frames in memory: the model runs once, each setting
+    re-filters its predictions. Flicker from Lab of (full-res L, upsampled ab) without gamut mapping
+    (fast; the table above measures the real output); PSNR of the finished RGB on every 4th frame."""
+    from PIL import Image
+
+    from colorem.colorize import finish_rgb8, render_l
+    from colorem.video import _l_of_gray8
+
+    colorizer = colorem.load(args.model)
+    originals = read_frames(args.video, args.frames)
+    if args.pan:  # a camera pan: a window 5/6 of the frame wide sliding 1 px per frame, scaled back up
+        crop_w, crop_h = originals.shape[2] * 5 // 6, originals.shape[1] * 5 // 6
+        originals = np.stack([np.asarray(Image.fromarray(frame[:crop_h, i:i + crop_w]).resize(
+            (originals.shape[2], originals.shape[1]), Image.Resampling.BICUBIC)) for i, frame in enumerate(originals)])
+    grays = np.stack([gray_of(frame) for frame in originals])
+    l_full = _l_of_gray8()[torch.from_numpy(grays).long()][:, None]  # (N, 1, H, W)
+    l_small = render_l(l_full, colorizer.render_size)
+    ab_small = torch.cat([colorizer.predict_ab(chunk) for chunk in l_small.split(8)])
+    height, width = l_full.shape[-2:]
+
+    def full(ab: torch.Tensor, i: int) -> torch.Tensor:
+        return torch.nn.functional.interpolate(ab[i:i + 1], size=(height, width), mode="bilinear", align_corners=False)
+
+    def score(ab: torch.Tensor) -> tuple[float, float, float]:
+        labs = [torch.cat([l_full[i:i + 1], full(ab, i)], dim=1) for i in range(len(ab))]
+        picked = list(range(0, len(ab), 4))
+        rgb = finish_rgb8(l_full[picked], ab[picked]).numpy()
+        # smear: how far the filtered ab is from this frame's own prediction where L moved (|ΔL| >= 2)
+        lags = []
+        for i in range(1, len(ab)):
+            moving = (l_full[i] - l_full[i - 1]).abs() >= 2.0  # (1, H, W)
+            lags.append((full(ab, i) - full(ab_small, i)).abs().sum(dim=1)[moving].mean().item())
+        return video_flicker(labs), psnr(rgb, originals[picked]), float(np.mean(lags))
+
+    print("| setting | flicker (approx.) | PSNR every 4th frame | |Δab| from per-frame where L moved |\n|---|---|---|---|")
+    print("| original | %.3f | | |" % video_flicker(lab_frames(originals)))
+    flicker_0, psnr_0, _ = score(ab_small)
+    print(f"| per frame | {flicker_0:.3f} | {psnr_0:.2f} | 0 |")
+    for strength in (0.8, 0.9, 0.95):
+        for tolerance in (2.0, 4.0, 8.0, 16.0):
+            temporal = TemporalFilter(StabilizeOptions(strength=strength, l_tolerance=tolerance))
+            ab = torch.cat([temporal.step(l, a) for l, a in zip(l_small.split(1), ab_small.split(1))])
+            value, quality, lag = score(ab)
+            print(f"| strength {strength}, L tolerance {tolerance} | {value:.3f} | {quality:.2f} | {lag:.2f} |")
+    for strength in (0.8, 0.9):  # no gate: a plain running mean, to see what the L gate buys
+        running, out = None, []
+        for a in ab_small.split(1):
+            running = a if running is None else torch.lerp(a, running, strength)
+            out.append(running)
+        value, quality, lag = score(torch.cat(out))
+        print(f"| strength {strength}, no L gate | {value:.3f} | {quality:.2f} | {lag:.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
+    parser.add_argument("--model", default=None, help="weights (default: the packaged default model)")
+    parser.add_argument("--frames", type=int, default=120)
+    parser.add_argument("--fps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--strip", type=Path, default=None, help="also write a before/after strip of frames (JPEG)")
+    parser.add_argument("--sweep", action="store_true", help="score temporal-filter settings instead")
+    parser.add_argument("--pan", action="store_true", help="--sweep on a simulated camera pan over the footage")
+    args = parser.parse_args()
+    sweep(args) if args.sweep else table(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""Colorize a video file, streaming: decode (PyAV) -> L per frame -> render_l -> predict_ab -> temporal
+filter -> finish_rgb8 -> encode, in batches of frames; the audio stream is copied, the frame size, rate
+and timestamps are kept, and the output is written to a temporary name and renamed when complete.
+
+A colour video is taken as its luma, as a colour photo is taken as its lightness.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import heapq
+import os
+import secrets
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from colorem.color import gray_to_l
+from colorem.colorize import Colorizer, finish_rgb8, render_l
+from colorem.limits import check_options
+from colorem.errors import VideoError
+from colorem.temporal import StabilizeOptions, TemporalFilter
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+BATCH_PIXELS = 8 << 20  # frames per forward pass are capped so that a batch holds about 8 MP
+REORDER_WINDOW = 8  # frames over which timestamps attached in decode order are put back in order
+_ENCODERS = {".webm": ("libvpx-vp9", {"crf": "{crf}", "b": "0", "deadline": "realtime", "cpu-used": "8"})}
+_DEFAULT_ENCODER = ("libx264", {"crf": "{crf}", "preset": "{preset}"})
+_AUDIO_CODECS = {".webm": ("opus", "vorbis")}  # containers that refuse most audio codecs
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """The photo options (render_size, saturation, temperature) plus how frames are stabilized and encoded."""
+
+    render_size: int | None = None  # None: the model card's
+    saturation: float = 1.0
+    temperature: float | None = None
+    stabilize: bool = True  # False: every frame colorized on its own (flickers; for comparison)
+    stabilize_options: StabilizeOptions = field(default_factory=StabilizeOptions)
+    batch_size: int = 8  # frames per forward pass
+    crf: int = 18  # x264/VP9 constant-rate factor: lower is better quality and larger files
+    preset: str = "veryfast"  # x264 speed preset
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    source: Path
+    target: Path
+    frames: int
+    size: tuple[int, int]  # (width, height)
+    fps: Fraction | None
+    audio: bool  # an audio stream was copied
+    cuts: int  # scene cuts the temporal filter reset at
+    seconds: float
+
+
+def _av(source: Path):
+    try:
+        import av
+    except ImportError:
+        raise VideoError(str(source), 'video needs PyAV: pip install "color-em[video]"') from None
+    return av
+
+
+def is_video(path: str | os.PathLike) -> bool:
+    """Whether a file name looks like a video (by extension; the container decides when it is opened)."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+@torch.inference_mode()
+def colorize_video(colorizer: Colorizer, source: str | os.PathLike, target: str | os.PathLike,
+                   options: VideoOptions = VideoOptions(),
+                   progress: Callable[[int, int | None], None] | None = None) -> VideoResult:
+    """Colorize `source` into `target` (its container chosen by the extension: mp4, mov, mkv, webm, avi).
+    `progress(n, total)` is called as frames are written: n just written, total as the file declares it
+    (None when it does not). Raises VideoError with the reason for anything wrong with the input or
+    output; the target is then left untouched."""
+    source, target = Path(source), Path(target)
+    av = _av(source)
+    render_size = check_options(options.render_size or colorizer.render_size, options.saturation, options.temperature)
+    started = time.perf_counter()
+    reader = _open_input(av, source, colorizer.max_pixels)
+    temporary = target.parent / f".{target.stem}.{secrets.token_hex(4)}.part{target.suffix}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with reader, av.open(str(temporary), "w") as writer:
+            job = _Job(av, colorizer, reader, writer, source, target, options, render_size, progress)
+            job.run()
+        if job.frames == 0:
+            raise VideoError(str(source), "no video frames could be decoded")
+        os.replace(temporary, target)
+    except av.error.FFmpegError as error:
+        raise VideoError(str(source), _reason(error)) from None
+    except OSError as error:
+        raise VideoError(str(source), f"cannot write {target} ({error.strerror or error})") from None
+    finally:
+        reader.close()
+        with contextlib.suppress(OSError):  # an unwritable folder has no temporary file to remove
+            temporary.unlink(missing_ok=True)
+    return VideoResult(source, target, job.frames, (job.width, job.height), job.fps, job.audio_out is not None,
+                       job.filter.cuts if job.filter else 0, time.perf_counter() - started)
+
+
+def _open_input(av, source: Path, max_pixels: int):
+    if not source.exists():
+        raise VideoError(str(source), "no such file")
+    if not source.is_file():
+        raise VideoError(str(source), "not a file")
+    if source.stat().st_size == 0:
+        raise VideoError(str(source), "the file is empty (0 bytes)")
+    try:
+        reader = av.open(str(source), "r")
+    except av.error.FFmpegError as error:
+        raise VideoError(str(source), f"not a readable video ({_reason(error)})") from None
+    try:
+        if not reader.streams.video:
+            kinds = sorted({stream.type for stream in reader.streams})
+            raise VideoError(str(source), f"no video stream (it holds {', '.join(kinds) or 'nothing'})")
+        stream = reader.streams.video[0]
+        if stream.codec_context is None:
+            raise VideoError(str(source), "unsupported video codec (no decoder for it in this FFmpeg build)")
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width < 1 or height < 1:
+            raise VideoError(str(source), f"the video has no pixels ({width}x{height})")
+        if width * height > max_pixels:
+            raise VideoError(str(source), f"{width}x{height} = {width * height:,} pixels per frame is over the limit of {max_pixels:,}")
+    except BaseException:
+        reader.close()
+        raise
+    return reader
+
+
+def _reason(error) -> str:
+    message = getattr(error, "strerror", None) or str(error)
+    if "Invalid data" in message or "moov atom" in message.lower() or "End of file" in message:
+        message = f"the file is corrupt or truncated ({message})"
+    return message
+
+
+class _Job:
+    """One video: the input and output containers, the running temporal filter, frames in flight."""
+
+    def __init__(self, av, colorizer, reader, writer, source, target, options, render_size, progress):
+        self.av, self.colorizer, self.reader, self.writer = av, colorizer, reader, writer
+        self.source, self.options, self.render_size, self.progress = source, options, render_size, progress
+        self.video_in = reader.streams.video[0]
+        self.video_in.thread_type = "AUTO"
+        self.width, self.height = self.video_in.codec_context.width, self.video_in.codec_context.height
+        self.fps = self.video_in.average_rate or self.video_in.guessed_rate
+        self.time_base = self.video_in.time_base or (1 / Fraction(self.fps) if self.fps else Fraction(1, 25))
+        self.video_out = _add_video_stream(writer, target, self.width, self.height, self.fps, self.time_base, options)
+        self.audio_in = reader.streams.audio[0] if reader.streams.audio else None
+        self.audio_out = None
+        if self.audio_in is not None:
+            codec = self.audio_in.codec_context.name if self.audio_in.codec_context else "unknown"
+            allowed = _AUDIO_CODECS.get(target.suffix.lower())
+            try:
+                if allowed is not None and codec not in allowed:
+                    raise ValueError(f"{target.suffix} holds {' or '.join(allowed)} audio only")
+                self.audio_out = writer.add_stream_from_template(self.audio_in)
+            except (av.error.FFmpegError, ValueError) as error:
+                raise VideoError(str(source), f"cannot copy its {codec} audio into {target.suffix} ({error}); "
+                                              "write .mkv, which holds any") from None
+        self.filter = TemporalFilter(options.stabilize_options) if options.stabilize else None
+        step = round(1 / (Fraction(self.fps) * self.time_base)) if self.fps else 1
+        self.timestamps = _Timestamps(max(1, step))
+        self.batch_size = max(1, min(options.batch_size, BATCH_PIXELS // (self.width * self.height)))
+        self.frames = 0
+        self.declared = self.video_in.frames  # 0 when the container does not say
+        self.expected = _expected_frames(self.video_in, reader, self.fps)
+
+    def run(self) -> None:
+        # finishing (full-size colour math) runs in a thread beside decoding, the model and encoding
+        with ThreadPoolExecutor(max_workers=1) as finisher:
+            self._run(finisher)
+
+    def _run(self, finisher: ThreadPoolExecutor) -> None:
+        pending: list[np.ndarray] = []  # gray frames waiting for a forward pass
+        colorized: deque[tuple[Future, int]] = deque()  # (batch being finished, index): frames waiting to be encoded
+        streams = [self.video_in] + ([self.audio_in] if self.audio_in is not None else [])
+        try:
+            for packet in self.reader.demux(*streams):
+                if packet.stream is self.audio_in:
+                    if packet.dts is not None:
+                        packet.stream = self.audio_out
+                        self.writer.mux(packet)
+                    continue
+                for frame in packet.decode():
+                    self.timestamps.push(frame.pts)
+                    pending.append(frame.reformat(self.width, self.height, "gray").to_ndarray())
+                    if len(pending) == self.batch_size:
+                        colorized.extend(self._colorize(pending, finisher))
+                        pending = []
+                    self._encode_ready(colorized, final=False)
+        except self.av.error.FFmpegError as error:
+            raise VideoError(str(self.source), f"the video data is corrupt or truncated after {self.frames} "
+                                               f"frames ({_reason(error)})") from None
+        if pending:
+            colorized.extend(self._colorize(pending, finisher))
+        self._encode_ready(colorized, final=True)
+        for packet in self.video_out.encode(None):
+            self.writer.mux(packet)
+        if self.frames and self.frames < self.expected - max(2, self.expected // 50):  # slack: edit lists, rounding
+            raise VideoError(str(self.source), f"the file is truncated: {self.frames} frames decode of the "
+                                               f"{self.expected} it declares")
+
+    def _colorize(self, grays: list[np.ndarray], finisher: ThreadPoolExecutor) -> list[tuple[Future, int]]:
+        """Gray uint8 frames (H, W) -> colorized RGB uint8 frames (H, W, 3) through the photo path: a future
+        of the batch's frames, once per frame with its index."""
+        l_full = _l_of_gray8()[torch.from_numpy(np.stack(grays)).long()][:, None]  # (B, 1, H, W)
+        l_small = render_l(l_full, self.render_size)  # (B, 1, R, R)
+        ab_small = self.colorizer.predict_ab(l_small, self.options.temperature)  # (B, 2, R, R)
+        if self.filter is not None:
+            ab_small = torch.cat([self.filter.step(l, ab) for l, ab in zip(l_small.split(1), ab_small.split(1))])
+        batch = finisher.submit(lambda: finish_rgb8(l_full, ab_small, self.options.saturation).numpy())  # (B, H, W, 3)
+        return [(batch, index) for index in range(len(grays))]
+
+    def _encode_ready(self, colorized: deque, final: bool) -> None:
+        written = 0
+        while colorized and (final or self.timestamps.waiting > REORDER_WINDOW):
+            batch, index = colorized.popleft()
+            frame = self.av.VideoFrame.from_ndarray(batch.result()[index], format="rgb24")
+            frame.pts, frame.time_base = self.timestamps.pop(), self.time_base
+            for packet in self.video_out.encode(frame):
+                self.writer.mux(packet)
+            written += 1
+        self.frames += written
+        if written and self.progress is not None:
+            self.progress(written, self.declared or None)
+
+
+def _expected_frames(stream, container, fps) -> int:
+    """Frames the file says it holds: its frame count, else its duration (the video stream's, else the
+    container's, which may include a longer audio track: 5% slack) times the frame rate; 0 if unknown."""
+    if stream.frames:
+        return stream.frames
+    seconds, slack = None, 1.0
+    if stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    elif "DURATION" in stream.metadata:  # Matroska writes each track's length as a tag
+        try:
+            hours, minutes, rest = stream.metadata["DURATION"].split(":")
+            seconds = int(hours) * 3600 + int(minutes) * 60 + float(rest)
+        except ValueError:
+            seconds = None
+    if seconds is None and container.duration:
+        seconds, slack = container.duration / 1_000_000, 0.95
+    return int(seconds * float(fps) * slack) if seconds and fps else 0
+
+
+def _add_video_stream(writer, target: Path, width: int, height: int, fps, time_base, options: VideoOptions):
+    codec, template = _ENCODERS.get(target.suffix.lower(), _DEFAULT_ENCODER)
+    stream = writer.add_stream(codec, rate=fps or 25)
+    stream.width, stream.height = width, height
+    # 4:2:0 halves the chroma planes, which needs even sides; odd frame sizes keep full chroma instead
+    stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+    stream.time_base = time_base
+    stream.codec_context.time_base = time_base
+    stream.options = {key: value.format(crf=options.crf, preset=options.preset) for key, value in template.items()}
+    return stream
+
+
+class _Timestamps:
+    """Presentation timestamps handed out in frame order. Decoders return frames in presentation order,
+    but some containers (AVI with B-frames) label them in decode order: the smallest of the waiting
+    timestamps is the next frame's. Missing or repeated ones continue at the frame rate."""
+
+    def __init__(self, step: int):
+        self.step, self._heap, self._last = step, [], None
+
+    @property
+    def waiting(self) -> int:
+        return len(self._heap)
+
+    def push(self, pts: int | None) -> None:
+        heapq.heappush(self._heap, pts if pts is not None else -1)
+
+    def pop(self) -> int:
+        pts = heapq.heappop(self._heap) if self._heap else -1
+        if pts < 0 or (self._last is not None and pts <= self._last):
+            pts = 0 if self._last is None else self._last + self.step
+        self._last = pts
+        return pts
+
+
+@functools.cache
+def _l_of_gray8() -> torch.Tensor:
+    """(256,) L of each 8-bit gray level: the photo path's gray_to_l of value / 255."""
+    return gray_to_l(torch.arange(256, dtype=torch.float32).div(255.0).view(1, 1, 1, -1)).flatten()

@@ -1,0 +1,279 @@
+"""colorize_video keeps frame count, size, rate, timestamps and audio; colours stay put; bad files fail clearly."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import colorem
+from colorem.cli import main
+from colorem.color import rgb_to_lab
+from colorem.errors import VideoError
+from colorem.temporal import StabilizeOptions, TemporalFilter, flicker
+from colorem.video import _Timestamps
+from tests.conftest import SAMPLES
+
+av = pytest.importorskip("av")
+
+SIZE = (96, 64)  # (width, height)
+FPS = 10
+PAN_FRAMES, CUT_FRAMES = 30, 10
+
+
+def pan_and_zoom(photo: Image.Image, frames: int) -> list[np.ndarray]:
+    """A camera over a photo: the window slides right and closes in, frame by frame; gray (H, W) uint8."""
+    width, height = photo.size
+    out = []
+    for index in range(frames):
+        scale = 1.0 - 0.3 * index / frames  # zoom in to 70% of the view
+        crop_w, crop_h = int(width * 0.6 * scale), int(height * 0.6 * scale)
+        left = int((width - crop_w) * index / frames)
+        top = (height - crop_h) // 2
+        view = photo.crop((left, top, left + crop_w, top + crop_h)).resize(SIZE, Image.Resampling.BILINEAR)
+        out.append(np.asarray(view.convert("L")))
+    return out
+
+
+def still_with_grain(photo: Image.Image, frames: int, seed: int = 0) -> list[np.ndarray]:
+    """A still shot with film grain: nothing moves, every frame differs a little (a flicker test)."""
+    base = np.asarray(photo.convert("L").resize(SIZE, Image.Resampling.BILINEAR), dtype=np.int16)
+    rng = np.random.default_rng(seed)
+    return [np.clip(base + rng.integers(-3, 4, base.shape), 0, 255).astype(np.uint8) for _ in range(frames)]
+
+
+def write_clip(path: Path, grays: list[np.ndarray], audio: bool = True, codec: str = "libx264") -> Path:
+    """Gray frames at FPS (and a 440 Hz tone as long as the video) into a file; the container from the name."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream(codec, rate=FPS)
+        video.width, video.height, video.pix_fmt = *SIZE, "yuv420p"
+        sound = None
+        if audio:
+            sound = container.add_stream("aac", rate=16000)
+            sound.layout = "mono"
+        for gray in grays:
+            for packet in video.encode(av.VideoFrame.from_ndarray(gray, format="gray")):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+        if sound is not None:
+            samples = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000 * len(grays) // FPS) / 16000)).astype(np.float32)
+            for start in range(0, len(samples), 1024):
+                frame = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = 16000, start
+                for packet in sound.encode(frame):
+                    container.mux(packet)
+            for packet in sound.encode(None):
+                container.mux(packet)
+    return path
+
+
+def decode(path: Path) -> tuple[list[np.ndarray], list[int], dict]:
+    """RGB frames, their timestamps, and facts about the streams."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        facts = {"rate": stream.average_rate, "size": (stream.width, stream.height),
+                 "audio": [s.codec_context.name for s in container.streams.audio]}
+        frames = [(frame.to_ndarray(format="rgb24"), frame.pts) for frame in container.decode(stream)]
+    return [f for f, _ in frames], [pts for _, pts in frames], facts
+
+
+def lab_of(rgb: np.ndarray) -> np.ndarray:
+    return rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255)[0].numpy()
+
+
+def video_flicker(frames: list[np.ndarray]) -> float:
+    labs = [torch.from_numpy(lab_of(f))[None] for f in frames]
+    return float(np.mean([flicker(a, b) for a, b in zip(labs, labs[1:])]))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """30 frames panning and zooming over one photo, then a cut to another for 10 frames, with audio."""
+    meadow = Image.open(SAMPLES / "mountain-meadow.jpg")
+    cat = Image.open(SAMPLES / "chelsea-cat.jpg")
+    frames = pan_and_zoom(meadow, PAN_FRAMES) + pan_and_zoom(cat, CUT_FRAMES)
+    return write_clip(tmp_path_factory.mktemp("clip") / "pan-and-cut.mp4", frames)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_weights):
+    return colorem.load(tiny_weights, precision="fp32")
+
+
+def test_round_trip_keeps_frames_size_rate_timestamps_audio_and_lightness(clip, tiny, tmp_path):
+    target = tmp_path / "out" / "colour.mp4"
+    result = tiny.colorize_video(clip, target)
+    frames_in, pts_in, facts_in = decode(clip)
+    frames_out, pts_out, facts_out = decode(target)
+    assert result.frames == len(frames_out) == PAN_FRAMES + CUT_FRAMES
+    assert facts_out["size"] == SIZE and facts_out["rate"] == FPS == result.fps
+    assert pts_out == pts_in  # the same timestamps, in the same time base
+    assert facts_out["audio"] == ["aac"] and result.audio  # the audio stream is copied
+    l_in, l_out = (np.stack([lab_of(f)[0] for f in frames]) for frames in (frames_in, frames_out))
+    assert np.abs(l_out - l_in).mean() < 2.0, np.abs(l_out - l_in).mean()  # the input's L, up to 4:2:0 encoding
+    assert sorted(p.name for p in target.parent.iterdir()) == ["colour.mp4"]  # no temporary file left
+
+
+def test_the_cut_is_found_and_the_pan_is_not_one(clip, tiny, tmp_path):
+    assert tiny.colorize_video(clip, tmp_path / "colour.mkv").cuts == 1
+
+
+def test_flicker_drops_with_stabilization(tmp_path):
+    """A still, grainy shot: per-frame colours jump with the grain; the stabilized ones stay put."""
+    source = write_clip(tmp_path / "still.mp4", still_with_grain(Image.open(SAMPLES / "dogs-at-door.jpg"), 16), audio=False)
+    colorizer = colorem.load(precision="fp32")  # the default model: real predictions, not random ones
+    per_frame = video_flicker(decode(colorizer.colorize_video(source, tmp_path / "a.mp4", stabilize=False,
+                                                              render_size=96).target)[0])
+    stable = video_flicker(decode(colorizer.colorize_video(source, tmp_path / "b.mp4", render_size=96).target)[0])
+    assert stable < 0.6 * per_frame, (per_frame, stable)
+
+
+def test_avi_with_b_frames_gets_its_timestamps_back_in_order(tiny, tmp_path):
+    """AVI labels H.264 frames with timestamps in decode order; the output must not inherit that."""
+    source = write_clip(tmp_path / "b-frames.avi", pan_and_zoom(Image.open(SAMPLES / "coffee.jpg"), 20), audio=False)
+    target = tmp_path / "colour.mp4"
+    assert tiny.colorize_video(source, target).frames == 20
+    _, pts, _ = decode(target)
+    assert len(pts) == 20 and pts == sorted(pts) and len(set(pts)) == 20
+
+
+def test_timestamps_are_sorted_within_the_window_and_filled_in():
+    stamps = _Timestamps(step=1)
+    for pts in [1, 4, 3, 5, 2, 8, 7, 9, 6]:  # vtest.avi's first frames
+        stamps.push(pts)
+    assert [stamps.pop() for _ in range(9)] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    stamps = _Timestamps(step=3)
+    for pts in [0, None, 6, 6]:  # a missing and a repeated timestamp continue at the frame rate
+        stamps.push(pts)
+    assert [stamps.pop() for _ in range(4)] == [0, 3, 6, 9]
+
+
+def test_filter_keeps_still_pixels_and_follows_moving_ones():
+    temporal = TemporalFilter(StabilizeOptions(strength=0.9, l_tolerance=4.0))
+    l = torch.full((1, 1, 16, 16), 50.0)
+    first = temporal.step(l, torch.zeros(1, 2, 16, 16))
+    assert torch.equal(first, torch.zeros(1, 2, 16, 16))  # the first frame is its own prediction
+    moved = l.clone()
+    moved[..., :, 14:] = 90.0  # the two right columns changed: something moved in
+    second = temporal.step(moved, torch.full((1, 2, 16, 16), 10.0))
+    assert torch.allclose(second[..., :, :12], torch.full_like(second[..., :, :12], 1.0))  # still: 90% of the past
+    assert torch.allclose(second[..., :, 15:], torch.full_like(second[..., :, 15:], 10.0))  # moving: its own colour
+    cut = torch.full((1, 1, 16, 16), 5.0)  # another shot: a dark frame
+    assert torch.equal(temporal.step(cut, torch.full((1, 2, 16, 16), -20.0)), torch.full((1, 2, 16, 16), -20.0))
+    assert temporal.cuts == 1
+
+
+def test_flicker_metric_counts_only_still_pixels():
+    lab = torch.zeros(1, 3, 4, 4)
+    lab[:, 0] = 50
+    jitter = lab.clone()
+    jitter[:, 1] = 1.0  # a moves by 1 everywhere, L stays: flicker 1
+    assert flicker(lab, lab) == 0.0 and flicker(lab, jitter) == pytest.approx(1.0)
+    moved = jitter.clone()
+    moved[:, 0, :2] = 80  # half the pixels changed L: not counted
+    moved[:, 1, :2] = 40
+    assert flicker(lab, moved) == pytest.approx(1.0)
+
+
+def _truncated(tmp_path, clip, suffix, keep):
+    data = clip.read_bytes() if suffix == ".mp4" else _mkv(tmp_path, clip).read_bytes()
+    path = tmp_path / f"truncated{suffix}"
+    path.write_bytes(data[: int(len(data) * keep)] if isinstance(keep, float) else data[:keep(data)])
+    return path
+
+
+def _mkv(tmp_path, clip) -> Path:
+    frames, _, _ = decode(clip)
+    return write_clip(tmp_path / "whole.mkv", [np.asarray(Image.fromarray(f).convert("L")) for f in frames])
+
+
+BAD = {
+    "random bytes named .mp4": (lambda tmp, clip: _write(tmp / "random.mp4", np.random.default_rng(0).bytes(4000)),
+                                "not a readable video"),
+    "empty file": (lambda tmp, clip: _write(tmp / "empty.mp4", b""), "empty"),
+    "missing file": (lambda tmp, clip: tmp / "missing.mp4", "no such file"),
+    "mp4 cut in half (no index)": (lambda tmp, clip: _truncated(tmp, clip, ".mp4", 0.5), "corrupt or truncated"),
+    "mkv cut in half": (lambda tmp, clip: _truncated(tmp, clip, ".mkv", 0.5), "truncated"),
+    "mkv header only (zero frames)": (lambda tmp, clip: _truncated(tmp, clip, ".mkv", lambda d: d.find(bytes.fromhex("1F43B675"))),
+                                      "truncated"),
+    "audio only": (lambda tmp, clip: _audio_only(tmp), "no video stream"),
+    "unsupported codec": (lambda tmp, clip: _write(tmp / "odd.mkv", _mkv(tmp, clip).read_bytes().replace(
+        b"V_MPEG4/ISO/AVC", b"V_QQQQQ/ISO/QQQ")), "unsupported video codec"),
+}
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _audio_only(tmp_path) -> Path:
+    with av.open(str(tmp_path / "sound.mp4"), "w") as container:
+        sound = container.add_stream("aac", rate=16000)
+        sound.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 16000, 0
+        for packet in list(sound.encode(frame)) + list(sound.encode(None)):
+            container.mux(packet)
+    return tmp_path / "sound.mp4"
+
+
+@pytest.mark.parametrize("kind", sorted(BAD))
+def test_bad_videos_fail_clearly_and_leave_nothing(kind, clip, tiny, tmp_path):
+    make, message = BAD[kind]
+    source = make(tmp_path, clip)
+    out = tmp_path / "out"
+    with pytest.raises(VideoError, match=message) as error:
+        tiny.colorize_video(source, out / "colour.mp4")
+    assert str(source) in str(error.value) and "\n" not in str(error.value)
+    assert not out.exists() or list(out.iterdir()) == []  # nothing half-written
+
+
+def test_huge_frames_are_refused_before_decoding(clip, tiny_weights, tmp_path):
+    small_limit = colorem.load(tiny_weights, max_pixels=SIZE[0] * SIZE[1] - 1)
+    with pytest.raises(VideoError, match="over the limit"):
+        small_limit.colorize_video(clip, tmp_path / "colour.mp4")
+
+
+def test_an_unwritable_target_is_a_clear_error(clip, tiny, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(VideoError, match="cannot write"):
+        tiny.colorize_video(clip, tmp_path / "a-file" / "colour.mp4")
+
+
+def test_bad_options_are_refused(clip, tiny, tmp_path):
+    with pytest.raises(ValueError, match="render_size"):
+        tiny.colorize_video(clip, tmp_path / "x.mp4", render_size=5)
+    with pytest.raises(ValueError, match="strength"):
+        StabilizeOptions(strength=1.0)
+
+
+def test_cli_a_bad_video_fails_alone(clip, tiny_weights, tmp_path, capsys):
+    broken = _write(tmp_path / "broken.mp4", clip.read_bytes()[: len(clip.read_bytes()) // 3])
+    out = tmp_path / "out"
+    code = main(["video", str(broken), str(clip), "-o", str(out), "--model", str(tiny_weights), "--per-frame"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "failed: " in err and "broken.mp4" in err and "colorized 1, skipped 0, failed 1" in err
+    assert sorted(p.name for p in out.iterdir()) == ["pan-and-cut.mp4"]
+    assert main(["video", str(clip), "-o", str(out), "--model", str(tiny_weights)]) == 1  # refuses to replace
+    assert main(["video", str(clip), "-o", str(out), "--model", str(tiny_weights), "--skip-existing"]) == 0
+    single = tmp_path / "one.mov"
+    assert main(["video", str(clip), "-o", str(single), "--model", str(tiny_weights)]) == 0
+    assert decode(single)[2]["size"] == SIZE
+
+
+def test_webm_is_vp9_and_refuses_audio_it_cannot_hold(clip, tiny, tmp_path):
+    silent = write_clip(tmp_path / "silent.mp4", pan_and_zoom(Image.open(SAMPLES / "rocket.jpg"), 12), audio=False)
+    result = tiny.colorize_video(silent, tmp_path / "colour.webm", stabilize=False)
+    assert result.frames == 12 and result.fps == Fraction(FPS) and result.cuts == 0
+    with av.open(str(result.target)) as container:
+        assert container.streams.video[0].codec_context.name == "vp9"
+    with pytest.raises(VideoError, match="cannot copy its aac audio into .webm"):
+        tiny.colorize_video(clip, tmp_path / "with-sound.webm")
+    assert sorted(p.name for p in tmp_path.iterdir() if "webm" in p.name) == ["colour.webm"]

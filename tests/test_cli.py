@@ -184,7 +184,7 @@ def test_broken_and_looping_links_are_failures_like_a_missing_file(folder, tmp_p
 @pytest.mark.parametrize("option", [["--temperature", "nan"], ["--temperature", "inf"], ["--temperature", "-1"],
                                     ["--saturation", "nan"]])
 def test_non_finite_options_are_one_line_and_exit_2(folder, tmp_path, tiny_weights, option, capsys):
-    code = main(["colorize", str(folder / "a.jpg"), "-o", str(tmp_path / "out"), "--model", str(tiny_weights), *option])
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("colorem: error:") and option[0][2:] in lines[0], lines
+    code, error = run_cli(["colorize", str(folder / "a.jpg"), "-o", str(tmp_path / "out"), "--model", str(tiny_weights), *option], capsys)
+    lines = error.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("colorem") and "error:" in lines[0] and option[0][2:] in lines[0], lines
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -410,8 +410,13 @@ def test_a_hint_model_trains_from_an_automatic_run_and_exports(photos, tmp_path)
     classification = ("model.head=classification", "loss.name=classification", "loss.prior_images=8")
     Trainer(tiny_config(photos, *classification, "run.steps=1"), automatic, env=DistributedEnv()).fit()
     config = tiny_config(photos, *classification, "model.hints=true", "run.steps=3")
+    config = apply_overrides(config, ["optim.hint_lr_scale=10"])
     trainer = Trainer(config, tmp_path / "hints", env=DistributedEnv(), init_from=str(automatic))
     assert not trainer.model.hint_input.weight.any()  # starts as the automatic model
+    hint_parameters = {id(p) for p in trainer.model.hint_input.parameters()}
+    rates = {id(p): group["initial_lr"] for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert all(rates[key] == pytest.approx(10 * config.optim.lr) for key in hint_parameters)  # the new input learns faster
+    assert sorted(set(rates.values())) == pytest.approx([config.optim.lr, 10 * config.optim.lr])
     assert trainer.fit()["status"] == "completed"
     assert trainer.model.hint_input.weight.any()  # simulated hints trained the new input
     export(tmp_path / "hints", tmp_path / "hints.safetensors")

@@ -124,7 +124,7 @@ def test_every_loss_gives_gradients(name):
 
 # --- the loop -----------------------------------------------------------------------------------
 def test_tiny_model_overfits_eight_images(photos, tmp_path):
-    config = tiny_config(photos, "run.steps=400", "optim.lr=1e-2", "data.hflip=false", "data.batch_size=8",
+    config = tiny_config(photos, "run.steps=400", "optim.lr=3e-3", "data.hflip=false", "data.batch_size=8",
                          "run.checkpoint_every=1000", "optim.weight_decay=0")
     trainer = Trainer(config, tmp_path / "run", env=DistributedEnv())
     trainer.fit()

@@ -126,7 +126,7 @@ def test_every_loss_gives_gradients(name):
 
 # --- the loop -----------------------------------------------------------------------------------
 def test_tiny_model_overfits_eight_images(photos, tmp_path):
-    config = tiny_config(photos, "run.steps=400", "optim.lr=1e-2", "data.hflip=false", "data.batch_size=8",
+    config = tiny_config(photos, "run.steps=400", "optim.lr=3e-3", "data.hflip=false", "data.batch_size=8",
                          "run.checkpoint_every=1000", "optim.weight_decay=0")
     trainer = Trainer(config, tmp_path / "run", env=DistributedEnv())
     trainer.fit()
@@ -443,8 +443,13 @@ def test_a_hint_model_trains_from_an_automatic_run_and_exports(photos, tmp_path)
     classification = ("model.head=classification", "loss.name=classification", "loss.prior_images=8")
     Trainer(tiny_config(photos, *classification, "run.steps=1"), automatic, env=DistributedEnv()).fit()
     config = tiny_config(photos, *classification, "model.hints=true", "run.steps=3")
+    config = apply_overrides(config, ["optim.hint_lr_scale=10"])
     trainer = Trainer(config, tmp_path / "hints", env=DistributedEnv(), init_from=str(automatic))
     assert not trainer.model.hint_input.weight.any()  # starts as the automatic model
+    hint_parameters = {id(p) for p in trainer.model.hint_input.parameters()}
+    rates = {id(p): group["initial_lr"] for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert all(rates[key] == pytest.approx(10 * config.optim.lr) for key in hint_parameters)  # the new input learns faster
+    assert sorted(set(rates.values())) == pytest.approx([config.optim.lr, 10 * config.optim.lr])
     assert trainer.fit()["status"] == "completed"
     assert trainer.model.hint_input.weight.any()  # simulated hints trained the new input
     export(tmp_path / "hints", tmp_path / "hints.safetensors")

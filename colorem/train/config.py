@@ -90,6 +90,7 @@ class OptimConfig:
     grad_clip: float = 1.0  # max global gradient norm; 0 = off
     accumulate: int = 1  # micro-batches per optimizer step
     ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 = off. Export prefers the EMA weights.
+    hint_lr_scale: float = 1.0  # learning-rate multiplier of a hint input (new, zero-initialized weights)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from colorem.colorize import Colorizer, _check_options
 from colorem.errors import ColoremError
+from colorem.hints import Hint
 from colorem.imageio import FORMATS, read_image, write_image
 
 
@@ -36,6 +37,7 @@ class BatchOptions:
     batch_size: int = 8
     workers: int | None = None  # None: one per core, none for a handful of files
     single_file: bool = False  # `output` is the file name itself
+    hints: tuple[Hint, ...] = ()  # colour hints in the photo's pixels, given to every photo (the CLI allows one photo)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class _Decoded(Dataset):
 def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], options: BatchOptions) -> Iterator[ItemResult]:
     """Colorize (source, path relative to the output) pairs; yields one ItemResult per input as it finishes."""
     render_size = _check_options(options.render_size or colorizer.render_size, options.saturation)
+    hints = colorizer.check_hints([options.hints])
     todo: list[tuple[Path, Path]] = []
     for source, relative in items:
         existing = [t for t in {target_for(options, relative, False), target_for(options, relative, True)} if t.exists()]
@@ -117,7 +120,10 @@ def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], opt
                 claimed.add(target)
                 good.append((source, target, item["prepared"]))
             if good:
-                ab_small = colorizer.predict_ab(torch.cat([prepared.l_small for _, _, prepared in good]), options.temperature)
+                prepared_good = [prepared for _, _, prepared in good]
+                hint_input = colorizer.hint_input(hints * len(good), prepared_good, render_size) if hints else None
+                ab_small = colorizer.predict_ab(torch.cat([prepared.l_small for prepared in prepared_good]),
+                                                options.temperature, hint_input)
                 for (source, target, prepared), ab in zip(good, ab_small):
                     future = finishers.submit(_finish_and_write, colorizer, prepared, ab[None], options, target)
                     pending.append((source, target, future))

@@ -4,6 +4,7 @@ of conftest.hint_model(): gray without hints, a hint's hue around each hint."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -97,12 +98,12 @@ def test_a_model_without_a_hint_input_refuses_hints(tiny_weights):
     assert colorizer.colorize(np.zeros((20, 20), np.uint8), hints=[]).shape == (20, 20, 3)  # no hints: nothing to refuse
 
 
-def test_the_onnx_backend_refuses_hints(hint_weights):
-    pytest.importorskip("onnxruntime")
-    colorizer = colorem.load(hint_weights, precision="fp32", backend="onnxruntime")
-    assert not colorizer.accepts_hints
+def test_the_onnx_backend_refuses_hints(colorizer):
+    onnx = copy.copy(colorizer)
+    onnx._onnx = object()  # as if loaded with backend="onnxruntime" (the export itself takes 20 s here)
+    assert colorizer.accepts_hints and not onnx.accepts_hints
     with pytest.raises(HintError, match="onnxruntime backend does not take colour hints"):
-        colorizer.colorize(np.zeros((20, 20), np.uint8), hints=[Hint(1, 1, "#3a6ea5")])
+        onnx.colorize(np.zeros((20, 20), np.uint8), hints=[Hint(1, 1, "#3a6ea5")])
 
 
 # --- the command line ------------------------------------------------------------------------
@@ -153,3 +154,68 @@ def test_cli_hints_need_one_photo_and_a_hint_model(hint_weights, tiny_weights, b
     assert main(["colorize", str(big_gray), "-o", str(tmp_path / "o.png"), "--model", str(tiny_weights),
                  "--hint", "1,1,#b22222"]) == 2
     assert "takes no colour hints" in capsys.readouterr().err
+
+
+# --- the REST API ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def client(colorizer):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    from fastapi.testclient import TestClient
+
+    from colorem.serve import Settings, create_app
+
+    with TestClient(create_app(Settings(colorizer=colorizer, warmup=False))) as client:
+        yield client
+
+
+def post(client, hints=None, size=(300, 200)):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    photo(*size).convert("L").save(buffer, format="PNG")
+    fields = {} if hints is None else {"hints": hints if isinstance(hints, str) else json.dumps(hints)}
+    response = client.post("/api/colorize", files={"file": ("photo.png", buffer.getvalue(), "image/png")}, data=fields)
+    image = Image.open(io.BytesIO(response.content)) if response.status_code == 200 else None
+    return response, image
+
+
+def test_rest_hints_field(client):
+    assert client.get("/api/config").json()["accepts_hints"] is True
+    response, image = post(client, [{"x": 50, "y": 100, "color": "#b22222"}])
+    assert response.status_code == 200 and image.size == (300, 200)
+    result = ab_of(image)
+    assert angle(hue(result[:, 90:110, 40:60]), hue_of("#b22222")) < 20
+    assert result[:, :, :150].norm(dim=0).mean() > 3 * result[:, :, 150:].norm(dim=0).mean()
+    wrapped, same = post(client, {"hints": [{"x": 50, "y": 100, "color": "#b22222"}]})
+    assert np.array_equal(np.asarray(same), np.asarray(image))
+
+
+@pytest.mark.parametrize("hints, message", [
+    ("[{", "not valid JSON"),
+    ('[{"x": 1, "y": 1, "color": "red"}]', "hex colour"),
+    ('{"x": 1}', "must be a JSON list"),
+    ([{"x": 500, "y": 1, "color": "#b22222"}], "outside the 300x200 photo"),
+    ([{"x": 1, "y": 1, "color": "#b22222"}] * (MAX_HINTS + 1), f"at most {MAX_HINTS}"),
+])
+def test_rest_bad_hints_are_422_naming_the_field(client, hints, message):
+    response, _ = post(client, hints)
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"].startswith("Invalid options: hints") and message in body["error"]
+    assert body["detail"][0]["field"] == "hints"
+
+
+def test_rest_hints_to_a_model_without_a_hint_input(tiny_weights):
+    from fastapi.testclient import TestClient
+
+    from colorem.serve import Settings, create_app
+
+    with TestClient(create_app(Settings(colorizer=colorem.load(tiny_weights), warmup=False))) as client:
+        assert client.get("/api/config").json()["accepts_hints"] is False
+        response, _ = post(client, [{"x": 5, "y": 5, "color": "#b22222"}])
+        assert response.status_code == 422 and "takes no colour hints" in response.json()["error"]
+        assert post(client, [])[0].status_code == 200

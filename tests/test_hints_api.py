@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import colorem
 from colorem import Hint, HintError
@@ -219,3 +220,50 @@ def test_rest_hints_to_a_model_without_a_hint_input(tiny_weights):
         response, _ = post(client, [{"x": 5, "y": 5, "color": "#b22222"}])
         assert response.status_code == 422 and "takes no colour hints" in response.json()["error"]
         assert post(client, [])[0].status_code == 200
+
+
+# --- evaluation with simulated hints ---------------------------------------------------------
+
+@pytest.fixture
+def colour_folder(tmp_path):
+    folder = tmp_path / "eval"
+    folder.mkdir()
+    colours = [(178, 34, 34), (58, 110, 165), (60, 140, 60), (200, 160, 40)]
+    for seed, ((width, height), colour) in enumerate(zip([(96, 64), (80, 80), (96, 64), (50, 70)], colours)):
+        shade = np.linspace(0.7, 1.1, width)[None, :, None]  # one colour per photo, lightness varying
+        pixels = np.clip(np.array(colour) * shade * np.ones((height, 1, 1)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels, "RGB").save(folder / f"photo-{seed}.png")
+    return folder
+
+
+def test_evaluate_with_simulated_hints(colorizer, tiny_weights, colour_folder):
+    from colorem.evaluate import GRAY, evaluate, find_images
+
+    images = find_images(colour_folder)
+    models = {"hinted": colorizer, "automatic": colorem.load(tiny_weights)}
+    evaluation = evaluate(models, images, render_size=64, batch_size=3, hints=[0, 1, 10], contact_images=0)
+    assert evaluation.rows == [GRAY, "hinted", "automatic", "hinted +1 hint", "hinted +10 hints"]
+    auc = {row: evaluation.summary[row]["auc_ab"].mean for row in evaluation.rows}
+    # One true colour brings the hand-set model closer to the truth (ten overlap and overshoot: it only adds them up).
+    assert auc["hinted +1 hint"] > auc["hinted"] + 0.03 and auc["hinted +10 hints"] != auc["hinted +1 hint"]
+    assert auc["hinted"] == auc[GRAY]  # without hints it paints nothing
+    again = evaluate({"hinted": colorizer}, images, render_size=64, batch_size=1, hints=[10], contact_images=0)
+    assert np.array_equal(again.scores["hinted +10 hints"]["psnr_rgb"], evaluation.scores["hinted +10 hints"]["psnr_rgb"])
+    other_seed = evaluate({"hinted": colorizer}, images, render_size=64, hints=[10], seed=1, contact_images=0)
+    assert not np.array_equal(other_seed.scores["hinted +10 hints"]["psnr_rgb"], evaluation.scores["hinted +10 hints"]["psnr_rgb"])
+
+
+def test_evaluate_cli_hints_rows(hint_weights, tiny_weights, colour_folder, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["evaluate", "--model", str(hint_weights), "--images", str(colour_folder), "--out", str(out),
+                 "--render-size", "64", "--hints", "0,2,5", "--contact-images", "0"]) == 0
+    assert "| tiny-hints +5 hints |" in capsys.readouterr().out
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["rows"] == ["gray", "tiny-hints", "tiny-hints +2 hints", "tiny-hints +5 hints"]
+    assert summary["settings"]["hints"]["counts"] == [0, 2, 5]
+    for bad in ("ten", "-1"):
+        assert main(["evaluate", "--model", str(hint_weights), "--images", str(colour_folder), "--hints", bad]) == 2
+        assert "expected numbers of hints" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(tiny_weights), "--images", str(colour_folder), "--hints", "10",
+                 "--out", str(out)]) == 2
+    assert "need a model with a hint input" in capsys.readouterr().err

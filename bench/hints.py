@@ -14,6 +14,7 @@ number of simulated hints with PIL (no matplotlib needed).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -44,18 +45,21 @@ def hint_colorizer(model: str, precision: str) -> Colorizer:
     return Colorizer(network, card, precision=precision, backend="torch")
 
 
-def median_ms(function, repeats: int, warmup: int = 3) -> float:
+def median_ms(function, repeats: int, warmup: int = 3) -> tuple[float, float]:
+    """Median wall time and median CPU time of this process (all threads), in ms. On a shared machine the
+    CPU time is the steadier figure: it does not count the time other processes hold the cores."""
     for _ in range(warmup):
         function()
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls) * 1000, statistics.median(cpus) * 1000
 
 
-def latency(colorizer: Colorizer, repeats: int, count: int = 10) -> list[tuple[str, float]]:
+def latency(colorizer: Colorizer, repeats: int, count: int = 10) -> list[tuple[str, tuple[float, float]]]:
     sample = Image.open(REPO / "colorem" / "samples" / "mountain-meadow.jpg").convert("L")
     size = colorizer.render_size
     rows = []
@@ -136,9 +140,11 @@ def main() -> None:
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {colorizer.precision}, "
           f"render size {colorizer.render_size}, {args.repeats} runs each")
-    print("| case | median |\n|---|---|")
-    for label, ms in latency(colorizer, args.repeats):
-        print(f"| {label} | {ms:.1f} ms |")
+    print(f"load average before: {' '.join(f'{value:.1f}' for value in os.getloadavg())}")
+    print("| case | median wall | median CPU time (all threads) |\n|---|---|---|")
+    for label, (wall, cpu) in latency(colorizer, args.repeats):
+        print(f"| {label} | {wall:.1f} ms | {cpu:.1f} ms |")
+    print(f"load average after: {' '.join(f'{value:.1f}' for value in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -200,7 +200,6 @@ function showResult(photo, blob, disposition, timing) {
   ui.before.src = replaceUrl("before", photo.blob);
   ui.before.alt = `Before: ${photo.label}, in black and white`;
   ui.after.src = replaceUrl("after", blob);
-  resultPixels = null;
   ui.after.alt = `After: ${photo.label}, colorized`;
   ui.download.href = urls.after;
   ui.download.download = filename;
@@ -256,6 +255,8 @@ async function loadConfig() {
 // change re-colorizes (debounced); markers sit over the photo in percent, so they follow its display size.
 let hints = [];
 let resultPixels = null; // a canvas of the current result, to read the colour colorem predicted at a point
+
+ui.after.addEventListener("load", () => { resultPixels = null; }); // read colours from the newest result
 
 function photoSize() {
   return [ui.after.naturalWidth, ui.after.naturalHeight];

@@ -2,6 +2,7 @@
 
 from colorem.errors import ColoremError, ImageReadError, ImageTooLargeError, WeightsError
 from colorem.colorize import Colorizer, load
+from colorem.hints import Hint, HintError
 
 __version__ = "0.1.0"
 __all__ = [
@@ -9,6 +10,8 @@ __all__ = [
     "ImageReadError",
     "ImageTooLargeError",
     "WeightsError",
+    "HintError",
+    "Hint",
     "Colorizer",
     "load",
     "__version__",

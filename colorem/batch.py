@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from colorem.colorize import Colorizer
 from colorem.errors import ColoremError, NotEnoughMemoryError, check_range
+from colorem.hints import Hint
 from colorem.imageio import FORMATS, QUALITY_RANGE, write_image
 from colorem.limits import RENDER_SIZE, SATURATION, check_options
 
@@ -36,6 +37,7 @@ class BatchOptions:
     batch_size: int = 8
     workers: int | None = None  # None: one per core, none for a handful of files
     single_file: bool = False  # `output` is the file name itself
+    hints: tuple[Hint, ...] = ()  # colour hints in the photo's pixels, given to every photo (the CLI allows one photo)
 
     def __post_init__(self) -> None:
         if self.render_size is not None:
@@ -112,6 +114,7 @@ def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], opt
     todo, done = split_existing(items, options)
     for source, target in done:
         yield ItemResult(source, target, "skipped")
+    hints = colorizer.check_hints([options.hints])
     if not todo:
         return
     _reuse_freed_memory()
@@ -135,8 +138,11 @@ def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], opt
                 claimed.add(target)
                 good.append((source, target, item["prepared"]))
             if good:
+                prepared_good = [prepared for _, _, prepared in good]
+                hint_input = colorizer.hint_input(hints * len(good), prepared_good, render_size) if hints else None
                 try:
-                    ab_small = colorizer.predict_ab(torch.cat([prepared.l_small for _, _, prepared in good]), options.temperature)
+                    ab_small = colorizer.predict_ab(torch.cat([prepared.l_small for prepared in prepared_good]),
+                                                    options.temperature, hint_input)
                 except NotEnoughMemoryError as error:  # the network's activations for this group
                     for source, target, _ in good:
                         yield ItemResult(source, target, "failed", _message(error))

@@ -3,6 +3,7 @@
 photo -> L at full resolution -> render_l: L resized to the render size -> predict_ab: model -> ab (clamped)
       -> finish_rgb8: ab upsampled to full size, joined with the full-resolution L -> RGB (video.py streams frames
       through the same three steps)
+Colour hints (colorem.hints), in the photo's pixels, enter the model beside L at the render size.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import nn
 
 from colorem.color import AB_MAX, gray_to_l, join_lab, lab_to_srgb8, rgb_to_l
 from colorem.errors import ModelOutputError, NotEnoughMemoryError, OptionError
+from colorem.hints import Hint, HintError, as_hints, hint_map
 from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput, Photo, read_image
 from colorem.limits import check_options
 from colorem.runtime import BACKENDS, OnnxBackend, export_onnx, onnxruntime_available
@@ -139,6 +141,29 @@ class Colorizer:
     def render_size(self) -> int:
         return self.card.render_size
 
+    @property
+    def accepts_hints(self) -> bool:
+        """Whether colorize() takes colour hints: a model with a hint input, run by PyTorch."""
+        return bool(getattr(self.model, "accepts_hints", False)) and self._onnx is None
+
+    def check_hints(self, hints: Sequence[Sequence[Hint | dict]]) -> list[list[Hint]] | None:
+        """One list of hints per photo -> Hint lists, checked before any photo is read; None when
+        there are none at all (a hint model then runs as the automatic one)."""
+        hints = [as_hints(photo_hints) for photo_hints in hints]
+        if not any(hints):
+            return None
+        if not self.accepts_hints:
+            if getattr(self.model, "accepts_hints", False):
+                raise HintError("the onnxruntime backend does not take colour hints; use backend='torch'")
+            raise HintError(f"the model {self.card.name or self.card.architecture!r} takes no colour hints "
+                            "(its card's architecture_options has no hints: true)")
+        return hints
+
+    def hint_input(self, hints: Sequence[Sequence[Hint]], prepared: Sequence[Prepared], render_size: int) -> torch.Tensor:
+        """One list of hints per photo, in its own pixels -> the model's hint input (B, 3, R, R)."""
+        return torch.cat([hint_map(photo_hints, item.size[::-1], render_size)
+                          for photo_hints, item in zip(hints, prepared, strict=True)])
+
     # --- the pipeline -------------------------------------------------------------------------
     def prepare(self, image: ImageInput, render_size: int) -> Prepared:
         photo = image if isinstance(image, Photo) else read_image(image, max_pixels=self.max_pixels)
@@ -157,10 +182,14 @@ class Colorizer:
         return Prepared(l_full, gray8, l_small, photo.alpha, photo.name)
 
     @torch.inference_mode()
-    def predict_ab(self, l_small: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
-        """(B, 1, R, R) L in [0, 100] -> (B, 2, R, R) ab in Lab units (float32, CPU)."""
+    def predict_ab(self, l_small: torch.Tensor, temperature: float | None = None,
+                   hints: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 1, R, R) L in [0, 100] -> (B, 2, R, R) ab in Lab units (float32, CPU); `hints` is the
+        model's (B, 3, R, R) hint input (hint_input())."""
         temperature = self.temperature if temperature is None else temperature
         if self._onnx is not None:
+            if hints is not None:
+                raise HintError("the onnxruntime backend does not take colour hints; use backend='torch'")
             default = getattr(self.model, "temperature", 1.0)
             ab = self._onnx(l_small, default if temperature is None else temperature)
         else:
@@ -168,6 +197,8 @@ class Colorizer:
             what = f"the network at render size {l_small.shape[-1]} ({len(l_small)} photos)"
             with autocast(self.device, self.precision), _enough_memory("colorem", None, what):
                 kwargs = {"temperature": temperature} if temperature is not None else {}
+                if hints is not None:
+                    kwargs["hints"] = hints.to(self.device)
                 ab = self.model(l_small, **kwargs)
         ab = ab.float().cpu()
         broken = ~torch.isfinite(ab).flatten(1).all(dim=1)  # (B,): clamping would hide an infinity
@@ -193,19 +224,26 @@ class Colorizer:
         return image
 
     def colorize(self, image: ImageInput, render_size: int | None = None, saturation: float = 1.0,
-                 temperature: float | None = None):
+                 temperature: float | None = None, hints: Sequence[Hint | dict] | None = None):
         """Colorize one photo. Returns a PIL image of exactly the input's size (RGBA if it had alpha);
-        a numpy array in gives a uint8 numpy array out."""
-        return self.colorize_batch([image], render_size, saturation, temperature)[0]
+        a numpy array in gives a uint8 numpy array out. `hints`: colour hints such as
+        [Hint(120, 80, "#3a6ea5")] or [{"x": 120, "y": 80, "color": "#3a6ea5"}], in the photo's pixels,
+        for a model with a hint input (colorem.hints)."""
+        return self.colorize_batch([image], render_size, saturation, temperature,
+                                   None if hints is None else [hints])[0]
 
     def colorize_batch(self, images: Sequence[ImageInput], render_size: int | None = None,
-                       saturation: float = 1.0, temperature: float | None = None) -> list:
-        """Colorize several photos with one forward pass; decoding errors raise for the failing one."""
+                       saturation: float = 1.0, temperature: float | None = None,
+                       hints: Sequence[Sequence[Hint | dict]] | None = None) -> list:
+        """Colorize several photos with one forward pass; decoding errors raise for the failing one.
+        `hints`, when given, holds one list of hints per photo."""
         render_size = check_options(render_size or self.render_size, saturation, temperature)
+        hints = self.check_hints(hints) if hints is not None else None
         prepared = [self.prepare(image, render_size) for image in images]
         if not prepared:
             return []
-        ab_small = self.predict_ab(torch.cat([item.l_small for item in prepared]), temperature)
+        hint_input = self.hint_input(hints, prepared, render_size) if hints is not None else None
+        ab_small = self.predict_ab(torch.cat([item.l_small for item in prepared]), temperature, hint_input)
         results = []
         for item, ab in zip(prepared, ab_small):
             result = self.finish(item, ab[None], saturation)

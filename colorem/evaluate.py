@@ -4,6 +4,9 @@ intervals into a Markdown table, a JSON summary, a per-image CSV and a contact s
 
 photo ─▶ Lab (ground truth) ─▶ L resized to the render size ─▶ each model ─▶ ab upsampled to full size
       ─▶ joined with the true L ─▶ metrics per image ─▶ means and 95% intervals over images
+
+With `hints`, models with a hint input get extra rows ("NAME +10 hints"): N points per photo revealed
+from the true ab at the render size (colorem.hints.simulate_hints, seeded per photo).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from PIL import Image, ImageDraw
 from colorem.color import AB_MAX, rgb_to_lab
 from colorem.colorize import Colorizer
 from colorem.errors import ColoremError, ImageReadError
+from colorem.hints import simulate_hints
 from colorem.imageio import IMAGE_EXTENSIONS, read_image, write_image
 from colorem.metrics import METRICS, colorfulness, compose_rgb, score_batch
 
@@ -37,6 +41,7 @@ LABELS = {  # column titles of the Markdown table, in METRICS order
     "false_colour": "false %",
 }
 WORST_IMAGES = 5  # photos listed per model under the table, by false colour
+HINT_PATCH = 3  # side of a simulated hint's patch at the render size (its colour is the patch's mean)
 
 
 @dataclass
@@ -138,6 +143,20 @@ def upsample_ab(ab_small: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(ab_small, size=size, mode="bilinear", align_corners=False).clamp(-AB_MAX, AB_MAX)
 
 
+def hint_row(name: str, count: int) -> str:
+    return f"{name} +{count} hint{'' if count == 1 else 's'}"
+
+
+def simulated_hints(ab_small: torch.Tensor, indices: Sequence[int], count: int, seed: int) -> torch.Tensor:
+    """True ab at the render size (B, 2, R, R) -> a hint input (B, 3, R, R) of `count` points per photo.
+    Each photo's points depend only on (seed, its index), so runs compare and batch size does not matter,
+    and the first N points of a larger count are the N of a smaller one."""
+    return torch.cat([simulate_hints(ab_small[position:position + 1],
+                                     torch.Generator().manual_seed(seed * 1_000_003 + index),
+                                     counts=[count], patch_size=HINT_PATCH)
+                      for position, index in enumerate(indices)])
+
+
 def _load(path: Path) -> tuple[str, torch.Tensor]:
     photo = read_image(path)
     return path.name, torch.from_numpy(photo.rgb).permute(2, 0, 1)[None]  # (1, 3, H, W)
@@ -153,19 +172,26 @@ def _same_size_groups(rgbs: list[torch.Tensor]) -> list[list[int]]:
 
 def evaluate(colorizers: Mapping[str, Colorizer], images: Sequence[str | Path], *, render_size: int = EVAL_RENDER_SIZE,
              batch_size: int = 16, seed: int = 0, contact_images: int = CONTACT_IMAGES,
-             progress: Callable[[int], None] | None = None) -> Evaluation:
+             progress: Callable[[int], None] | None = None, hints: Sequence[int] = ()) -> Evaluation:
     """Score every colorizer (name -> Colorizer, each already loaded) and the gray baseline on `images`.
 
     Each photo's L (from its Lab, at full resolution) is resized to render_size for the networks, whose
     ab is upsampled back and joined with the true L, as Colorizer.colorize does. Forward passes run in
     batches of batch_size. Unreadable photos are skipped and listed in `failures`; `progress(n)` is
-    called after every batch with the number of photos it consumed.
+    called after every batch with the number of photos it consumed. `hints` (numbers of points, e.g.
+    [1, 10]) adds a row per count for every model with a hint input (0 is the automatic row itself).
     """
     if GRAY in colorizers:
         raise ValueError(f"{GRAY!r} is the baseline's row name; give the model another name")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-    rows = [GRAY, *colorizers]
+    if any(not isinstance(count, int) or count < 0 for count in hints):
+        raise ValueError(f"hints must be counts of 0 or more points, not {list(hints)}")
+    hinted = {hint_row(name, count): (name, count) for name, colorizer in colorizers.items()
+              if colorizer.accepts_hints for count in sorted(set(hints)) if count > 0}
+    if hints and not any(colorizer.accepts_hints for colorizer in colorizers.values()):
+        raise ColoremError("simulated hints need a model with a hint input (none of these has one)")
+    rows = [GRAY, *colorizers, *hinted]
     scores: dict[str, dict[str, list[np.ndarray]]] = {row: {name: [] for name in METRICS} for row in rows}
     original_colorfulness: list[np.ndarray] = []
     names: list[str] = []
@@ -186,6 +212,13 @@ def evaluate(colorizers: Mapping[str, Colorizer], images: Sequence[str | Path], 
             lab_groups = [rgb_to_lab(rgb) for rgb in rgb_groups]
             l_small = torch.cat([render_l(lab, render_size) for lab in lab_groups])
             ab_small = {name: colorizer.predict_ab(l_small) for name, colorizer in colorizers.items()}  # (B, 2, R, R)
+            if hinted:
+                indices = [batch[i][0] for group in groups for i in group]
+                ab_true_small = torch.cat([F.interpolate(lab[:, 1:], size=(render_size, render_size), mode="bilinear",
+                                                         align_corners=False, antialias=True) for lab in lab_groups])
+                for row, (name, count) in hinted.items():
+                    hint_input = simulated_hints(ab_true_small, indices, count, seed)
+                    ab_small[row] = colorizers[name].predict_ab(l_small, hints=hint_input)
             first = 0
             for group, rgb_true, lab_true in zip(groups, rgb_groups, lab_groups):
                 members = slice(first, first + len(group))
@@ -216,6 +249,8 @@ def evaluate(colorizers: Mapping[str, Colorizer], images: Sequence[str | Path], 
     settings = {"render_size": render_size, "batch_size": batch_size, "seed": seed,
                 "bootstrap_samples": BOOTSTRAP_SAMPLES, "interval": "95% percentile bootstrap over images",
                 "auc_thresholds": "0..150 step 1 (trapezoid, /150)",
+                "hints": {"counts": sorted(set(hints)), "patch_size": HINT_PATCH,
+                          "simulated": "per photo from the true ab at the render size, seeded by (seed, photo index)"},
                 "models": {name: {"name": c.card.name, "architecture": c.card.architecture,
                                   "precision": c.precision, "device": str(c.device)} for name, c in colorizers.items()}}
     return Evaluation(names, joined, original, summary, bootstrap(original, seed=seed), failures, sheet.draw(), settings)

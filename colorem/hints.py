@@ -8,6 +8,7 @@ SIGGRAPH 2017). Training and `colorem evaluate --hints N` simulate hints from th
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -64,6 +65,47 @@ def parse_color(color) -> tuple[int, int, int]:
             and all(isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255 for value in color)):
         return tuple(color)  # type: ignore[return-value]
     raise HintError(f"hint colour {color!r} is neither a hex string nor three integers 0..255")
+
+
+def as_hints(values) -> list[Hint]:
+    """Hints as the API takes them (Hint objects or {x, y, color} dicts, in any sequence) -> a list of Hint."""
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+        raise HintError(f"hints are a list of Hint or {{x, y, color}} objects, not {type(values).__name__}")
+    hints = [value if isinstance(value, Hint) else Hint.from_dict(value) for value in values]
+    if len(hints) > MAX_HINTS:
+        raise HintError(f"{len(hints)} hints given; at most {MAX_HINTS} are allowed")
+    for hint in hints:  # checked here, so a bad hint fails before any photo is read
+        _coordinate(hint.x, "x")
+        _coordinate(hint.y, "y")
+        parse_color(hint.color)
+    return hints
+
+
+def parse_hints_json(text: str | bytes) -> list[Hint]:
+    """The hints file the CLI, the REST API and the page share: a JSON list of {"x", "y", "color"}
+    objects, or {"hints": [...]} around it. x, y are photo pixels; color is "#rrggbb"."""
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise HintError(f"hints are not valid JSON ({error})") from None
+    if isinstance(data, dict) and "hints" in data:
+        data = data["hints"]
+    if not isinstance(data, list):
+        raise HintError('hints JSON must be a list of {"x", "y", "color"} objects (or {"hints": [...]})')
+    return as_hints(data)
+
+
+def parse_hint_argument(text: str) -> Hint:
+    """The CLI's --hint X,Y,COLOR ("120,80,#3a6ea5") -> a Hint."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 3:
+        raise HintError(f"--hint {text!r}: expected X,Y,COLOR such as 120,80,#3a6ea5")
+    try:
+        x, y = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise HintError(f"--hint {text!r}: X and Y must be numbers (pixels of the photo)") from None
+    hint = Hint(x, y, parts[2])
+    return as_hints([hint])[0]
 
 
 def hint_map(hints: list[Hint], photo_size: tuple[int, int], render_size: int | tuple[int, int]) -> torch.Tensor:

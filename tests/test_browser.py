@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
+import math
 import os
 import socket
 import subprocess
@@ -35,14 +38,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from colorem.models import create_model
-    from colorem.weights import ModelCard, save_weights
-
-    folder = tmp_path_factory.mktemp("browser")
-    weights = save_weights(create_model("color-em-tiny"), ModelCard(architecture="color-em-tiny", name="tiny-test"),
-                           folder / "tiny.safetensors")
+@contextlib.contextmanager
+def running_server(weights, folder):
     port = free_port()
     log = open(folder / "server.log", "w+")
     process = subprocess.Popen(
@@ -63,13 +60,27 @@ def server(tmp_path_factory):
             log.seek(0)
             pytest.fail(f"colorem serve did not start:\n{log.read()}")
         time.sleep(0.2)
-    yield url
-    process.terminate()
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from colorem.models import create_model
+    from colorem.weights import ModelCard, save_weights
+
+    folder = tmp_path_factory.mktemp("browser")
+    weights = save_weights(create_model("color-em-tiny"), ModelCard(architecture="color-em-tiny", name="tiny-test"),
+                           folder / "tiny.safetensors")
+    with running_server(weights, folder) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -80,19 +91,25 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, server):
+@contextlib.contextmanager
+def open_page(browser, url):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = context.new_page()
     problems = []
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     page.on("console", lambda message: problems.append(f"console: {message.text}") if message.type == "error" else None)
-    page.goto(server)
+    page.goto(url)
     page.wait_for_selector("#samples button img")
     yield page
     context.close()
     # A 4xx answer is logged by Chromium as a failed resource load; anything else (CSP, JS errors) is a bug.
     assert [problem for problem in problems if "status of 4" not in problem] == []
+
+
+@pytest.fixture
+def page(browser, server):
+    with open_page(browser, server) as page:
+        yield page
 
 
 def gray_photo(tmp_path, width=120, height=90) -> Path:
@@ -197,3 +214,129 @@ def test_the_api_docs_render_with_the_network_blocked(browser, server):
     page.wait_for_selector(".opblock-summary-path[data-path=\"/api/colorize\"]")
     context.close()
     assert outside == []
+
+
+# --- colour hints ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def hint_server(tmp_path_factory):
+    """A server with the hand-set hint model of conftest (gray without hints, a hint's hue around it)."""
+    from colorem.weights import ModelCard, save_weights
+    from tests.conftest import hint_model
+
+    folder = tmp_path_factory.mktemp("browser-hints")
+    card = ModelCard(architecture="color-em-tiny", render_size=256, name="tiny-hints",
+                     architecture_options={"head": "classification", "hints": True})
+    with running_server(save_weights(hint_model(), card, folder / "hints.safetensors"), folder) as url:
+        yield url
+
+
+def result_image(page) -> Image.Image:
+    """The colorized image the page shows (its pixels, through a canvas: the page's CSP keeps fetch off blob:)."""
+    import io
+
+    data = page.evaluate("""() => {
+        const image = document.querySelector('#after');
+        const canvas = document.createElement('canvas');
+        canvas.width = image.naturalWidth;
+        canvas.height = image.naturalHeight;
+        canvas.getContext('2d').drawImage(image, 0, 0);
+        return canvas.toDataURL('image/png').split(',')[1];
+    }""")
+    return Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
+
+
+def ab_near(image: Image.Image, x: int, y: int, radius: int = 6) -> tuple[float, float]:
+    from colorem.color import rgb_to_lab
+    import torch
+
+    patch = np.asarray(image)[y - radius:y + radius + 1, x - radius:x + radius + 1]
+    lab = rgb_to_lab(torch.from_numpy(patch.copy()).permute(2, 0, 1)[None].float() / 255)
+    a, b = lab[0, 1:].mean(dim=(1, 2)).tolist()
+    return a, b
+
+
+def hue_of(color: str) -> float:
+    from colorem.color import rgb_to_lab
+    import torch
+
+    rgb = torch.tensor([int(color[i:i + 2], 16) for i in (1, 3, 5)]).float().div(255)
+    a, b = rgb_to_lab(rgb[None, :, None, None])[0, 1:, 0, 0].tolist()
+    return math.degrees(math.atan2(b, a))
+
+
+def hue_difference(ab: tuple[float, float], color: str) -> float:
+    return abs((math.degrees(math.atan2(ab[1], ab[0])) - hue_of(color) + 180) % 360 - 180)
+
+
+def wait_for_result_with(page, colors: list[str]) -> list[dict]:
+    """Wait until the shown result was made with hints of these colours; returns those hints."""
+    page.wait_for_function("(colors) => { const sent = document.querySelector('#after').dataset.hints;"
+                           " return sent !== undefined && JSON.stringify(JSON.parse(sent).map((h) => h.color))"
+                           " === JSON.stringify(colors); }", arg=colors)
+    return json.loads(page.get_attribute("#after", "data-hints"))
+
+
+def test_place_pick_move_and_remove_colour_hints(browser, hint_server, tmp_path):
+    with open_page(browser, hint_server) as page:
+        names = [sample["name"] for sample in json.load(urllib.request.urlopen(f"{hint_server}/api/samples"))["samples"]]
+        page.locator("#samples button").nth(names.index("chelsea-cat.jpg")).click()  # 451 x 300, mid-gray at both points
+        wait_for_result_with(page, [])
+        assert page.is_visible("#hint-tools") and page.is_hidden("#hints-unavailable")
+        automatic = result_image(page)
+        width, height = automatic.size
+
+        page.click("#hint-mode")
+        box = page.locator("#markers").bounding_box()
+        red, blue = "#b22222", "#2f6fd0"
+        for index, (fraction, color) in enumerate([(0.25, red), (0.75, blue)]):
+            page.locator("#markers").click(position={"x": box["width"] * fraction, "y": box["height"] * 0.5})
+            picker = page.locator("#hints-list li").nth(index).locator("input[type=color]")
+            x, y = round(width * fraction), round(height * 0.5)
+            predicted = "#%02x%02x%02x" % automatic.getpixel((x, y))  # the picker opens at colorem's colour there
+            assert abs(int(picker.input_value()[1:3], 16) - int(predicted[1:3], 16)) <= 2
+            picker.fill(color)
+        placed = wait_for_result_with(page, [red, blue])
+        assert [abs(hint["x"] - width * f) <= 2 for hint, f in zip(placed, (0.25, 0.75))] == [True, True]
+        hinted = result_image(page)
+        assert hinted.size == (width, height)
+        for hint in placed:
+            ab = ab_near(hinted, hint["x"], hint["y"])
+            assert math.hypot(*ab) > 10 and hue_difference(ab, hint["color"]) < 25, (hint, ab)
+        with page.expect_download() as download_info:  # the download is the hinted result
+            page.click("#download")
+        assert np.array_equal(np.asarray(Image.open(download_info.value.path()).convert("RGB")), np.asarray(hinted))
+
+        # Drag the blue hint down; the colour follows it.
+        marker = page.locator("#markers .marker").nth(1)
+        marker_box = marker.bounding_box()
+        page.mouse.move(marker_box["x"] + marker_box["width"] / 2, marker_box["y"] + marker_box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(marker_box["x"] + marker_box["width"] / 2, marker_box["y"] + box["height"] * 0.3, steps=5)
+        page.mouse.up()
+        page.wait_for_function("(y) => JSON.parse(document.querySelector('#after').dataset.hints)[1].y > y",
+                               arg=placed[1]["y"] + 30)
+        moved = json.loads(page.get_attribute("#after", "data-hints"))[1]
+        assert hue_difference(ab_near(result_image(page), moved["x"], moved["y"]), blue) < 25
+
+        # Export, remove one (its colour reverts), import the export back.
+        with page.expect_download() as download_info:
+            page.click("#hints-export")
+        exported = json.loads(open(download_info.value.path()).read())
+        assert exported == [{key: hint[key] for key in ("x", "y", "color")} for hint in (placed[0], moved)]
+        page.get_by_role("button", name="Remove hint 1").click()
+        wait_for_result_with(page, [blue])
+        reverted = result_image(page)
+        assert math.hypot(*ab_near(reverted, placed[0]["x"], placed[0]["y"])) < 3  # gray again, as without hints
+        assert hue_difference(ab_near(reverted, moved["x"], moved["y"]), blue) < 25
+        hints_file = tmp_path / "hints.json"
+        hints_file.write_text(json.dumps({"hints": exported}))
+        page.set_input_files("#hints-import", str(hints_file))
+        assert wait_for_result_with(page, [red, blue]) == exported
+
+
+def test_a_model_without_hints_hides_the_hint_tools(page):
+    page.locator("#samples button").first.click()
+    page.wait_for_function("() => document.querySelector('#status-text').textContent.startsWith('Done')")
+    assert page.is_visible("#hints-unavailable") and page.is_hidden("#hint-tools")
+    assert page.locator("#markers .marker").count() == 0

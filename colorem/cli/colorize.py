@@ -14,6 +14,7 @@ from colorem.batch import BatchOptions, colorize_files, rank_share, split_existi
 from colorem.cli.common import add_model_arguments, load_colorizer, ranged
 from colorem.limits import RENDER_SIZE, SATURATION
 from colorem.errors import ColoremError
+from colorem.hints import Hint, HintError, parse_hint_argument, parse_hints_json
 from colorem.imageio import FORMATS, IMAGE_EXTENSIONS, QUALITY_RANGE
 
 OUTPUT_FORMATS = ("same", "png", "jpg", "webp", "tif")
@@ -39,6 +40,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     existing.add_argument("--skip-existing", action="store_true",
                           help="leave outputs that already exist and count them as skipped (the default: a rerun resumes)")
     existing.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    parser.add_argument("--hint", action="append", default=[], metavar="X,Y,COLOR",
+                        help="a colour hint for a model with a hint input: the pixel X,Y of the photo (0,0 at the "
+                             "top left) is COLOR (sRGB hex), e.g. --hint 120,80,#3a6ea5; repeatable; one input photo only")
+    parser.add_argument("--hints", default=None, metavar="FILE",
+                        help='colour hints from a JSON file: [{"x": 120, "y": 80, "color": "#3a6ea5"}, ...] '
+                             '(or {"hints": [...]}), as the web page exports them')
     parser.add_argument("--batch-size", type=ranged(int, 1), default=8, help="photos per forward pass")
     parser.add_argument("--workers", type=ranged(int, 0), default=None, help="decoding processes (default: automatic)")
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
@@ -74,11 +81,27 @@ def collect_inputs(patterns: list[str], recursive: bool) -> tuple[list[tuple[Pat
     return found, unmatched
 
 
+def read_hints(args: argparse.Namespace) -> tuple[Hint, ...]:
+    """--hints FILE then every --hint, checked (a bad one is a HintError: exit 2)."""
+    hints: list[Hint] = []
+    if args.hints is not None:
+        try:
+            text = Path(args.hints).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise HintError(f"cannot read the hints file {args.hints}: {getattr(error, 'strerror', None) or error}") from None
+        hints += parse_hints_json(text)
+    hints += [parse_hint_argument(text) for text in args.hint]
+    return tuple(hints)
+
+
 def run(args: argparse.Namespace) -> int:
+    hints = read_hints(args)
     inputs, unmatched = collect_inputs(args.inputs, args.recursive)
     if not inputs and not unmatched:
         print("colorem: nothing to colorize", file=sys.stderr)
         return 2
+    if hints and len(inputs) > 1:
+        raise HintError(f"hints are in one photo's pixels: give exactly one input photo with --hint/--hints, not {len(inputs)}")
     output = Path(args.output)
     single_file = output.suffix.lower().lstrip(".") in FORMATS and not output.is_dir()
     if single_file and len(inputs) > 1:
@@ -86,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
                            f"give a folder for several (e.g. -o {output.with_suffix('')}/)")
     options = BatchOptions(output=output, format=args.format, render_size=args.render_size, saturation=args.saturation,
                            temperature=args.temperature, quality=args.quality, overwrite=args.overwrite,
-                           batch_size=args.batch_size, workers=args.workers, single_file=single_file)
+                           batch_size=args.batch_size, workers=args.workers, single_file=single_file, hints=hints)
     for pattern in unmatched:
         print(f"failed: {pattern}: the pattern matched no files", file=sys.stderr)
     # Under torchrun, this rank's share; everything otherwise. Outputs that exist are done: a rerun resumes.

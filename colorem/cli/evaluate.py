@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from colorem.cli.common import ranged
 from colorem.colorize import PRECISIONS, load
+from colorem.errors import ColoremError
 from colorem.limits import RENDER_SIZE
 from colorem.evaluate import CONTACT_IMAGES, EVAL_RENDER_SIZE, GRAY, evaluate, find_images, markdown_table, write_report
 
@@ -30,6 +31,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and of the contact-sheet choice")
     parser.add_argument("--contact-images", type=ranged(int, 0), default=CONTACT_IMAGES,
                         help=f"photos (rows) on the contact sheet; 0 = none (default {CONTACT_IMAGES})")
+    parser.add_argument("--hints", default=None, metavar="N[,N...]",
+                        help="also score models with a hint input given N colour hints per photo, simulated "
+                             "from the true colours (seeded by --seed); a list such as 0,1,2,5,10,20 gives the "
+                             "curve, one row per count ('NAME +10 hints')")
     # The device options of colorem.cli.common, without its single --model.
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present, else CPU)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
@@ -52,8 +57,21 @@ def row_names(models: list[str]) -> list[str]:
     return names
 
 
+def hint_counts(text: str | None) -> list[int]:
+    if text is None:
+        return []
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = [-1]
+    if not counts or min(counts) < 0:
+        raise ColoremError(f"--hints {text}: expected numbers of hints such as 10 or 0,1,2,5,10,20")
+    return counts
+
+
 def run(args: argparse.Namespace) -> int:
     models = args.model or ["default"]
+    hints = hint_counts(args.hints)
     images = find_images(args.images, args.limit)
     if not images:
         print(f"colorem: no images in {args.images}", file=sys.stderr)
@@ -64,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
                   for name, model in zip(row_names(models), models)}
     with tqdm(total=len(images), unit="img", file=sys.stderr, disable=len(images) < 2) as progress:
         evaluation = evaluate(colorizers, images, render_size=args.render_size, batch_size=args.batch_size,
-                              seed=args.seed, contact_images=args.contact_images, progress=progress.update)
+                              seed=args.seed, contact_images=args.contact_images, progress=progress.update,
+                              hints=hints)
     paths = write_report(evaluation, args.out)
     for image, reason in evaluation.failures:
         print(f"colorem: skipped {image}: {reason}", file=sys.stderr)

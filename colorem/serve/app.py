@@ -24,6 +24,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from colorem import __version__
 from colorem.errors import ImageReadError, ImageTooLargeError, ModelOutputError
+from colorem.hints import MAX_HINTS, HintError
 from colorem.imageio import encode_image, read_image
 from colorem.models import list_models
 from colorem.serve.samples import load_samples
@@ -150,7 +151,10 @@ def _warm_up(colorizer) -> None:
 def _colorize_bytes(colorizer, data: bytes, name: str, options: ColorizeOptions, max_pixels: int):
     """Runs in a worker thread: decode -> colorize -> encode. Returns (encoded bytes, (width, height))."""
     photo = read_image(data, max_pixels=max_pixels, name=name)
-    image = colorizer.colorize(photo, options.render_size, options.saturation)
+    try:
+        image = colorizer.colorize(photo, options.render_size, options.saturation, hints=options.hints)
+    except HintError as error:  # a hint outside this photo, or hints for a model without a hint input
+        raise ApiError(422, f"Invalid options: hints: {error}", [{"field": "hints", "message": str(error)}]) from None
     return encode_image(image, options.pillow_format), photo.size
 
 
@@ -267,6 +271,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "render_size_range": [MIN_RENDER_SIZE, settings.max_render_size],
             "saturation_range": list(SATURATION_RANGE),
             "formats": ["png", "jpeg", "webp"],
+            "accepts_hints": colorizer.accepts_hints,  # the page shows its hint tools only then
+            "max_hints": MAX_HINTS,
         }
 
     @app.get("/api/models", summary="The loaded model and the registered architectures")
@@ -324,6 +330,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "saturation": {"type": "number", "minimum": SATURATION_RANGE[0], "maximum": SATURATION_RANGE[1], "default": 1.0},
             "render_size": {"type": "integer", "minimum": MIN_RENDER_SIZE, "maximum": settings.max_render_size},
             "format": {"type": "string", "enum": ["png", "jpeg", "webp"], "default": "png"},
+            "hints": {"type": "string", "description": 'colour hints for a model with a hint input (GET /api/config: '
+                      'accepts_hints), JSON: [{"x": 120, "y": 80, "color": "#3a6ea5"}, ...] in the photo\'s pixels'},
         },
     }
 
@@ -331,7 +339,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/api/colorize",
         summary="Colorize a photo",
         description="Send the photo as multipart/form-data field `file`. Options may be form fields or query "
-                    "parameters. Returns the colorized image at the input's size.",
+                    "parameters; `hints` (colour hints, JSON) is a form field. Returns the colorized image at the input's size.",
         response_class=Response,
         responses={200: {"content": {media: {} for media in ("image/png", "image/jpeg", "image/webp")},
                          "description": "the colorized image"}, **errors},
@@ -351,7 +359,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with gate.receive():
             upload = await read_upload(request, settings.max_upload_bytes, settings.upload_timeout)
         with gate.admit():
-            values = {"saturation": saturation, "render_size": render_size, "format": format}
+            values = {"saturation": saturation, "render_size": render_size, "format": format, "hints": None}
             values.update({key: value for key, value in upload.fields.items() if key in values})
             options = parse_options(values, state.colorizer.render_size, settings.max_render_size)
             async with gate.slot():

@@ -14,10 +14,11 @@ from starlette.datastructures import UploadFile
 
 from colorem.errors import OptionError
 from colorem.limits import RENDER_SIZE, SATURATION, check_number
+from colorem.hints import Hint, HintError, parse_hints_json
 
 # Room for multipart boundaries, part headers and the small option fields around the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
-MAX_FIELD_BYTES = 4 * 1024
+MAX_FIELD_BYTES = 16 * 1024  # the largest option is `hints`: 256 hints of about 45 bytes of JSON each
 OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "jpg": ("JPEG", "image/jpeg"),
                   "webp": ("WEBP", "image/webp")}
 SATURATION_RANGE = SATURATION
@@ -51,6 +52,7 @@ class ColorizeOptions:
     saturation: float
     render_size: int
     format: str  # "png" | "jpeg" | "webp"
+    hints: list[Hint] | None = None  # colour hints in the photo's pixels
 
     @property
     def pillow_format(self) -> str:
@@ -125,8 +127,8 @@ async def _read_upload(request: Request, max_bytes: int) -> Upload:
 
 def parse_options(values: dict[str, str | float | int | None], default_render_size: int,
                   max_render_size: int) -> ColorizeOptions:
-    """Check saturation, render_size and format (from the query string or form fields, as text): each with one
-    strict parser; 422 lists every problem by field name."""
+    """Check saturation, render_size, format and hints (from the query string or form fields, as text): each
+    with one strict parser; 422 lists every problem by field name."""
     problems = []
 
     def number(field: str, pattern: re.Pattern, limits: tuple, default):
@@ -155,7 +157,15 @@ def parse_options(values: dict[str, str | float | int | None], default_render_si
             problems.append({"field": "format", "message": "must be png, jpeg or webp", "value": str(raw)})
         elif image_format == "jpg":
             image_format = "jpeg"
+    hints = None
+    raw = values.get("hints")
+    if raw not in (None, ""):
+        try:
+            hints = parse_hints_json(str(raw))
+        except HintError as error:
+            problems.append({"field": "hints", "message": f"must be a JSON list of {{x, y, color}} ({error})",
+                             "value": str(raw)[:200]})
     if problems:
         raise ApiError(422, "Invalid options: " + "; ".join(f"{p['field']} {p['message']}" for p in problems),
                        problems)
-    return ColorizeOptions(saturation=float(saturation), render_size=render_size, format=image_format)
+    return ColorizeOptions(saturation=float(saturation), render_size=render_size, format=image_format, hints=hints)

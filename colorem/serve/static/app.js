@@ -9,6 +9,9 @@ const ui = {
   progress: $("progress"), statusText: $("status-text"), error: $("error"),
   compare: $("compare"), stage: $("stage"), before: $("before"), after: $("after"), slider: $("slider"),
   empty: $("empty"), download: $("download"), originalLink: $("original-link"),
+  hints: $("hints"), hintTools: $("hint-tools"), hintsUnavailable: $("hints-unavailable"), markers: $("markers"),
+  hintMode: $("hint-mode"), hintsList: $("hints-list"), hintsExport: $("hints-export"), hintsImport: $("hints-import"),
+  hintsClear: $("hints-clear"), hintsMessage: $("hints-message"),
 };
 
 let config = { max_upload_bytes: 20 * 1024 * 1024, render_size: 256, render_size_range: [16, 1024] };
@@ -40,6 +43,7 @@ function showError(message) {
     ui.download.hidden = true;
     ui.originalLink.hidden = true;
     ui.empty.hidden = false;
+    ui.hints.hidden = true;
   }
 }
 
@@ -58,6 +62,8 @@ function choose(blob, name, label, originalUrl) {
     return;
   }
   current = { blob, name, label, originalUrl };
+  hints = []; // hints are in one photo's pixels
+  renderHints();
   colorize();
 }
 
@@ -151,6 +157,8 @@ function colorize() {
   form.append("saturation", ui.saturation.value);
   form.append("render_size", ui.renderSize.value);
   form.append("format", ui.format.value);
+  const sentHints = JSON.stringify(hintsJson());
+  if (config.accepts_hints && hints.length) form.append("hints", sentHints);
 
   const xhr = new XMLHttpRequest();
   request = xhr;
@@ -174,6 +182,7 @@ function colorize() {
       return;
     }
     showResult(photo, xhr.response, xhr.getResponseHeader("Content-Disposition"), xhr.getResponseHeader("Server-Timing"));
+    ui.after.dataset.hints = sentHints; // which hints this result shows (tests wait on it)
   });
   xhr.send(form);
 }
@@ -200,6 +209,7 @@ function showResult(photo, blob, disposition, timing) {
   if (photo.originalUrl) ui.originalLink.href = photo.originalUrl;
   ui.compare.hidden = false;
   ui.empty.hidden = true;
+  ui.hints.hidden = false;
   const seconds = /dur=([\d.]+)/.exec(timing || "");
   setStatus(seconds ? `Done in ${(Number(seconds[1]) / 1000).toFixed(2)} s.` : "Done.");
   if (window.matchMedia("(max-width: 800px)").matches) ui.compare.scrollIntoView({ behavior: "smooth", block: "start" });
@@ -240,5 +250,215 @@ async function loadConfig() {
   }
 }
 
-loadConfig();
+// --- colour hints ----------------------------------------------------------------------------
+// A hint is {x, y, color} in the photo's own pixels (the JSON `colorem colorize --hints` reads). Each
+// change re-colorizes (debounced); markers sit over the photo in percent, so they follow its display size.
+let hints = [];
+let resultPixels = null; // a canvas of the current result, to read the colour colorem predicted at a point
+
+ui.after.addEventListener("load", () => { resultPixels = null; }); // read colours from the newest result
+
+function photoSize() {
+  return [ui.after.naturalWidth, ui.after.naturalHeight];
+}
+
+function hintsJson() {
+  return hints.map(({ x, y, color }) => ({ x, y, color }));
+}
+
+function predictedColor(x, y) {
+  if (!resultPixels) {
+    const [width, height] = photoSize();
+    resultPixels = document.createElement("canvas");
+    resultPixels.width = width;
+    resultPixels.height = height;
+    resultPixels.getContext("2d", { willReadFrequently: true }).drawImage(ui.after, 0, 0);
+  }
+  const [r, g, b] = resultPixels.getContext("2d", { willReadFrequently: true }).getImageData(x, y, 1, 1).data;
+  return "#" + [r, g, b].map((value) => value.toString(16).padStart(2, "0")).join("");
+}
+
+function pointFromEvent(event) {
+  const box = ui.markers.getBoundingClientRect();
+  const [width, height] = photoSize();
+  const clamp = (value, high) => Math.min(Math.max(Math.round(value), 0), high - 1);
+  return [clamp((event.clientX - box.left) / box.width * width, width),
+          clamp((event.clientY - box.top) / box.height * height, height)];
+}
+
+function hintsChanged() {
+  renderHints();
+  colorizeSoon();
+}
+
+function renderHints() {
+  const [width, height] = photoSize();
+  ui.markers.replaceChildren();
+  ui.hintsList.replaceChildren();
+  hints.forEach((hint, index) => {
+    const label = `Hint ${index + 1} at ${hint.x}, ${hint.y}`;
+    const marker = document.createElement("button");
+    marker.type = "button";
+    marker.className = "marker";
+    marker.style.left = `${(hint.x + 0.5) / width * 100}%`;
+    marker.style.top = `${(hint.y + 0.5) / height * 100}%`;
+    marker.style.background = hint.color;
+    marker.setAttribute("aria-label", `${label}, ${hint.color}: drag or use the arrow keys to move, Delete to remove`);
+    marker.addEventListener("pointerdown", (event) => dragHint(event, hint, marker));
+    marker.addEventListener("keydown", (event) => keyHint(event, hint));
+    ui.markers.append(marker);
+
+    const item = document.createElement("li");
+    const picker = document.createElement("input");
+    picker.type = "color";
+    picker.value = hint.color;
+    picker.setAttribute("aria-label", `Colour of hint ${index + 1}`);
+    picker.addEventListener("input", () => {
+      hint.color = picker.value;
+      marker.style.background = hint.color;
+      colorizeSoon();
+    });
+    const text = document.createElement("span");
+    text.textContent = label;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "button small";
+    remove.textContent = "Remove";
+    remove.setAttribute("aria-label", `Remove hint ${index + 1}`);
+    remove.addEventListener("click", () => {
+      hints.splice(hints.indexOf(hint), 1);
+      hintsChanged();
+    });
+    item.append(picker, text, remove);
+    ui.hintsList.append(item);
+    hint.picker = picker;
+  });
+  ui.hintsExport.disabled = ui.hintsClear.disabled = hints.length === 0;
+  ui.hintsMessage.textContent = hints.length ? `${hints.length} hint${hints.length === 1 ? "" : "s"}.` : "";
+}
+
+function openPicker(hint) {
+  hint.picker.focus();
+  try {
+    hint.picker.showPicker(); // needs the click that placed the hint (user activation)
+  } catch (ignored) { /* older browsers: the focused colour field is one click away */ }
+}
+
+function placeHint(event) {
+  if (!placing() || event.target !== ui.markers || !config.accepts_hints) return;
+  if (hints.length >= (config.max_hints || 256)) {
+    ui.hintsMessage.textContent = `At most ${config.max_hints} hints.`;
+    return;
+  }
+  const [x, y] = pointFromEvent(event);
+  const hint = { x, y, color: predictedColor(x, y) };
+  hints.push(hint);
+  renderHints(); // not re-colorized yet: the predicted colour changes nothing until it is picked
+  openPicker(hint);
+}
+
+function dragHint(event, hint, marker) {
+  event.preventDefault();
+  marker.setPointerCapture(event.pointerId);
+  const start = [hint.x, hint.y];
+  const move = (moveEvent) => {
+    [hint.x, hint.y] = pointFromEvent(moveEvent);
+    const [width, height] = photoSize();
+    marker.style.left = `${(hint.x + 0.5) / width * 100}%`;
+    marker.style.top = `${(hint.y + 0.5) / height * 100}%`;
+  };
+  const end = () => {
+    marker.removeEventListener("pointermove", move);
+    marker.removeEventListener("pointerup", end);
+    marker.removeEventListener("pointercancel", end);
+    if (hint.x !== start[0] || hint.y !== start[1]) hintsChanged();
+    else openPicker(hint); // a click without a drag: choose its colour
+  };
+  marker.addEventListener("pointermove", move);
+  marker.addEventListener("pointerup", end);
+  marker.addEventListener("pointercancel", end);
+}
+
+function keyHint(event, hint) {
+  const [width, height] = photoSize();
+  const step = Math.max(1, Math.round(Math.max(width, height) / 100));
+  const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+  if (event.key === "Delete" || event.key === "Backspace") {
+    hints.splice(hints.indexOf(hint), 1);
+  } else if (moves[event.key]) {
+    hint.x = Math.min(Math.max(hint.x + moves[event.key][0], 0), width - 1);
+    hint.y = Math.min(Math.max(hint.y + moves[event.key][1], 0), height - 1);
+  } else {
+    return;
+  }
+  event.preventDefault();
+  const index = hints.indexOf(hint);
+  hintsChanged();
+  if (index >= 0) ui.markers.children[index].focus();
+}
+
+function placing() {
+  return ui.hintMode.getAttribute("aria-pressed") === "true";
+}
+
+ui.hintMode.addEventListener("click", () => {
+  const on = !placing();
+  ui.hintMode.setAttribute("aria-pressed", String(on));
+  ui.stage.classList.toggle("placing", on);
+});
+ui.markers.addEventListener("click", placeHint);
+
+ui.hintsClear.addEventListener("click", () => {
+  hints = [];
+  hintsChanged();
+});
+
+ui.hintsExport.addEventListener("click", () => {
+  const blob = new Blob([JSON.stringify(hintsJson(), null, 2) + "\n"], { type: "application/json" });
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = `${(current ? current.name : "photo").replace(/\.[^.]*$/, "")}-hints.json`;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+});
+
+// The same checks as the server, so a bad file is reported here and the photo stays as it is.
+function readHints(text) {
+  let data = JSON.parse(text);
+  if (data && !Array.isArray(data) && Array.isArray(data.hints)) data = data.hints;
+  if (!Array.isArray(data)) throw new Error("expected a list of {x, y, color}");
+  const [width, height] = photoSize();
+  return data.map((item, index) => {
+    const ok = item && Number.isFinite(item.x) && Number.isFinite(item.y) && typeof item.color === "string"
+      && /^#?([0-9a-f]{6}|[0-9a-f]{3})$/i.test(item.color);
+    if (!ok) throw new Error(`hint ${index + 1} is not {x, y, color: "#rrggbb"}`);
+    if (item.x < 0 || item.x >= width || item.y < 0 || item.y >= height) {
+      throw new Error(`hint ${index + 1} at (${item.x}, ${item.y}) lies outside this ${width}×${height} photo`);
+    }
+    let color = item.color.replace("#", "").toLowerCase();
+    if (color.length === 3) color = [...color].map((digit) => digit + digit).join("");
+    return { x: item.x, y: item.y, color: "#" + color };
+  });
+}
+
+ui.hintsImport.addEventListener("change", async () => {
+  const file = ui.hintsImport.files[0];
+  ui.hintsImport.value = "";
+  if (!file) return;
+  try {
+    hints = readHints(await file.text());
+    hintsChanged();
+  } catch (error) {
+    ui.hintsMessage.textContent = `Could not import “${file.name}”: ${error.message}`;
+  }
+});
+
+function showHintTools() {
+  ui.hintTools.hidden = !config.accepts_hints;
+  ui.hintsUnavailable.hidden = Boolean(config.accepts_hints);
+}
+
+loadConfig().then(showHintTools);
 loadSamples();

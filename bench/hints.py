@@ -1,0 +1,151 @@
+"""Colour hints: the latency of one hinted re-colorize, and quality over the number of hints.
+
+    python bench/hints.py --model HINT_WEIGHTS [--repeats 20]                      # latency
+    python bench/hints.py --model HINT_WEIGHTS --images ../shared/data/eval \
+        --counts 0,1,2,5,10,20 --plot docs/hints-curve.png                         # the curve
+
+Latency: what the page waits for after each hint change, one forward at the render size plus the
+colour math, for a photo of the render size and a 1 MP one. A model without a hint input is timed as
+the same network given a (zero) hint input: speed does not depend on the weights' values.
+The curve scores `colorem evaluate --hints` rows (the same protocol) and draws PSNR and AuC against the
+number of simulated hints with PIL (no matplotlib needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+import colorem
+from colorem.colorize import Colorizer
+from colorem.evaluate import GRAY, evaluate, find_images, hint_row
+from colorem.hints import Hint
+from colorem.weights import build_model, load_weights
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def hint_colorizer(model: str, precision: str) -> Colorizer:
+    """The weights as a Colorizer with a hint input (added, zero, when the model has none)."""
+    network, card = load_weights(model)
+    if not getattr(network, "accepts_hints", False):
+        card.architecture_options = {**card.architecture_options, "hints": True}
+        hinted = build_model(card)
+        hinted.load_state_dict(network.state_dict(), strict=False)
+        network = hinted.eval()
+        print(f"{model}: no hint input; timing the same network with a zero-initialized one", file=sys.stderr)
+    return Colorizer(network, card, precision=precision, backend="torch")
+
+
+def median_ms(function, repeats: int, warmup: int = 3) -> tuple[float, float]:
+    """Median wall time and median CPU time of this process (all threads), in ms. On a shared machine the
+    CPU time is the steadier figure: it does not count the time other processes hold the cores."""
+    for _ in range(warmup):
+        function()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        function()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls) * 1000, statistics.median(cpus) * 1000
+
+
+def latency(colorizer: Colorizer, repeats: int, count: int = 10) -> list[tuple[str, tuple[float, float]]]:
+    sample = Image.open(REPO / "colorem" / "samples" / "mountain-meadow.jpg").convert("L")
+    size = colorizer.render_size
+    rows = []
+    for label, (width, height) in [(f"{size}×{size} (the render size)", (size, size)), ("1 MP", (1152, 864))]:
+        photo = np.asarray(sample.resize((width, height), Image.Resampling.BICUBIC))
+        rng = np.random.default_rng(0)
+        hints = [Hint(float(rng.integers(width)), float(rng.integers(height)), "#3a6ea5") for _ in range(count)]
+        rows.append((f"colorize {label}, no hints", median_ms(lambda: colorizer.colorize(photo), repeats)))
+        rows.append((f"colorize {label}, {count} hints", median_ms(lambda: colorizer.colorize(photo, hints=hints), repeats)))
+    return rows
+
+
+def curve(colorizer: Colorizer, images: list[Path], counts: list[int], render_size: int, seed: int) -> dict[int, dict[str, float]]:
+    """Mean PSNR RGB and AuC per number of hints (0: the automatic row)."""
+    result = evaluate({"model": colorizer}, images, render_size=render_size, seed=seed, contact_images=0, hints=counts)
+    means = {row: {metric: float(np.mean(values)) for metric, values in metrics.items()} for row, metrics in result.scores.items()}
+    points = {count: means["model" if count == 0 else hint_row("model", count)] for count in counts}
+    print(f"{len(result.images)} photos; gray baseline PSNR {means[GRAY]['psnr_rgb']:.2f} dB, AuC {means[GRAY]['auc_ab']:.3f}")
+    print("| hints | PSNR RGB (dB) | AuC | colourfulness |\n|---|---|---|---|")
+    for count, values in points.items():
+        print(f"| {count} | {values['psnr_rgb']:.2f} | {values['auc_ab']:.3f} | {values['colorfulness']:.1f} |")
+    return points
+
+
+def plot(points: dict[int, dict[str, float]], path: str, title: str) -> None:
+    """PSNR (left) and AuC (right) against the number of hints, drawn with PIL."""
+    width, height, margin = 900, 380, 60
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((margin, 10), title, fill="black")
+    counts = sorted(points)
+    panel = (width - 3 * margin) // 2
+    for index, (metric, label, colour) in enumerate([("psnr_rgb", "PSNR RGB (dB)", "#1f77b4"), ("auc_ab", "AuC", "#d62728")]):
+        left, top, bottom = margin + index * (panel + margin), 40, height - 40
+        values = [points[count][metric] for count in counts]
+        low, high = min(values), max(values)
+        pad = (high - low) * 0.1 or abs(high) * 0.01 or 1.0
+        low, high = low - pad, high + pad
+        draw.rectangle([left, top, left + panel, bottom], outline="#888")
+        draw.text((left, bottom + 18), f"{label} vs number of hints", fill="black")
+        for fraction in (0.0, 0.5, 1.0):
+            value = low + fraction * (high - low)
+            y = bottom - fraction * (bottom - top)
+            draw.line([left - 4, y, left, y], fill="#888")
+            draw.text((left - margin + 6, y - 6), f"{value:.3g}", fill="#444")
+
+        def position(count: int, value: float) -> tuple[float, float]:
+            x = left + 10 + (panel - 20) * counts.index(count) / max(len(counts) - 1, 1)  # evenly spaced counts
+            return x, bottom - (value - low) / (high - low) * (bottom - top)
+
+        xy = [position(count, points[count][metric]) for count in counts]
+        draw.line(xy, fill=colour, width=2)
+        for count, (x, y) in zip(counts, xy):
+            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+            draw.text((x - 4, bottom + 4), str(count), fill="#444")
+    image.save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="default", help="weights (a hint model; others get a zero hint input)")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--images", default=None, help="colour photos for the quality curve (skip the latency)")
+    parser.add_argument("--counts", default="0,1,2,5,10,20", help="numbers of hints on the curve")
+    parser.add_argument("--render-size", type=int, default=256)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plot", default=None, help="write the curve as a PNG")
+    args = parser.parse_args()
+
+    colorizer = hint_colorizer(args.model, args.precision)
+    if args.images:
+        counts = [int(count) for count in args.counts.split(",")]
+        points = curve(colorizer, find_images(args.images, args.limit), counts, args.render_size, args.seed)
+        if args.plot:
+            plot(points, args.plot, f"{colorizer.card.name or args.model}: {args.images}, render {args.render_size}")
+        return
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {colorizer.precision}, "
+          f"render size {colorizer.render_size}, {args.repeats} runs each")
+    print(f"load average before: {' '.join(f'{value:.1f}' for value in os.getloadavg())}")
+    print("| case | median wall | median CPU time (all threads) |\n|---|---|---|")
+    for label, (wall, cpu) in latency(colorizer, args.repeats):
+        print(f"| {label} | {wall:.1f} ms | {cpu:.1f} ms |")
+    print(f"load average after: {' '.join(f'{value:.1f}' for value in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -253,7 +253,7 @@ class Colorizer:
     def colorize_video(self, source: str | os.PathLike, target: str | os.PathLike, progress=None, **options):
         """Colorize a video file into `target` (temporary name, then renamed), streaming, with colours kept
         stable over time; `options` are colorem.video.VideoOptions' fields (render_size, saturation,
-        temperature, stabilize, ...). Needs PyAV: pip install "color-em[video]". Returns a VideoResult."""
+        temperature, stabilize, ...). Needs PyAV: pip install ".[video]" in a checkout. Returns a VideoResult."""
         from colorem.video import VideoOptions, colorize_video
 
         return colorize_video(self, source, target, VideoOptions(**options), progress=progress)

@@ -26,7 +26,7 @@ import torch
 from colorem.color import gray_to_l
 from colorem.colorize import Colorizer, finish_rgb8, render_l
 from colorem.limits import check_options
-from colorem.errors import VideoError
+from colorem.errors import VideoError, install_hint
 from colorem.temporal import StabilizeOptions, TemporalFilter
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
@@ -67,7 +67,7 @@ def _av(source: Path):
     try:
         import av
     except ImportError:
-        raise VideoError(str(source), 'video needs PyAV: pip install "color-em[video]"') from None
+        raise VideoError(str(source), f"video needs PyAV: {install_hint('video')}") from None
     return av
 
 

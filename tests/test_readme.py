@@ -28,6 +28,10 @@ def readme_namespace(tmp_path, monkeypatch):
     shutil.copy(SAMPLES / "coffee.jpg", "old-photo.jpg")
     shutil.copy(SAMPLES / "rocket.jpg", "a.jpg")
     Image.open(SAMPLES / "wall-clock.jpg").save("b.png")
+    shutil.copy(SAMPLES / "dogs-at-door.jpg", "family.jpg")
+    from tests.test_video import pan_and_zoom, write_clip  # a short clip for the video block (needs PyAV)
+
+    write_clip(Path("film.mp4"), pan_and_zoom(Image.open(SAMPLES / "rocket.jpg").resize((96, 64)), 4), audio=False)
     namespace: dict = {"__name__": "readme"}
     blocks = python_blocks(README)
     assert blocks, "the README has no Python blocks"

@@ -13,7 +13,7 @@ from colorem.errors import ColoremError
 # `colorem colorize` does not pay for the server or trainer imports.
 SUBCOMMANDS = {
     "colorize": ("colorize", "colorize photos, folders or globs"),
-    "video": ("video", "colorize video files with colours stable over time (needs color-em[video])"),
+    "video": ("video", "colorize video files with colours stable over time (needs the video extra)"),
     "models": ("models", "list registered architectures and installed weights"),
     "train": ("train", "train a colorizer on your photos"),
     "export": ("export", "export a training run or checkpoint to weights + card"),

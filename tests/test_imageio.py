@@ -153,3 +153,21 @@ def test_eight_bit_photos_stay_eight_bit_until_used():
     assert photo_read.pixels.dtype == np.uint8
     assert np.array_equal(photo_read.gray, gray.astype(np.float32) / 255.0)
     assert np.array_equal(photo_read.rows(3, 5), photo_read.gray[3:5])
+
+
+def test_a_tiff_whose_second_page_has_no_dimensions_reads_its_first_page():
+    """Pillow raises TypeError ("Missing dimensions") when it walks to such a page (a fuzzed TIFF found it);
+    colorem reads the first page without walking the others."""
+    import struct
+
+    buffer = io.BytesIO()
+    Image.new("L", (4, 4), 128).save(buffer, "TIFF", save_all=True, append_images=[Image.new("L", (4, 4), 60)])
+    data = bytearray(buffer.getvalue())
+    first = struct.unpack_from("<I", data, 4)[0]
+    second = struct.unpack_from("<I", data, first + 2 + 12 * struct.unpack_from("<H", data, first)[0])[0]
+    for entry in range(struct.unpack_from("<H", data, second)[0]):
+        if struct.unpack_from("<H", data, second + 2 + 12 * entry)[0] == 256:  # ImageWidth -> an unknown tag
+            struct.pack_into("<H", data, second + 2 + 12 * entry, 0x7FFF)
+    with pytest.raises(TypeError, match="Missing dimensions"):
+        Image.open(io.BytesIO(bytes(data))).n_frames
+    assert read_image(bytes(data)).size == (4, 4)

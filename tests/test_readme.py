@@ -29,6 +29,12 @@ def readme_namespace(tmp_path, monkeypatch):
     shutil.copy(SAMPLES / "rocket.jpg", "a.jpg")
     Image.open(SAMPLES / "wall-clock.jpg").save("b.png")
     shutil.copy(SAMPLES / "dogs-at-door.jpg", "family.jpg")
+    from colorem.weights import ModelCard, save_weights
+    from tests.conftest import hint_model  # a small hand-set hint model stands in for one you trained
+
+    card = ModelCard(architecture="color-em-tiny", render_size=64, name="tiny-hints",
+                     architecture_options={"head": "classification", "hints": True})
+    save_weights(hint_model(), card, "hints.safetensors")
     from tests.test_video import pan_and_zoom, write_clip  # a short clip for the video block (needs PyAV)
 
     write_clip(Path("film.mp4"), pan_and_zoom(Image.open(SAMPLES / "rocket.jpg").resize((96, 64)), 4), audio=False)

@@ -107,7 +107,7 @@ class Prepared:
         """(1, 1, rows, W) float32 L of rows top..bottom."""
         if self.l_full is not None:
             return self.l_full[:, :, top:bottom]
-        return _gray8_to_l(self.gray8[:, :, top:bottom])
+        return gray8_to_l(self.gray8[:, :, top:bottom])
 
 
 class Colorizer:
@@ -172,7 +172,7 @@ class Colorizer:
             if pixels.dtype == np.uint8 and pixels.ndim == 2:  # 8-bit gray: L is one of 256 values
                 gray8 = torch.from_numpy(pixels if pixels.flags.writeable else pixels.copy())[None, None]  # (1, 1, H, W)
                 l_full = None
-                l_small = render_l(_l_by_rows(photo.size, lambda top, bottom: _gray8_to_l(gray8[:, :, top:bottom])),
+                l_small = render_l(_l_by_rows(photo.size, lambda top, bottom: gray8_to_l(gray8[:, :, top:bottom])),
                                    render_size)  # the float L exists only for this
             else:
                 to_l = gray_to_l if pixels.ndim == 2 else rgb_to_l
@@ -325,7 +325,7 @@ def _channels_first(pixels: np.ndarray) -> torch.Tensor:
 
 
 
-def _gray8_to_l(gray8: torch.Tensor) -> torch.Tensor:
+def gray8_to_l(gray8: torch.Tensor) -> torch.Tensor:
     """uint8 gray values -> float32 L, the same values gray_to_l gives for value / 255."""
     return torch.from_numpy(np.take(_gray8_l_table(), gray8.numpy()))
 

@@ -8,7 +8,6 @@ A colour video is taken as its luma, as a colour photo is taken as its lightness
 from __future__ import annotations
 
 import contextlib
-import functools
 import heapq
 import os
 import secrets
@@ -23,10 +22,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from colorem.color import gray_to_l
-from colorem.colorize import Colorizer, finish_rgb8, render_l
-from colorem.limits import check_options
+from colorem.colorize import Colorizer, finish_rgb8, gray8_to_l, render_l
 from colorem.errors import VideoError, install_hint
+from colorem.limits import check_options
 from colorem.temporal import StabilizeOptions, TemporalFilter
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
@@ -216,7 +214,7 @@ class _Job:
     def _colorize(self, grays: list[np.ndarray], finisher: ThreadPoolExecutor) -> list[tuple[Future, int]]:
         """Gray uint8 frames (H, W) -> colorized RGB uint8 frames (H, W, 3) through the photo path: a future
         of the batch's frames, once per frame with its index."""
-        l_full = _l_of_gray8()[torch.from_numpy(np.stack(grays)).long()][:, None]  # (B, 1, H, W)
+        l_full = gray8_to_l(torch.from_numpy(np.stack(grays)))[:, None]  # (B, 1, H, W), as photos get it
         l_small = render_l(l_full, self.render_size)  # (B, 1, R, R)
         ab_small = self.colorizer.predict_ab(l_small, self.options.temperature)  # (B, 2, R, R)
         if self.filter is not None:
@@ -290,9 +288,3 @@ class _Timestamps:
             pts = 0 if self._last is None else self._last + self.step
         self._last = pts
         return pts
-
-
-@functools.cache
-def _l_of_gray8() -> torch.Tensor:
-    """(256,) L of each 8-bit gray level: the photo path's gray_to_l of value / 255."""
-    return gray_to_l(torch.arange(256, dtype=torch.float32).div(255.0).view(1, 1, 1, -1)).flatten()

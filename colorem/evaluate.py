@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from colorem.color import AB_MAX, rgb_to_lab
+from colorem import colorize
 from colorem.colorize import Colorizer
 from colorem.errors import ColoremError, ImageReadError
 from colorem.hints import simulate_hints
@@ -133,9 +134,8 @@ class _Sheet:
 
 
 def render_l(lab: torch.Tensor, render_size: int) -> torch.Tensor:
-    """(B, 3, H, W) Lab -> (B, 1, R, R) L at the render size, resized as Colorizer.prepare does."""
-    return F.interpolate(lab[:, :1], size=(render_size, render_size), mode="bilinear", align_corners=False,
-                         antialias=True)
+    """(B, 3, H, W) Lab -> (B, 1, R, R) L at the render size, exactly as Colorizer.prepare renders it."""
+    return colorize.render_l(lab[:, :1], render_size)
 
 
 def upsample_ab(ab_small: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

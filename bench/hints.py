@@ -28,7 +28,8 @@ import colorem
 from colorem.colorize import Colorizer
 from colorem.evaluate import GRAY, evaluate, find_images, hint_row
 from colorem.hints import Hint
-from colorem.weights import build_model, load_weights
+from colorem.models import build_model
+from colorem.weights import load_weights
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,7 +39,7 @@ def hint_colorizer(model: str, precision: str) -> Colorizer:
     network, card = load_weights(model)
     if not getattr(network, "accepts_hints", False):
         card.architecture_options = {**card.architecture_options, "hints": True}
-        hinted = build_model(card)
+        hinted = build_model(card.architecture, card.architecture_options)
         hinted.load_state_dict(network.state_dict(), strict=False)
         network = hinted.eval()
         print(f"{model}: no hint input; timing the same network with a zero-initialized one", file=sys.stderr)

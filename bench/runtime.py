@@ -33,7 +33,7 @@ import json, os, resource, statistics, sys, time
 from pathlib import Path
 import torch
 import colorem
-from colorem.batch import BatchOptions, colorize_files
+from colorem.folder import FolderOptions, colorize_files
 from colorem.imageio import write_image
 args = json.loads(sys.argv[1])
 precision = "fp32" if args["precision"] == "fp32-cl" else args["precision"]
@@ -67,7 +67,7 @@ for name in ("1mp", "12mp"):
     result[name + "_ms"] = median_ms(lambda: write_image(colorizer.colorize(source, render_size=render), target), max(3, args["repeats"] // (1 if name == "1mp" else 3)), warmup=1)
 files = sorted(Path(args["folder"]).glob("*.jpg"))
 out = Path(args["tmp"]) / ("folder-" + args["label"].replace(" ", "_"))
-options = BatchOptions(output=out, batch_size=8, overwrite=True, render_size=render)
+options = FolderOptions(output=out, batch_size=8, overwrite=True, render_size=render)
 rates = []
 for _ in range(args["folder_passes"]):  # this VM's speed drifts by 10-20% between passes: take the median
     start = time.perf_counter()
@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", default=[label for label, *_ in ROWS], metavar="LABEL",
                         help="only these rows (the fp32 eager baseline always runs)")
     args = parser.parse_args()
-    from colorem.runtime import export_onnx, quantize_onnx
+    from colorem.onnx_backend import export_onnx, quantize_onnx
     from colorem.weights import load_weights
     from colorem.colorize import Colorizer
 

@@ -23,7 +23,7 @@ def bare(size: int, precision: str, batch: int, steps: int) -> float:
     import torch
 
     from colorem.color import rgb_to_lab, split_lab
-    from colorem.colorize import autocast
+    from colorem.device import autocast
     from colorem.models import create_model
     from colorem.train.losses import ColorLoss
 
@@ -95,7 +95,7 @@ def main() -> None:
         return run_one(args)
     import torch
 
-    from colorem.colorize import bf16_is_fast
+    from colorem.device import bf16_is_fast
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 fast: {bf16_is_fast(torch.device('cpu'))}, "
           f"batch {args.batch}, {args.steps} timed steps, original network (learned embedder), MSE, AdamW\n")

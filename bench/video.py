@@ -86,11 +86,11 @@ def time_video(colorizer, source: Path, target: Path, stabilize: bool) -> float:
 
 
 def time_images(colorizer, folder: Path, out: Path, count: int) -> float:
-    from colorem.batch import BatchOptions, colorize_files
+    from colorem.folder import FolderOptions, colorize_files
 
     items = [(path, Path(path.name)) for path in sorted(folder.glob("*.png"))]
     start = time.perf_counter()
-    results = list(colorize_files(colorizer, items, BatchOptions(output=out, overwrite=True)))
+    results = list(colorize_files(colorizer, items, FolderOptions(output=out, overwrite=True)))
     assert all(result.status == "done" for result in results), results
     return count / (time.perf_counter() - start)
 

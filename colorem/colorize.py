@@ -22,67 +22,15 @@ from PIL import Image
 from torch import nn
 
 from colorem.color import AB_MAX, gray_to_l, join_lab, lab_to_srgb8, rgb_to_l
+from colorem.device import autocast, pick_device, resolve_precision
 from colorem.errors import ModelOutputError, NotEnoughMemoryError, OptionError
 from colorem.hints import Hint, HintError, as_hints, hint_map
 from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput, Photo, read_image
 from colorem.limits import check_options
-from colorem.runtime import BACKENDS, OnnxBackend, export_onnx, onnxruntime_available
+from colorem.onnx_backend import BACKENDS, OnnxBackend, export_onnx, onnxruntime_available
 from colorem.weights import ModelCard, load_weights, resolve_weights
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CHUNK_PIXELS = 1 << 20  # full-resolution colour math runs in slices of about 1 MP to bound memory
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """None: CUDA when present, else the CPU. A named device must exist here (OptionError otherwise)."""
-    if device is None:
-        return default_device()
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise OptionError(f"unknown device {str(device)!r} (use cpu, cuda or cuda:N)") from None
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise OptionError(f"device {resolved} asked for, but CUDA is not available on this machine; use cpu")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise OptionError(f"device {resolved} asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise OptionError("device mps asked for, but MPS is not available on this machine; use cpu")
-    return resolved
-
-
-def bf16_is_fast(device: torch.device) -> bool:
-    """bf16 pays off on GPUs that support it and on CPUs with AVX512-BF16/AMX (oneDNN's check)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision not in PRECISIONS:
-        raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    if precision == "auto":
-        return "bf16" if bf16_is_fast(device) else "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        raise OptionError("fp16 inference is only supported on CUDA; use bf16 or fp32 on the CPU")
-    return precision
-
-
-def autocast(device: torch.device, precision: str):
-    """The autocast context for a precision ("fp32" runs plain)."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 @dataclass
@@ -116,7 +64,7 @@ class Colorizer:
     def __init__(self, model: nn.Module, card: ModelCard, device: str | torch.device | None = None,
                  precision: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS, backend: str = "auto",
                  onnx_model: bytes | str | os.PathLike | None = None):
-        self.device = resolve_device(device)
+        self.device = pick_device(device)
         if backend == "onnxruntime" and precision == "auto":
             precision = "fp32"  # what ONNX Runtime runs
         self.precision = resolve_precision(precision, self.device)

@@ -8,7 +8,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -18,7 +18,7 @@ from torch import nn
 from colorem.atomic import write_atomic
 from colorem.errors import OptionError, WeightsError
 from colorem.limits import check_card
-from colorem.models import create_model
+from colorem.models import build_model
 
 CARD_FORMAT = "colorem-card/1"
 DEFAULT_NAME = "default"
@@ -58,27 +58,20 @@ def card_path(weights_path: str | os.PathLike) -> Path:
 
 def packaged_weights(name: str = DEFAULT_NAME) -> Path:
     """Path of weights shipped inside the package (may not exist)."""
-    return Path(str(resources.files("colorem") / "weights" / f"{name}.safetensors"))
+    return Path(str(resources.files("colorem") / "pretrained" / f"{name}.safetensors"))
 
 
-def build_model(card: ModelCard, embedder_options: dict[str, Any] | None = None) -> nn.Module:
-    options = dict(card.architecture_options)
-    if embedder_options:
-        options["embedder_options"] = {**options.get("embedder_options", {}), **embedder_options}
-    return create_model(card.architecture, **options)
-
-
-def _frozen_prefixes(model: nn.Module) -> tuple[str, ...]:
-    """Frozen external embedders (Inception-ResNet-v2) are not copied into our weights files."""
+def external_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """External embedders (Inception-ResNet-v2, from their own weights file) are not copied into ours."""
     embedder = getattr(model, "embedder", None)
-    return ("embedder.",) if embedder is not None and getattr(embedder, "frozen", False) else ()
+    return ("embedder.",) if embedder is not None and getattr(embedder, "external", False) else ()
 
 
 def save_weights(model: nn.Module, card: ModelCard, path: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
     """Write `path` (.safetensors) and its card (.json), each atomically."""
     path = Path(path).with_suffix(".safetensors")
     ModelCard.from_dict(asdict(card), f"the card for {path.name}")  # never write a card that loading refuses
-    skip = _frozen_prefixes(model)
+    skip = external_prefixes(model)
     state = {}
     for key, tensor in model.state_dict().items():
         if skip and key.startswith(skip):
@@ -144,18 +137,47 @@ def load_weights(name_or_path: str | os.PathLike | None = None, embedder_options
     path = resolve_weights(name_or_path)
     card = read_card(path)
     with torch.device("meta"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a frozen embedder's own weights "copied" into meta tensors: a no-op
-        shapes = build_model(card, embedder_options)
-    expected = {key: tuple(tensor.shape) for key, tensor in shapes.state_dict().items()}
-    _check_shapes(path, _header_shapes(path), expected, _frozen_prefixes(shapes))
-    model = build_model(card, embedder_options)
+        warnings.simplefilter("ignore")  # an external embedder's own weights "copied" into meta tensors: a no-op
+        shapes = build_model(card.architecture, card.architecture_options, embedder_options=embedder_options)
+    skip = external_prefixes(shapes)
+    check_shapes(_header_shapes(path), _shapes(shapes.state_dict()), str(path), skip=skip)
+    model = build_model(card.architecture, card.architecture_options, embedder_options=embedder_options)
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
         raise WeightsError(f"{path}: not a readable safetensors file ({error})") from None
-    dtypes = {key: tensor.dtype for key, tensor in model.state_dict().items()}
-    model.load_state_dict({key: value.to(dtypes[key]) for key, value in state.items()}, strict=False)
+    load_state(model, state, str(path), skip=skip)
     return model.eval(), card
+
+
+def check_shapes(found: Mapping[str, tuple], expected: Mapping[str, tuple], source: str, *,
+                 what: str = "the card's architecture", skip: tuple[str, ...] = (), fresh: tuple[str, ...] = (),
+                 extra: bool = False) -> None:
+    """Refuse weights that do not fit a network, with a WeightsError naming the first keys at fault; `found`
+    and `expected` map tensor names to shapes. Keys starting with `skip` may be missing (an external
+    embedder's); keys starting with `fresh` may be missing or of another shape (new layers, which keep their
+    initial values); with `extra`, weights the network has no place for are ignored."""
+    missing = [key for key in expected if key not in found and not key.startswith(skip + fresh)]
+    unexpected = [] if extra else [key for key in found if key not in expected]
+    if missing or unexpected or not set(found) & set(expected):
+        raise WeightsError(f"{source}: weights do not match {what} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for key, shape in found.items():
+        if key in expected and tuple(shape) != tuple(expected[key]) and not key.startswith(fresh):
+            raise WeightsError(f"{source}: weights do not match {what}: {key} has shape {tuple(shape)}, "
+                               f"the architecture wants {tuple(expected[key])}")
+
+
+def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str, **rules) -> None:
+    """Fill `model` from a state dict once check_shapes(**rules) passes: every tensor cast to the network's
+    dtype; weights it has no place for, and fresh ones of another shape, are left out."""
+    expected = model.state_dict()
+    check_shapes(_shapes(state), _shapes(expected), source, **rules)
+    model.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()
+                           if key in expected and value.shape == expected[key].shape}, strict=False)
+
+
+def _shapes(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(tensor.shape) for key, tensor in state.items()}
 
 
 def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -165,13 +187,3 @@ def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
             return {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}
     except (SafetensorError, OSError, ValueError) as error:
         raise WeightsError(f"{path}: not a readable safetensors file ({error})") from None
-
-
-def _check_shapes(path: Path, found: dict[str, tuple], expected: dict[str, tuple], skip: tuple[str, ...]) -> None:
-    missing = [key for key in expected if key not in found and not (skip and key.startswith(skip))]
-    unexpected = [key for key in found if key not in expected]
-    if missing or unexpected:
-        raise WeightsError(f"{path}: weights do not match the card's architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    for key, shape in found.items():
-        if shape != expected[key]:
-            raise WeightsError(f"{path}: weights do not match the card: {key} has shape {shape}, the architecture wants {expected[key]}")

@@ -23,7 +23,7 @@ stage default-ft5 default-ft4 --set run.steps=4000 "${later[@]}" --set run.seed=
 # The decoding settings: colorem export "$runs/default-ft5" -o W.safetensors --temperature 1.0, then
 #   python bench/calibrate.py --model W.safetensors --ab-prior "$runs/default/ab_prior.json" \
 #     --images ../shared/data/train/train-000002.tar --exclude-source debian_wallpapers --strengths 1 --temperatures 0.8 --step 0.005
-colorem export "$runs/default-ft5" -o colorem/weights/default.safetensors --fp16 --name default \
+colorem export "$runs/default-ft5" -o colorem/pretrained/default.safetensors --fp16 --name default \
   --prior-correction 1 --ab-prior "$runs/default/ab_prior.json" --temperature 0.8 --vibrance 1.25 --render-size 192 \
   --description "colorem default model: the original Color 'em network with a learned embedder, an ab classifier \
 (222 bins, rebalancing 0.7) trained from scratch on one H100 (5.6 min) on 128x128 crops of all training shards, \

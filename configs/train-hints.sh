@@ -17,7 +17,7 @@ from colorem.train.loop import estimate_run_prior
 from colorem.train.losses import save_prior
 save_prior(estimate_run_prior(load_config("configs/default.toml"), ab_bins()), sys.argv[1])
 PY
-  colorem export colorem/weights/default.safetensors -o "$runs/default-raw.safetensors" --name default-raw \
+  colorem export colorem/pretrained/default.safetensors -o "$runs/default-raw.safetensors" --name default-raw \
     --prior-correction -1 --ab-prior "$runs/stage1_ab_prior.json"
 fi
 # Stage 1: the hint input at 10x the body's learning rate, stopped at step 185 (as the shipped model was).

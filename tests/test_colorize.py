@@ -143,7 +143,7 @@ def test_shipped_default_model_colorizes_the_samples_with_real_chroma():
     from colorem.weights import packaged_weights
     from tests.conftest import SAMPLES
 
-    assert packaged_weights().exists(), "colorem/weights/default.safetensors is missing"
+    assert packaged_weights().exists(), "colorem/pretrained/default.safetensors is missing"
     colorizer = colorem.load()
     assert colorizer.card.name == "default" and colorizer.render_size == 192
     chromas = []

@@ -434,7 +434,7 @@ def test_init_from_a_regression_run_into_a_classification_head(photos, tmp_path)
     assert trainer.model.output.out_channels == len(ab_bins())  # the head is new
     assert trainer.fit()["status"] == "completed"
     mismatched = tiny_config(photos, "model.architecture=color-em-half", "run.steps=1")
-    with pytest.raises(colorem.ColoremError, match="do not fit"):
+    with pytest.raises(colorem.ColoremError, match="do not match the model"):
         Trainer(mismatched, tmp_path / "bad", env=DistributedEnv(), init_from=str(run))
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import glob
-import os
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
-from colorem.batch import BatchOptions, colorize_files, rank_share, split_existing
+from colorem.folder import FolderOptions, colorize_files, rank_share, split_existing
 from colorem.cli.common import add_model_arguments, load_colorizer, ranged
 from colorem.limits import RENDER_SIZE, SATURATION
 from colorem.errors import ColoremError
@@ -107,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if single_file and len(inputs) > 1:
         raise ColoremError(f"-o {output} names one file, but {len(inputs)} photos were given; "
                            f"give a folder for several (e.g. -o {output.with_suffix('')}/)")
-    options = BatchOptions(output=output, format=args.format, render_size=args.render_size, saturation=args.saturation,
+    options = FolderOptions(output=output, format=args.format, render_size=args.render_size, saturation=args.saturation,
                            temperature=args.temperature, quality=args.quality, overwrite=args.overwrite,
                            batch_size=args.batch_size, workers=args.workers, single_file=single_file, hints=hints)
     for pattern in unmatched:
@@ -122,12 +121,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if counts["failed"] else 0
 
 
-def _colorize(args: argparse.Namespace, inputs: list[tuple[Path, Path]], options: BatchOptions, counts: dict) -> None:
-    if "LOCAL_RANK" in os.environ and args.device is None:
-        import torch
-
-        if torch.cuda.is_available():
-            args.device = f"cuda:{os.environ['LOCAL_RANK']}"
+def _colorize(args: argparse.Namespace, inputs: list[tuple[Path, Path]], options: FolderOptions, counts: dict) -> None:
     colorizer = load_colorizer(args, backend=args.backend)  # even with nothing to do: a bad model is an error
     if not inputs:
         return

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from colorem.colorize import PRECISIONS, Colorizer, load
+from colorem.colorize import Colorizer, load
+from colorem.device import PRECISIONS
 from colorem.errors import OptionError, check_range
 
 
@@ -25,10 +26,12 @@ def ranged(kind: type, low, high=None):
     return parse
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser, model: bool = True) -> None:
+    """--model (unless the subcommand has its own), --device, --precision and --embedder-weights."""
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default="default",
-                       help="packaged weights name or a .safetensors path (default: the shipped default model)")
+    if model:
+        group.add_argument("--model", default="default",
+                           help="packaged weights name or a .safetensors path (default: the shipped default model)")
     group.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present, else CPU)")
     group.add_argument("--precision", default="auto", choices=PRECISIONS,
                        help="auto = bf16 where the hardware runs it fast, else fp32")

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from colorem.cli.common import ranged
-from colorem.colorize import PRECISIONS, load
+from colorem.cli.common import add_model_arguments, load_colorizer, ranged
 from colorem.errors import ColoremError
 from colorem.limits import RENDER_SIZE
 from colorem.evaluate import CONTACT_IMAGES, EVAL_RENDER_SIZE, GRAY, evaluate, find_images, markdown_table, write_report
@@ -35,12 +34,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="also score models with a hint input given N colour hints per photo, simulated "
                              "from the true colours (seeded by --seed); a list such as 0,1,2,5,10,20 gives the "
                              "curve, one row per count ('NAME +10 hints')")
-    # The device options of colorem.cli.common, without its single --model.
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present, else CPU)")
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
-                        help="auto = bf16 where the hardware runs it fast, else fp32")
-    parser.add_argument("--embedder-weights", default=None,
-                        help="local weights file for an external embedder (inception_resnet_v2)")
+    add_model_arguments(parser, model=False)  # --model is repeatable here
     parser.set_defaults(func=run)
 
 
@@ -77,9 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"colorem: no images in {args.images}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    options = {"weights": args.embedder_weights} if args.embedder_weights else None
-    colorizers = {name: load(model, device=args.device, precision=args.precision, embedder_options=options)
-                  for name, model in zip(row_names(models), models)}
+    colorizers = {name: load_colorizer(args, model) for name, model in zip(row_names(models), models)}
     with tqdm(total=len(images), unit="img", file=sys.stderr, disable=len(images) < 2) as progress:
         evaluation = evaluate(colorizers, images, render_size=args.render_size, batch_size=args.batch_size,
                               seed=args.seed, contact_images=args.contact_images, progress=progress.update,

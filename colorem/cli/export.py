@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _export_onnx(args: argparse.Namespace, output: Path) -> int:
-    from colorem.runtime import export_onnx, quantize_onnx
+    from colorem.onnx_backend import export_onnx, quantize_onnx
     from colorem.weights import load_weights
 
     source = Path(args.source)

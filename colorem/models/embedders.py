@@ -21,9 +21,13 @@ EMBEDDERS = ("none", "learned", "inception_resnet_v2")
 
 
 class GlobalEmbedder(nn.Module):
-    """Interface: forward(l (B, 1, H, W), L in [0, 100]) -> (B, dim). `frozen` embedders can be cached."""
+    """Interface: forward(l (B, 1, H, W), L in [0, 100]) -> (B, dim).
+
+    `external` (of the class): its weights come from their own file and are never copied into ours.
+    `frozen` (of the instance): it is not trained, so its output for a photo never changes and may be cached."""
 
     dim: int = 0
+    external: bool = False
     frozen: bool = False
 
 
@@ -63,6 +67,7 @@ class InceptionResNetV2Embedder(GlobalEmbedder):
     """
 
     dim = 1000
+    external = True
     frozen = True
 
     def __init__(self, weights: str | os.PathLike | None = None, from_timm_cache: bool = False):

@@ -159,6 +159,14 @@ def resolve_resume(spec: str, run_dir: str | os.PathLike) -> tuple[dict[str, Any
     return load_checkpoint(path), path, []
 
 
+def trained_weights(state: dict[str, Any], use_ema: bool = True) -> dict[str, torch.Tensor]:
+    """The model weights a checkpoint holds: the EMA's averages where the run kept one (and use_ema), the
+    live values for anything the EMA does not average."""
+    if use_ema and state.get("ema"):
+        return {**state["model"], **state["ema"]["shadow"]}
+    return state["model"]
+
+
 def _all_unreadable(run_dir: Path, problems: list[str]) -> str:
     folder = checkpoint_dir(run_dir)
     return (f"every checkpoint in {folder} is unreadable ({'; '.join(problems)}). Nothing was changed: the files "

@@ -11,6 +11,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from colorem.device import pick_device
+
 
 @dataclass
 class DistributedEnv:
@@ -27,15 +29,6 @@ class DistributedEnv:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def pick_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
-    if preference == "auto":
-        preference = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(preference)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
-    return device
 
 
 def setup(device: str = "auto", timeout_s: float = 1800.0) -> DistributedEnv:

@@ -11,10 +11,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from colorem.train.checkpoint import load_checkpoint, resolve_resume
+from colorem.models import build_model
+from colorem.train.checkpoint import resolve_resume, trained_weights
 from colorem.train.config import Config
 from colorem.train.losses import load_prior, rebalancing_weights
-from colorem.weights import ModelCard, build_model, load_weights, save_weights
+from colorem.weights import ModelCard, external_prefixes, load_state, load_weights, save_weights
 
 
 def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name: str = "", description: str = "",
@@ -24,20 +25,15 @@ def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name:
     """RUN_DIR or CHECKPOINT -> (model with the EMA weights when the run kept an EMA, full ModelCard).
     `temperature` sets a classification head's default annealed-mean temperature (e.g. a calibrated one);
     `prior_correction` undoes that share of the class rebalancing (adjust_logits) with the run's ab prior."""
-    from colorem.train.loop import build_model  # the same network the run trained
-
     source = Path(source)
-    state = resolve_resume(str(source), source)[0] if source.is_dir() else load_checkpoint(source)
+    state = resolve_resume(str(source), source)[0]  # a run folder's newest good checkpoint, or the file
     config = Config.from_dict(state["config"])
     if temperature is not None:
         _check_temperature(config.model.head)
         config.model.temperature = float(temperature)
-    model = build_model(config)
-    weights = state["ema"]["shadow"] if use_ema and state.get("ema") else state["model"]
-    expected = model.state_dict()
-    model.load_state_dict({key: value.to(expected[key].dtype) for key, value in weights.items() if key in expected},
-                          strict=False)
-    model.embedder.frozen = type(model.embedder).frozen  # a frozen learned embedder is still ours to ship
+    model = build_model(config.model.architecture, config.model.create_kwargs())  # the network the run trained
+    ema = use_ema and bool(state.get("ema"))
+    load_state(model, trained_weights(state, use_ema), str(source), skip=external_prefixes(model))
     provenance = {}
     if prior_correction:
         prior = load_prior(ab_prior) if ab_prior else state.get("ab_prior")
@@ -53,7 +49,7 @@ def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name:
         name=name or source.stem,
         description=description or config.description,
         provenance={"trained_steps": int(state["step"]), "loss": config.loss.name, "optimizer": config.optim.name,
-                    "precision": state.get("precision", config.run.precision), "weights": "ema" if weights is not state["model"] else "live",
+                    "precision": state.get("precision", config.run.precision), "weights": "ema" if ema else "live",
                     "checkpoint": source.name, "config": public_config(config.to_dict()), **provenance},
         data={"source": public_source(data.get("source", {})), "images_seen": int(data.get("images", 0)),
               "skipped": _sum_skipped(data.get("ranks", [])), "crop_size": config.data.size},
@@ -97,7 +93,7 @@ def recard_weights(source: str | os.PathLike, *, name: str = "", description: st
         card, architecture_options=options, name=name or card.name, description=description or card.description,
         render_size=render_size or card.render_size, vibrance=card.vibrance if vibrance is None else float(vibrance),
         provenance=provenance, data={**card.data, "source": public_source(card.data.get("source", {}))})
-    recarded = build_model(card)
+    recarded = build_model(card.architecture, card.architecture_options)  # the new temperature, say
     recarded.load_state_dict(model.state_dict())
     return recarded.eval(), card
 

@@ -17,45 +17,27 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from colorem.color import rgb_to_lab, split_lab
-from colorem.colorize import autocast, bf16_is_fast
 from colorem.data import Augment, DataIterator, PhotoStream, Position, load_fixed_images, resolve_source
+from colorem.device import autocast, resolve_precision
 from colorem.errors import ColoremError, install_hint
 from colorem.hints import simulate_hints
-from colorem.models import create_model
+from colorem.models import build_model
 from colorem.train import distributed
-from colorem.train.checkpoint import (list_checkpoints, load_checkpoint, resolve_resume, rng_state,
-                                      save_checkpoint, set_rng_state)
+from colorem.train.checkpoint import (list_checkpoints, resolve_resume, rng_state, save_checkpoint,
+                                      set_rng_state, trained_weights)
 from colorem.train.config import Config
 from colorem.train.distributed import DistributedEnv
 from colorem.train.losses import ColorLoss, estimate_ab_prior, load_prior, save_prior
 from colorem.train.optim import EMA, create_optimizer, create_scheduler
 from colorem.train.validate import predict, score, write_grid
+from colorem.weights import external_prefixes, load_state
 
 log = logging.getLogger("colorem.train")
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto: bf16 where it is fast (AVX512-BF16/AMX CPUs, Ampere+ GPUs), else fp16 + GradScaler on
-    CUDA, else fp32."""
-    if precision == "auto":
-        if bf16_is_fast(device):
-            return "bf16"
-        return "fp16" if device.type == "cuda" else "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        raise ColoremError("fp16 training needs CUDA; use bf16 or fp32 on CPU")
-    return precision
-
-
-def build_model(config: Config) -> nn.Module:
-    model = create_model(config.model.architecture, **config.model.create_kwargs())
-    if config.model.freeze_embedder:
-        model.embedder.requires_grad_(False)
-        model.embedder.frozen = True  # its outputs can now be cached
-    return model
 
 
 def load_initial_weights(model: nn.Module, spec: str) -> None:
@@ -63,23 +45,13 @@ def load_initial_weights(model: nn.Module, spec: str) -> None:
     (the EMA weights when the run kept an EMA); optimizer and step start fresh."""
     path = Path(spec)
     if path.suffix == ".safetensors" or path.suffix == ".json":
-        from safetensors.torch import load_file
-
         state = load_file(str(path.with_suffix(".safetensors")))
     else:
-        checkpoint = resolve_resume(str(path), path)[0] if path.is_dir() else load_checkpoint(path)
-        state = checkpoint["ema"]["shadow"] if checkpoint.get("ema") else checkpoint["model"]
-    expected = model.state_dict()
+        state = trained_weights(resolve_resume(str(path), path)[0])
     # A different head (e.g. a regression run continued as classification) starts its output layer fresh;
-    # so does a new hint input (zero-initialized: the model starts as the automatic one it came from).
-    head = ("output.", "bins", "hint_input.")
-    mismatched = [key for key, value in state.items() if key in expected and value.shape != expected[key].shape]
-    missing = [key for key in expected if key not in state and not key.startswith("embedder.")]
-    if [key for key in mismatched + missing if not key.startswith(head)] or not set(state) & set(expected):
-        raise ColoremError(f"--init-from {spec}: weights do not fit model (missing {missing[:3]}, "
-                           f"different shapes {mismatched[:3]})")
-    model.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()
-                           if key in expected and key not in mismatched}, strict=False)
+    # so do new hint inputs (zero-initialized: the model starts as the automatic one it came from).
+    head = ("output.", "bins", "hint_")
+    load_state(model, state, f"--init-from {spec}", what="the model", skip=("embedder.",), fresh=head, extra=True)
 
 
 def estimate_run_prior(config: Config, bins: torch.Tensor) -> torch.Tensor:
@@ -100,7 +72,7 @@ class Trainer:
         self.env = env or distributed.setup(config.run.device)
         self.device = self.env.device
         self.progress = progress
-        self.precision = resolve_precision(config.run.precision, self.device)
+        self.precision = resolve_precision(config.run.precision, self.device, training=True)
         self.channels_last = config.run.channels_last and self.precision != "fp32"
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick the fastest kernels once
@@ -109,7 +81,8 @@ class Trainer:
                                "or start a new run with another --out")
         torch.manual_seed(config.run.seed)  # the same initial weights on every rank
 
-        model = build_model(config)
+        model = build_model(config.model.architecture, config.model.create_kwargs(),
+                            freeze_embedder=config.model.freeze_embedder)
         if init_from and checkpoint is None:
             load_initial_weights(model, init_from)
         self.model = model.to(self.device)
@@ -182,11 +155,10 @@ class Trainer:
         return position, images, (rank_state.get("skipped", {}) if same_layout or self.env.is_main else {})
 
     def model_state(self) -> dict[str, torch.Tensor]:
-        """Model weights for checkpoints; an external frozen embedder (Inception-ResNet-v2) is left out:
-        it is rebuilt from its own weights file."""
-        external = type(self.model.embedder).frozen
-        return {key: value for key, value in self.model.state_dict().items()
-                if not (external and key.startswith("embedder."))}
+        """Model weights for checkpoints; an external embedder (Inception-ResNet-v2) is left out: it is
+        rebuilt from its own weights file."""
+        skip = external_prefixes(self.model)
+        return {key: value for key, value in self.model.state_dict().items() if not (skip and key.startswith(skip))}
 
     def save(self) -> Path | None:
         """All ranks call this; rank 0 writes, between barriers."""

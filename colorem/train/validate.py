@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from colorem.color import AB_MAX, gray_to_rgb, rgb_to_lab, split_lab
-from colorem.colorize import autocast
+from colorem.device import autocast
 from colorem.imageio import to_pil, write_image
 from colorem.metrics import auc_ab, colorfulness, compose_rgb, psnr_rgb
 

@@ -1,4 +1,4 @@
-"""Large collections: worker decoding, batching, resumable runs, and a torchrun split across ranks."""
+"""The folder runner: worker decoding, batching, resumable runs, and a torchrun split across ranks."""
 
 import re
 import shutil
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import colorem
-from colorem.batch import BatchOptions, colorize_files, rank_share
+from colorem.folder import FolderOptions, colorize_files, rank_share
 from tests.conftest import photo
 
 
@@ -30,14 +30,14 @@ def items_of(folder: Path):
 
 def test_workers_batches_and_resume(collection, tmp_path, tiny_weights):
     colorizer = colorem.load(tiny_weights)
-    options = BatchOptions(output=tmp_path / "out", batch_size=4, workers=2)
+    options = FolderOptions(output=tmp_path / "out", batch_size=4, workers=2)
     results = list(colorize_files(colorizer, items_of(collection), options))
     assert len(results) == 12
     assert sorted(r.status for r in results).count("done") == 11
     assert [r.source.name for r in results if r.status == "failed"] == ["p99-broken.jpg"]
     for index in range(11):
         assert Image.open(tmp_path / "out" / f"p{index:02d}.jpg").size == (30 + index * 7, 40 - index)
-    again = list(colorize_files(colorizer, items_of(collection), BatchOptions(output=tmp_path / "out")))
+    again = list(colorize_files(colorizer, items_of(collection), FolderOptions(output=tmp_path / "out")))
     assert [r.status for r in again].count("skipped") == 11
 
 
@@ -99,7 +99,7 @@ def test_out_of_memory_in_the_network_fails_only_that_group(collection, tmp_path
         return forward(l, **kwargs)
 
     colorizer.model.forward = first_group_runs_out
-    results = list(colorize_files(colorizer, items_of(collection), BatchOptions(output=tmp_path / "out", batch_size=4, workers=0)))
+    results = list(colorize_files(colorizer, items_of(collection), FolderOptions(output=tmp_path / "out", batch_size=4, workers=0)))
     failed = [r for r in results if r.status == "failed" and r.source.name != "p99-broken.jpg"]
     assert [r.source.name for r in failed] == ["p00.jpg", "p01.jpg", "p02.jpg", "p03.jpg"]
     assert all(r.error == "not enough memory for the network at render size 64 (4 photos)" for r in failed)

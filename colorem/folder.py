@@ -1,5 +1,6 @@
-"""Colorize large collections: decoding in DataLoader workers, one batched forward pass per group,
-finishing (ab upsampling, Lab -> RGB, encoding, writing) in a thread pool, results as they finish.
+"""The folder runner: many photos streamed through one loaded model — decoding in DataLoader workers, one
+batched forward pass per group, finishing (ab upsampling, Lab -> RGB, encoding, writing) in a thread pool,
+results as they finish.
 
 Under `torchrun`, each rank takes its own deterministic share of the sorted inputs (no coordinator).
 """
@@ -26,7 +27,7 @@ from colorem.limits import RENDER_SIZE, SATURATION, check_options
 
 
 @dataclass(frozen=True)
-class BatchOptions:
+class FolderOptions:
     output: Path
     format: str = "same"  # same | png | jpg | webp | tif
     render_size: int | None = None  # None: the model's
@@ -64,7 +65,7 @@ def rank_share(items: Sequence, rank: int | None = None, world_size: int | None 
     return list(items[rank::world_size])
 
 
-def target_for(options: BatchOptions, relative: Path, has_alpha: bool) -> Path:
+def target_for(options: FolderOptions, relative: Path, has_alpha: bool) -> Path:
     if options.single_file:
         return options.output
     if options.format == "same":
@@ -93,7 +94,7 @@ class _Decoded(Dataset):
             return {"index": index, "prepared": None, "error": _message(error)}
 
 
-def split_existing(items: Sequence[tuple[Path, Path]], options: BatchOptions) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+def split_existing(items: Sequence[tuple[Path, Path]], options: FolderOptions) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
     """(items to do, (source, existing output) of those done already). An item is done when an output of it
     exists (under either name its alpha could give it) and options.overwrite is off."""
     todo: list[tuple[Path, Path]] = []
@@ -107,7 +108,7 @@ def split_existing(items: Sequence[tuple[Path, Path]], options: BatchOptions) ->
     return todo, done
 
 
-def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], options: BatchOptions) -> Iterator[ItemResult]:
+def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], options: FolderOptions) -> Iterator[ItemResult]:
     """Colorize (source, path relative to the output) pairs; yields one ItemResult per input as it finishes.
     An output that exists already is skipped (a rerun resumes) unless options.overwrite."""
     render_size = check_options(options.render_size or colorizer.render_size, options.saturation, options.temperature)
@@ -176,7 +177,7 @@ def _one_thread(_worker_id: int) -> None:
     torch.set_num_threads(1)  # decoding workers share the cores with the model
 
 
-def _finish_and_write(colorizer: Colorizer, prepared, ab_small: torch.Tensor, options: BatchOptions, target: Path) -> None:
+def _finish_and_write(colorizer: Colorizer, prepared, ab_small: torch.Tensor, options: FolderOptions, target: Path) -> None:
     image = colorizer.finish(prepared, ab_small, options.saturation)
     write_image(image, target, quality=options.quality)
 

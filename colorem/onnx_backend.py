@@ -1,6 +1,7 @@
-"""Inference backends behind the Colorizer: eager PyTorch, or ONNX Runtime from an ONNX export.
+"""The ONNX backend of the Colorizer: export to ONNX, an ONNX Runtime session, int8 quantization.
 
-Both take L at the render size, (B, 1, R, R) in [0, 100], and return ab (B, 2, R, R) in Lab units.
+Like the eager PyTorch model it takes L at the render size, (B, 1, R, R) in [0, 100], and returns ab
+(B, 2, R, R) in Lab units.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ and the vibrance (a scale on the predicted ab). For every (correction, temperatu
 photos' ab are predicted once, then the vibrance is searched in steps of --step; the rule is the one the
 default model's vibrance was calibrated by: the most colourful setting whose mean PSNR beats the gray
 baseline by --margin dB with an AuC no lower than gray's. The photos are scored as `colorem evaluate` does
-(L resized to the render size, ab upsampled to the photo and joined with its true L). Prints a table, the
+(what `colorem colorize` writes, with the vibrance applied to the predicted ab). Prints a table, the
 chosen setting and the `colorem export` command that writes it into a card. WEIGHTS must not be
 prior-corrected already (one exported at temperature 1, vibrance 1 from its run).
 """
@@ -24,37 +24,36 @@ from pathlib import Path
 import torch
 
 import colorem
-from colorem.color import rgb_to_lab
-from colorem.evaluate import render_l, upsample_ab
-from colorem.imageio import read_image
-from colorem.metrics import auc_ab, colorfulness, compose_rgb, psnr_rgb
+from colorem.evaluate import as_written, read_truth
+from colorem.metrics import auc_ab, colorfulness, psnr_rgb
 from colorem.train.export import adjust_logits
 from colorem.train.losses import load_prior
 from vibrance import photos
 
 
-def load_truth(images: list[Path]) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
-    """The photos' RGB and Lab, (N, 3, H, W) each, per size."""
-    groups: dict[tuple[int, int], list[torch.Tensor]] = {}
+def load_truth(images: list[Path], render_size: int) -> dict[tuple[int, int], tuple[torch.Tensor, ...]]:
+    """The photos as evaluate reads them, per size: (RGB, Lab, full-size L, L at the render size), (N, C, ., .) each."""
+    groups: dict[tuple[int, int], list] = {}
     for path in images:
-        rgb = torch.from_numpy(read_image(path).rgb).permute(2, 0, 1)[None]
-        groups.setdefault(tuple(rgb.shape[-2:]), []).append(rgb)
-    return {size: (torch.cat(rgbs), rgb_to_lab(torch.cat(rgbs))) for size, rgbs in groups.items()}
+        truth = read_truth(path, render_size)
+        groups.setdefault(tuple(truth.rgb.shape[-2:]), []).append(truth)
+    return {size: tuple(torch.cat([getattr(truth, name) for truth in group]) for name in ("rgb", "lab", "l_full", "l_small"))
+            for size, group in groups.items()}
 
 
-def predict(colorizer: colorem.Colorizer, truth: dict, render_size: int, batch: int = 32) -> dict:
+def predict(colorizer: colorem.Colorizer, truth: dict, batch: int = 32) -> dict:
     """ab at the render size for every photo, per size, with the colorizer's temperature and vibrance 1."""
     colorizer.vibrance = 1.0
-    return {size: torch.cat([colorizer.predict_ab(render_l(lab[start:start + batch], render_size))
-                             for start in range(0, len(lab), batch)]) for size, (_, lab) in truth.items()}
+    return {size: torch.cat([colorizer.predict_ab(l_small[start:start + batch]) for start in range(0, len(l_small), batch)])
+            for size, (_, _, _, l_small) in truth.items()}
 
 
 def score(ab_small: dict, truth: dict, vibrance: float) -> tuple[float, float, float]:
-    """Mean PSNR (RGB), colourfulness and AuC over all photos at one vibrance."""
+    """Mean PSNR (RGB), colourfulness and AuC over all photos at one vibrance (a scale on the predicted ab,
+    as the card's vibrance is; applied here like the saturation option, so one prediction serves every one)."""
     psnr, colour, auc = [], [], []
-    for size, (rgb_true, lab) in truth.items():
-        ab = upsample_ab(ab_small[size] * vibrance, size)
-        rgb = compose_rgb(lab[:, :1], ab)
+    for size, (rgb_true, lab, l_full, _) in truth.items():
+        rgb, ab = as_written(l_full, ab_small[size], saturation=vibrance)
         psnr.append(psnr_rgb(rgb, rgb_true))
         colour.append(colorfulness(rgb))
         auc.append(auc_ab(ab, lab[:, 1:]))
@@ -99,8 +98,9 @@ def main() -> None:
     rebalance = base.card.provenance["config"]["loss"]["rebalance"]
     with tempfile.TemporaryDirectory() as folder:
         images = photos(args.images, Path(folder), args.limit, frozenset(args.exclude_source))
-        truth = load_truth(images)
-    gray_psnr, _, gray_auc = score({size: torch.zeros_like(lab[:, 1:]) for size, (_, lab) in truth.items()}, truth, 1.0)
+        truth = load_truth(images, args.render_size)
+    gray_psnr, _, gray_auc = score({size: torch.zeros(len(l_small), 2, *l_small.shape[-2:])
+                                    for size, (_, _, _, l_small) in truth.items()}, truth, 1.0)
     threshold = gray_psnr + args.margin
     print(f"{len(images)} photos from {args.images}; gray baseline PSNR {gray_psnr:.3f} dB, AuC {gray_auc:.4f}; "
           f"rule: PSNR ≥ {threshold:.3f} and AuC ≥ gray's, then the most colourful")
@@ -113,7 +113,7 @@ def main() -> None:
             adjust_logits(colorizer.model, prior, rebalance, strength)
         for temperature in (float(value) for value in args.temperatures.split(",")):
             colorizer.temperature = temperature
-            chosen = search_vibrance(predict(colorizer, truth, args.render_size), truth, threshold, gray_auc, args.step)
+            chosen = search_vibrance(predict(colorizer, truth), truth, threshold, gray_auc, args.step)
             if chosen is None:
                 print(f"| {strength:g} | {temperature:g} | – | no vibrance meets the rule | | |")
                 continue

@@ -97,10 +97,9 @@ def time_images(colorizer, folder: Path, out: Path, count: int) -> float:
 
 def model_rate(colorizer, grays: np.ndarray) -> float:
     """Frames/s of the forward pass alone on these frames: the ceiling for any end-to-end rate."""
-    from colorem.colorize import render_l
-    from colorem.video import _l_of_gray8
+    from colorem.colorize import gray8_to_l, render_l
 
-    l_small = render_l(_l_of_gray8()[torch.from_numpy(grays).long()][:, None], colorizer.render_size)
+    l_small = render_l(gray8_to_l(torch.from_numpy(grays))[:, None], colorizer.render_size)
     colorizer.predict_ab(l_small[:8])  # warm-up
     start = time.perf_counter()
     for chunk in l_small.split(8):
@@ -176,8 +175,7 @@ def sweep(args) -> None:
     (fast; the table above measures the real output); PSNR of the finished RGB on every 4th frame."""
     from PIL import Image
 
-    from colorem.colorize import finish_rgb8, render_l
-    from colorem.video import _l_of_gray8
+    from colorem.colorize import finish_rgb8, gray8_to_l, render_l, upsample_ab
 
     colorizer = colorem.load(args.model)
     originals = read_frames(args.video, args.frames)
@@ -186,13 +184,13 @@ def sweep(args) -> None:
         originals = np.stack([np.asarray(Image.fromarray(frame[:crop_h, i:i + crop_w]).resize(
             (originals.shape[2], originals.shape[1]), Image.Resampling.BICUBIC)) for i, frame in enumerate(originals)])
     grays = np.stack([gray_of(frame) for frame in originals])
-    l_full = _l_of_gray8()[torch.from_numpy(grays).long()][:, None]  # (N, 1, H, W)
+    l_full = gray8_to_l(torch.from_numpy(grays))[:, None]  # (N, 1, H, W), as colorize_video makes it
     l_small = render_l(l_full, colorizer.render_size)
     ab_small = torch.cat([colorizer.predict_ab(chunk) for chunk in l_small.split(8)])
     height, width = l_full.shape[-2:]
 
     def full(ab: torch.Tensor, i: int) -> torch.Tensor:
-        return torch.nn.functional.interpolate(ab[i:i + 1], size=(height, width), mode="bilinear", align_corners=False)
+        return upsample_ab(ab[i:i + 1], (height, width))
 
     def score(ab: torch.Tensor) -> tuple[float, float, float]:
         labs = [torch.cat([l_full[i:i + 1], full(ab, i)], dim=1) for i in range(len(ab))]

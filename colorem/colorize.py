@@ -1,8 +1,9 @@
 """The main API: a Colorizer holds one model and colorizes photos of any size.
 
-photo -> L at full resolution -> render_l: L resized to the render size -> predict_ab: model -> ab (clamped)
-      -> finish_rgb8: ab upsampled to full size, joined with the full-resolution L -> RGB (video.py streams frames
-      through the same three steps)
+photo -> prepare_photo: L at full resolution, and render_l: L resized to the render size
+      -> predict_ab: model -> ab (clamped) -> upsample_ab: ab at full size, joined with the full-resolution L
+      -> lab_to_srgb8 -> RGB (Colorizer.finish for photos, finish_rgb8 for video frames and evaluate: one
+      row-streamed finishing step)
 Colour hints (colorem.hints), in the photo's pixels, enter the model beside L at the render size.
 """
 
@@ -114,20 +115,9 @@ class Colorizer:
 
     # --- the pipeline -------------------------------------------------------------------------
     def prepare(self, image: ImageInput, render_size: int) -> Prepared:
+        """Read a photo (at most max_pixels) and prepare it: its L at full and at the render size."""
         photo = image if isinstance(image, Photo) else read_image(image, max_pixels=self.max_pixels)
-        with _enough_memory(photo.name, photo.size):
-            pixels = photo.pixels
-            if pixels.dtype == np.uint8 and pixels.ndim == 2:  # 8-bit gray: L is one of 256 values
-                gray8 = torch.from_numpy(pixels if pixels.flags.writeable else pixels.copy())[None, None]  # (1, 1, H, W)
-                l_full = None
-                l_small = render_l(_l_by_rows(photo.size, lambda top, bottom: gray8_to_l(gray8[:, :, top:bottom])),
-                                   render_size)  # the float L exists only for this
-            else:
-                to_l = gray_to_l if pixels.ndim == 2 else rgb_to_l
-                gray8 = None
-                l_full = _l_by_rows(photo.size, lambda top, bottom: to_l(_channels_first(photo.rows(top, bottom))))
-                l_small = render_l(l_full, render_size)
-        return Prepared(l_full, gray8, l_small, photo.alpha, photo.name)
+        return prepare_photo(photo, render_size)
 
     @torch.inference_mode()
     def predict_ab(self, l_small: torch.Tensor, temperature: float | None = None,
@@ -207,9 +197,33 @@ class Colorizer:
         return colorize_video(self, source, target, VideoOptions(**options), progress=progress)
 
 
+def prepare_photo(photo: Photo, render_size: int) -> Prepared:
+    """A decoded photo -> its full-resolution L (from its pixels, a slice at a time) and render_l of it."""
+    with _enough_memory(photo.name, photo.size):
+        pixels = photo.pixels
+        if pixels.dtype == np.uint8 and pixels.ndim == 2:  # 8-bit gray: L is one of 256 values
+            gray8 = torch.from_numpy(pixels if pixels.flags.writeable else pixels.copy())[None, None]  # (1, 1, H, W)
+            l_full = None
+            l_small = render_l(_l_by_rows(photo.size, lambda top, bottom: gray8_to_l(gray8[:, :, top:bottom])),
+                               render_size)  # the float L exists only for this
+        else:
+            to_l = gray_to_l if pixels.ndim == 2 else rgb_to_l
+            gray8 = None
+            l_full = _l_by_rows(photo.size, lambda top, bottom: to_l(_channels_first(photo.rows(top, bottom))))
+            l_small = render_l(l_full, render_size)
+    return Prepared(l_full, gray8, l_small, photo.alpha, photo.name)
+
+
 def render_l(l_full: torch.Tensor, render_size: int) -> torch.Tensor:
-    """Render: (B, 1, H, W) full-resolution L -> (B, 1, R, R), the square the network sees (antialiased)."""
+    """Render: (B, 1, H, W) full-resolution L -> (B, 1, R, R), the square the network sees (antialiased).
+    Any channels resize alike: evaluate renders the true ab with it to place simulated hints."""
     return F.interpolate(l_full, size=(render_size, render_size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def upsample_ab(ab_small: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Upsample: (B, 2, R, R) predicted ab -> (B, 2, H, W) at the photo's (height, width), clamped: the
+    values finish_rgb8 and Colorizer.finish join with L (they take them a slice of rows at a time)."""
+    return _BilinearRows(ab_small.contiguous(), *size)(0, size[0]).clamp_(-AB_MAX, AB_MAX)
 
 
 def finish_rgb8(l_full: torch.Tensor, ab_small: torch.Tensor, saturation: float = 1.0) -> torch.Tensor:
@@ -229,7 +243,7 @@ def finish_rgb8(l_full: torch.Tensor, ab_small: torch.Tensor, saturation: float 
 def _finished_rows(l_rows, ab_small: torch.Tensor, saturation: float, height: int, width: int):
     """(top, bottom, (rows, W, 3) uint8 sRGB) for horizontal slices of about CHUNK_PIXELS: ab (1, 2, R, R)
     scaled and upsampled a slice at a time, joined with l_rows(top, bottom) (1, 1, rows, W)."""
-    ab_rows = _BilinearRows((ab_small * saturation).contiguous(), height, width)
+    ab_rows = _BilinearRows((ab_small * saturation).contiguous(), height, width)  # upsample_ab, by slices
     step = max(1, CHUNK_PIXELS // width)
     for top in range(0, height, step):
         bottom = min(top + step, height)

@@ -1,9 +1,11 @@
-"""Scoring colorizers on a folder of colour photos: each photo is turned gray, colorized by every model
-(and by the gray baseline, a = b = 0), scored with colorem.metrics, and summarized with bootstrap
-intervals into a Markdown table, a JSON summary, a per-image CSV and a contact sheet.
+"""Scoring colorizers on a folder of colour photos: each photo is colorized by every model (and by the gray
+baseline, a = b = 0) exactly as `colorem colorize` colorizes it, scored with colorem.metrics against the photo
+itself, and summarized with bootstrap intervals into a Markdown table, a JSON summary, a per-image CSV and a
+contact sheet.
 
-photo ─▶ Lab (ground truth) ─▶ L resized to the render size ─▶ each model ─▶ ab upsampled to full size
-      ─▶ joined with the true L ─▶ metrics per image ─▶ means and 95% intervals over images
+photo ─▶ prepare_photo: its L at full and render size ─▶ predict_ab, each model ─▶ finish_rgb8: ab upsampled,
+      joined with that L, keep-L gamut mapping, 8-bit RGB (the file the writer writes) ─▶ metrics per image
+      against the photo's RGB and Lab ─▶ means and 95% intervals over images
 
 With `hints`, models with a hint input get extra rows ("NAME +10 hints"): N points per photo revealed
 from the true ab at the render size (colorem.hints.simulate_hints, seeded per photo).
@@ -20,16 +22,14 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from colorem.color import AB_MAX, rgb_to_lab
-from colorem import colorize
-from colorem.colorize import Colorizer
+from colorem.color import rgb_to_lab
+from colorem.colorize import Colorizer, finish_rgb8, prepare_photo, render_l, upsample_ab
 from colorem.errors import ColoremError, ImageReadError
 from colorem.hints import simulate_hints
 from colorem.imageio import IMAGE_EXTENSIONS, read_image, write_image
-from colorem.metrics import METRICS, colorfulness, compose_rgb, score_batch
+from colorem.metrics import METRICS, colorfulness, score_batch
 
 GRAY = "gray"  # the baseline row: every pixel's ab is 0
 BOOTSTRAP_SAMPLES = 1000
@@ -133,14 +133,37 @@ class _Sheet:
         return sheet
 
 
-def render_l(lab: torch.Tensor, render_size: int) -> torch.Tensor:
-    """(B, 3, H, W) Lab -> (B, 1, R, R) L at the render size, exactly as Colorizer.prepare renders it."""
-    return colorize.render_l(lab[:, :1], render_size)
+@dataclass
+class Truth:
+    """A colour photo as evaluate scores it: the photo itself, and the L colorize takes from it."""
+
+    index: int  # its place in the list of images
+    name: str
+    rgb: torch.Tensor  # (1, 3, H, W) in [0, 1]
+    l_full: torch.Tensor  # (1, 1, H, W): the L the colours are joined with, as Colorizer.prepare computes it
+    l_small: torch.Tensor  # (1, 1, R, R): the L the network sees
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        return tuple(self.rgb.shape[-2:])
 
 
-def upsample_ab(ab_small: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(B, 2, R, R) predicted ab -> (B, 2, H, W) at the photo's size, clamped, as Colorizer.finish does."""
-    return F.interpolate(ab_small, size=size, mode="bilinear", align_corners=False).clamp(-AB_MAX, AB_MAX)
+def read_truth(path: str | Path, render_size: int, index: int = 0) -> Truth:
+    """One colour photo -> its Truth (its Lab, the true ab, is rgb_to_lab(truth.rgb), best batched); an
+    unreadable file raises ImageReadError."""
+    photo = read_image(path)
+    rgb = torch.from_numpy(photo.rgb).permute(2, 0, 1)[None]
+    prepared = prepare_photo(photo, render_size)
+    return Truth(index, Path(path).name, rgb, prepared.l_rows(0, rgb.shape[-2]), prepared.l_small)
+
+
+def as_written(l_full: torch.Tensor, ab_small: torch.Tensor, saturation: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """What `colorem colorize` writes for predicted ab (B, 2, R, R) and full-resolution L (B, 1, H, W): the
+    result's RGB (B, 3, H, W) in [0, 1], exactly the 8-bit file's values (keep-L gamut mapping), and the ab
+    (B, 2, H, W) it joined with L (scaled by `saturation`, upsampled, clamped)."""
+    rgb8 = finish_rgb8(l_full, ab_small, saturation)  # (B, H, W, 3) uint8
+    return rgb8.permute(0, 3, 1, 2).float().div_(255.0), upsample_ab(ab_small * saturation, tuple(l_full.shape[-2:]))
 
 
 def hint_row(name: str, count: int) -> str:
@@ -157,103 +180,128 @@ def simulated_hints(ab_small: torch.Tensor, indices: Sequence[int], count: int, 
                       for position, index in enumerate(indices)])
 
 
-def _load(path: Path) -> tuple[str, torch.Tensor]:
-    photo = read_image(path)
-    return path.name, torch.from_numpy(photo.rgb).permute(2, 0, 1)[None]  # (1, 3, H, W)
-
-
-def _same_size_groups(rgbs: list[torch.Tensor]) -> list[list[int]]:
-    """Indices of the batch grouped by image size, so colour math and metrics run batched where sizes agree."""
-    groups: dict[tuple[int, int], list[int]] = {}
-    for index, rgb in enumerate(rgbs):
-        groups.setdefault(tuple(rgb.shape[-2:]), []).append(index)
-    return list(groups.values())
-
-
 def evaluate(colorizers: Mapping[str, Colorizer], images: Sequence[str | Path], *, render_size: int = EVAL_RENDER_SIZE,
              batch_size: int = 16, seed: int = 0, contact_images: int = CONTACT_IMAGES,
              progress: Callable[[int], None] | None = None, hints: Sequence[int] = ()) -> Evaluation:
     """Score every colorizer (name -> Colorizer, each already loaded) and the gray baseline on `images`.
 
-    Each photo's L (from its Lab, at full resolution) is resized to render_size for the networks, whose
-    ab is upsampled back and joined with the true L, as Colorizer.colorize does. Forward passes run in
-    batches of batch_size. Unreadable photos are skipped and listed in `failures`; `progress(n)` is
-    called after every batch with the number of photos it consumed. `hints` (numbers of points, e.g.
-    [1, 10]) adds a row per count for every model with a hint input (0 is the automatic row itself).
+    Each photo is colorized at render_size as Colorizer.colorize does it (its L rendered for the network,
+    the predicted ab upsampled and joined with its full-resolution L, written as 8-bit sRGB) and compared
+    with the photo. Forward passes run in batches of batch_size. Unreadable photos are skipped and listed in
+    `failures`; `progress(n)` is called after every batch with the number of photos it consumed. `hints`
+    (numbers of points, e.g. [1, 10]) adds a row per count for every model with a hint input (0 is the
+    automatic row itself).
     """
+    hinted = _hinted_rows(colorizers, batch_size, hints)
+    tally = _Tally([GRAY, *colorizers, *hinted], set(contact_selection(len(images), contact_images, seed)))
+    for start in range(0, len(images), batch_size):
+        photos = _read_batch(images, range(start, min(start + batch_size, len(images))), render_size, tally.failures)
+        if photos:
+            runs = _same_size_runs(photos)
+            labs = [rgb_to_lab(torch.cat([photo.rgb for photo in photos[run]])) for run in runs]  # (G, 3, H, W) each
+            ab_small = _predictions(colorizers, hinted, photos, labs, render_size, seed)
+            for run, lab in zip(runs, labs):
+                tally.add(photos[run], lab, {row: ab[run] for row, ab in ab_small.items()})
+        if progress is not None:
+            progress(min(batch_size, len(images) - start))
+    settings = {"render_size": render_size, "batch_size": batch_size, "seed": seed,
+                "bootstrap_samples": BOOTSTRAP_SAMPLES, "interval": "95% percentile bootstrap over images",
+                "auc_thresholds": "0..150 step 1 (trapezoid, /150)",
+                "result": "as `colorem colorize` writes it: ab upsampled and joined with the photo's L, "
+                          "out-of-gamut colours losing chroma (not lightness), 8-bit sRGB",
+                "hints": {"counts": sorted(set(hints)), "patch_size": HINT_PATCH,
+                          "simulated": "per photo from the true ab at the render size, seeded by (seed, photo index)"},
+                "models": {name: {"name": c.card.name, "architecture": c.card.architecture,
+                                  "precision": c.precision, "device": str(c.device)} for name, c in colorizers.items()}}
+    return tally.evaluation(seed, settings)
+
+
+def _hinted_rows(colorizers: Mapping[str, Colorizer], batch_size: int, hints: Sequence[int]) -> dict[str, tuple[str, int]]:
+    """The arguments checked; the hinted rows, "NAME +N hints" -> (NAME, N)."""
     if GRAY in colorizers:
         raise ValueError(f"{GRAY!r} is the baseline's row name; give the model another name")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     if any(not isinstance(count, int) or count < 0 for count in hints):
         raise ValueError(f"hints must be counts of 0 or more points, not {list(hints)}")
-    hinted = {hint_row(name, count): (name, count) for name, colorizer in colorizers.items()
-              if colorizer.accepts_hints for count in sorted(set(hints)) if count > 0}
     if hints and not any(colorizer.accepts_hints for colorizer in colorizers.values()):
         raise ColoremError("simulated hints need a model with a hint input (none of these has one)")
-    rows = [GRAY, *colorizers, *hinted]
-    scores: dict[str, dict[str, list[np.ndarray]]] = {row: {name: [] for name in METRICS} for row in rows}
-    original_colorfulness: list[np.ndarray] = []
-    names: list[str] = []
-    failures: list[tuple[str, str]] = []
-    selected = set(contact_selection(len(images), contact_images, seed))
-    sheet = _Sheet([*rows, "original"])
+    return {hint_row(name, count): (name, count) for name, colorizer in colorizers.items()
+            if colorizer.accepts_hints for count in sorted(set(hints)) if count > 0}
 
-    for start in range(0, len(images), batch_size):
-        batch: list[tuple[int, str, torch.Tensor]] = []
-        for index in range(start, min(start + batch_size, len(images))):
-            try:
-                batch.append((index, *_load(Path(images[index]))))
-            except ImageReadError as error:
-                failures.append((str(images[index]), error.reason))
-        if batch:
-            groups = _same_size_groups([rgb for _, _, rgb in batch])
-            rgb_groups = [torch.cat([batch[i][2] for i in group]) for group in groups]  # (G, 3, H, W) each
-            lab_groups = [rgb_to_lab(rgb) for rgb in rgb_groups]
-            l_small = torch.cat([render_l(lab, render_size) for lab in lab_groups])
-            ab_small = {name: colorizer.predict_ab(l_small) for name, colorizer in colorizers.items()}  # (B, 2, R, R)
-            if hinted:
-                indices = [batch[i][0] for group in groups for i in group]
-                ab_true_small = torch.cat([F.interpolate(lab[:, 1:], size=(render_size, render_size), mode="bilinear",
-                                                         align_corners=False, antialias=True) for lab in lab_groups])
-                for row, (name, count) in hinted.items():
-                    hint_input = simulated_hints(ab_true_small, indices, count, seed)
-                    ab_small[row] = colorizers[name].predict_ab(l_small, hints=hint_input)
-            first = 0
-            for group, rgb_true, lab_true in zip(groups, rgb_groups, lab_groups):
-                members = slice(first, first + len(group))
-                first += len(group)
-                predictions = {GRAY: torch.zeros_like(lab_true[:, 1:])}
-                for name, ab in ab_small.items():
-                    predictions[name] = upsample_ab(ab[members], lab_true.shape[-2:])  # (G, 2, H, W)
-                colorfulness_true = colorfulness(rgb_true)
-                for row, ab in predictions.items():
-                    for metric, values in score_batch(ab, lab_true, rgb_true, colorfulness_true).items():
-                        scores[row][metric].append(values.numpy())
-                original_colorfulness.append(colorfulness_true.numpy())
-                names += [batch[i][1] for i in group]
-                for position, i in enumerate(group):
-                    if batch[i][0] in selected:
-                        l_true = lab_true[position:position + 1, :1]
-                        sheet.add([_Sheet.tile(compose_rgb(l_true, predictions[row][position:position + 1])[0])
-                                   for row in rows] + [_Sheet.tile(rgb_true[position])])
-        if progress is not None:
-            progress(min(batch_size, len(images) - start))
 
-    if not names:
-        raise ColoremError("no photo could be scored" + (f" ({len(failures)} unreadable)" if failures else ""))
-    joined = {row: {metric: np.concatenate(parts) for metric, parts in metrics.items()} for row, metrics in scores.items()}
-    original = np.concatenate(original_colorfulness)
-    summary = {row: {metric: bootstrap(values, seed=seed) for metric, values in metrics.items()}
-               for row, metrics in joined.items()}
-    settings = {"render_size": render_size, "batch_size": batch_size, "seed": seed,
-                "bootstrap_samples": BOOTSTRAP_SAMPLES, "interval": "95% percentile bootstrap over images",
-                "auc_thresholds": "0..150 step 1 (trapezoid, /150)",
-                "hints": {"counts": sorted(set(hints)), "patch_size": HINT_PATCH,
-                          "simulated": "per photo from the true ab at the render size, seeded by (seed, photo index)"},
-                "models": {name: {"name": c.card.name, "architecture": c.card.architecture,
-                                  "precision": c.precision, "device": str(c.device)} for name, c in colorizers.items()}}
-    return Evaluation(names, joined, original, summary, bootstrap(original, seed=seed), failures, sheet.draw(), settings)
+def _read_batch(images: Sequence[str | Path], indices: range, render_size: int,
+                failures: list[tuple[str, str]]) -> list[Truth]:
+    """The readable photos of one batch, those of one size next to each other (sizes in order of first
+    appearance), so colour math and metrics run batched where sizes agree; unreadable ones go to `failures`."""
+    photos = []
+    for index in indices:
+        try:
+            photos.append(read_truth(images[index], render_size, index))
+        except ImageReadError as error:
+            failures.append((str(images[index]), error.reason))
+    sizes = list(dict.fromkeys(photo.size for photo in photos))
+    return sorted(photos, key=lambda photo: sizes.index(photo.size))
+
+
+def _same_size_runs(photos: list[Truth]) -> list[slice]:
+    """The runs of photos of one size in a batch as _read_batch orders it."""
+    starts = [i for i in range(len(photos)) if i == 0 or photos[i].size != photos[i - 1].size]
+    return [slice(start, end) for start, end in zip(starts, starts[1:] + [len(photos)])]
+
+
+def _predictions(colorizers: Mapping[str, Colorizer], hinted: dict[str, tuple[str, int]], photos: list[Truth],
+                 labs: list[torch.Tensor], render_size: int, seed: int) -> dict[str, torch.Tensor]:
+    """Every row's ab at the render size for one batch, (B, 2, R, R): gray's zeros, each model's, each hinted
+    row's (its hints drawn from the true ab, `labs` per run of one size)."""
+    l_small = torch.cat([photo.l_small for photo in photos])
+    ab_small = {GRAY: torch.zeros(len(photos), 2, render_size, render_size)}
+    ab_small.update({name: colorizer.predict_ab(l_small) for name, colorizer in colorizers.items()})
+    if hinted:
+        ab_true_small = torch.cat([render_l(lab[:, 1:], render_size) for lab in labs])
+        indices = [photo.index for photo in photos]
+        for row, (name, count) in hinted.items():
+            ab_small[row] = colorizers[name].predict_ab(l_small, hints=simulated_hints(ab_true_small, indices, count, seed))
+    return ab_small
+
+
+class _Tally:
+    """Per-image scores of every row, the originals' colourfulness, the photos' names, the unreadable ones
+    and the contact sheet, filled a batch at a time."""
+
+    def __init__(self, rows: list[str], selected: set[int]):
+        self.rows, self.selected = rows, selected
+        self.scores: dict[str, dict[str, list[np.ndarray]]] = {row: {name: [] for name in METRICS} for row in rows}
+        self.original_colorfulness: list[np.ndarray] = []
+        self.names: list[str] = []
+        self.failures: list[tuple[str, str]] = []
+        self.sheet = _Sheet([*rows, "original"])
+
+    def add(self, photos: list[Truth], lab_true: torch.Tensor, ab_small: dict[str, torch.Tensor]) -> None:
+        """Score photos of one size: their Lab (G, 3, H, W), each row's predicted ab (G, 2, R, R)."""
+        rgb_true, l_full = torch.cat([photo.rgb for photo in photos]), torch.cat([photo.l_full for photo in photos])
+        colorfulness_true = colorfulness(rgb_true)
+        results = {row: as_written(l_full, ab) for row, ab in ab_small.items()}  # row -> (rgb, ab) at full size
+        for row, (rgb, ab) in results.items():
+            for metric, values in score_batch(ab, rgb, lab_true, rgb_true, colorfulness_true).items():
+                self.scores[row][metric].append(values.numpy())
+        self.original_colorfulness.append(colorfulness_true.numpy())
+        self.names += [photo.name for photo in photos]
+        for position, photo in enumerate(photos):
+            if photo.index in self.selected:
+                self.sheet.add([_Sheet.tile(results[row][0][position]) for row in self.rows] + [_Sheet.tile(photo.rgb[0])])
+
+    def evaluation(self, seed: int, settings: dict) -> Evaluation:
+        if not self.names:
+            failures = f" ({len(self.failures)} unreadable)" if self.failures else ""
+            raise ColoremError(f"no photo could be scored{failures}")
+        joined = {row: {metric: np.concatenate(parts) for metric, parts in metrics.items()}
+                  for row, metrics in self.scores.items()}
+        original = np.concatenate(self.original_colorfulness)
+        summary = {row: {metric: bootstrap(values, seed=seed) for metric, values in metrics.items()}
+                   for row, metrics in joined.items()}
+        return Evaluation(self.names, joined, original, summary, bootstrap(original, seed=seed), self.failures,
+                          self.sheet.draw(), settings)
 
 
 # --- the report -----------------------------------------------------------------------------------
@@ -275,7 +323,7 @@ def markdown_table(evaluation: Evaluation) -> str:
         lines.append(f"| {row} | " + " | ".join(_cell(metrics[metric], metric) for metric in METRICS) + " |")
     original = evaluation.original_summary
     lines += ["", f"{len(evaluation.images)} photos; originals' colourfulness {_cell(original, 'colorfulness')}. "
-              "Mean over photos (95% bootstrap interval). PSNR/SSIM: predicted ab joined with the true L, RGB in [0, 1]; "
+              "Mean over photos (95% bootstrap interval). PSNR/SSIM: the result as `colorem colorize` writes it, RGB in [0, 1]; "
               "AuC: ab error CDF over 0..150; ≤10/≤25: share of pixels with ab error within 10/25; "
               "CF: colourfulness (Hasler & Süsstrunk); ΔCF = CF(result) − CF(original); "
               "false %: share of pixels neutral in the original (chroma < 8) painted with chroma ≥ 20 (blotches)."]

@@ -19,8 +19,9 @@ SSIM_WINDOW = 7  # scikit-image's default window
 
 
 def compose_rgb(l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-    """The evaluation protocol of colorization papers: ground-truth L (B, 1, H, W) joined with the
-    predicted ab (B, 2, H, W) -> sRGB (B, 3, H, W), clipped to [0, 1]."""
+    """L (B, 1, H, W) joined with predicted ab (B, 2, H, W) -> sRGB (B, 3, H, W), clipped to [0, 1]: the
+    quick float join training's validation scores. colorem.evaluate scores what the file writer makes
+    instead (colorem.colorize.finish_rgb8: out-of-gamut colours lose chroma, not lightness; 8 bits)."""
     return lab_to_rgb(join_lab(l, ab))
 
 
@@ -35,7 +36,7 @@ def _psnr(mse: torch.Tensor, data_range: float) -> torch.Tensor:
 def psnr_rgb(rgb: torch.Tensor, rgb_true: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """PSNR in dB per image: 10·log10(data_range² / MSE), the MSE over all pixels and the 3 channels.
 
-    rgb, rgb_true: (B, 3, H, W) in [0, 1]. For a colorization, rgb = compose_rgb(L_true, ab_predicted).
+    rgb, rgb_true: (B, 3, H, W) in [0, 1]: the colorized result and the original.
     Image by image this is skimage.metrics.peak_signal_noise_ratio(rgb_true, rgb, data_range=1).
     """
     return _psnr(_mean_per_image((rgb - rgb_true).square()), data_range)
@@ -151,18 +152,18 @@ METRICS = ("psnr_rgb", "ssim_rgb", "psnr_ab", "mse_ab", "auc_ab", "within_10", "
            "colorfulness", "delta_colorfulness", "false_colour")
 
 
-def score_batch(ab: torch.Tensor, lab_true: torch.Tensor, rgb_true: torch.Tensor,
+def score_batch(ab: torch.Tensor, rgb: torch.Tensor, lab_true: torch.Tensor, rgb_true: torch.Tensor,
                 colorfulness_true: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """Every metric in METRICS for a batch of predictions, as {name: (B,) float64}.
+    """Every metric in METRICS for a batch of results, as {name: (B,) float64}.
 
-    ab: (B, 2, H, W) predicted ab; lab_true: (B, 3, H, W) Lab of the originals; rgb_true: the originals;
-    colorfulness_true: colorfulness(rgb_true) when already known (it is the same for every model).
+    ab: (B, 2, H, W) the predicted ab at full size; rgb: (B, 3, H, W) the result in [0, 1]; lab_true:
+    (B, 3, H, W) Lab of the originals; rgb_true: the originals; colorfulness_true: colorfulness(rgb_true)
+    when already known (it is the same for every model).
     """
     if colorfulness_true is None:
         colorfulness_true = colorfulness(rgb_true)
-    l_true, ab_true = lab_true[:, :1], lab_true[:, 1:]
+    ab_true = lab_true[:, 1:]
     ab = ab.to(lab_true.dtype)
-    rgb = compose_rgb(l_true, ab)
     cdf = ab_error_cdf(ab, ab_true)
     colorfulness_result = colorfulness(rgb)
     return {

@@ -74,17 +74,9 @@ def _export_onnx(args: argparse.Namespace, output: Path) -> int:
 
 
 def _calibration_batches(folder: str, render_size: int) -> list:
-    """L at the render size for up to 64 photos of the folder, one array (1, 1, R, R) each."""
-    import torch
-    import torch.nn.functional as F
-
-    from colorem.color import rgb_to_l
+    """L at the render size for up to 64 photos of the folder, as colorize prepares it: one array (1, 1, R, R) each."""
+    from colorem.colorize import prepare_photo
     from colorem.imageio import IMAGE_EXTENSIONS, read_image
 
     paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:64]
-    batches = []
-    for path in paths:
-        rgb = torch.from_numpy(read_image(path).rgb).permute(2, 0, 1)[None]
-        l_small = F.interpolate(rgb_to_l(rgb), size=(render_size, render_size), mode="bilinear", antialias=True)
-        batches.append(l_small.numpy())
-    return batches
+    return [prepare_photo(read_image(path), render_size).l_small.numpy() for path in paths]

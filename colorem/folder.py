@@ -14,14 +14,13 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Generator, Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from colorem.colorize import Colorizer
+from colorem.colorize import Colorizer, Prepared
 from colorem.errors import ColoremError, NotEnoughMemoryError, check_range
-from colorem.hints import Hint
 from colorem.imageio import FORMATS, QUALITY_RANGE, write_image
 from colorem.limits import RENDER_SIZE, SATURATION, check_options
 
@@ -38,7 +37,6 @@ class FolderOptions:
     batch_size: int = 8
     workers: int | None = None  # None: one per core, none for a handful of files
     single_file: bool = False  # `output` is the file name itself
-    hints: tuple[Hint, ...] = ()  # colour hints in the photo's pixels, given to every photo (the CLI allows one photo)
 
     def __post_init__(self) -> None:
         if self.render_size is not None:
@@ -91,7 +89,7 @@ class _Decoded(Dataset):
         try:
             return {"index": index, "prepared": self.colorizer.prepare(source, self.render_size), "error": ""}
         except (ColoremError, ValueError, OSError) as error:
-            return {"index": index, "prepared": None, "error": _message(error)}
+            return {"index": index, "prepared": None, "error": failure_reason(error)}
 
 
 def split_existing(items: Sequence[tuple[Path, Path]], options: FolderOptions) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
@@ -115,46 +113,61 @@ def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], opt
     todo, done = split_existing(items, options)
     for source, target in done:
         yield ItemResult(source, target, "skipped")
-    hints = colorizer.check_hints([options.hints])
     if not todo:
         return
     _reuse_freed_memory()
-    workers = options.workers if options.workers is not None else (0 if len(todo) < 16 else min(4, os.cpu_count() or 1))
-    loader = DataLoader(_Decoded(todo, colorizer, render_size), batch_size=options.batch_size, num_workers=workers,
-                        collate_fn=list, prefetch_factor=4 if workers else None, worker_init_fn=_one_thread)
     claimed: set[Path] = set()
-    pending: deque[tuple[Path, Path, Future]] = deque()
+    pending: deque[tuple[Path, Path, Future]] = deque()  # (source, target, its finishing and writing)
     with ThreadPoolExecutor(max_workers=2) as finishers:
-        for batch in loader:
-            good = []
-            for item in batch:
-                source, relative = todo[item["index"]]
-                if item["prepared"] is None:
-                    yield ItemResult(source, None, "failed", item["error"])
-                    continue
-                target = target_for(options, relative, item["prepared"].alpha is not None)
-                if target in claimed:
-                    yield ItemResult(source, target, "failed", f"another input already maps to {target}")
-                    continue
-                claimed.add(target)
-                good.append((source, target, item["prepared"]))
+        for batch in _decoded_batches(colorizer, todo, render_size, options):
+            good = yield from _claim_targets(batch, todo, options, claimed)
             if good:
-                prepared_good = [prepared for _, _, prepared in good]
-                hint_input = colorizer.hint_input(hints * len(good), prepared_good, render_size) if hints else None
-                try:
-                    ab_small = colorizer.predict_ab(torch.cat([prepared.l_small for prepared in prepared_good]),
-                                                    options.temperature, hint_input)
-                except NotEnoughMemoryError as error:  # the network's activations for this group
-                    for source, target, _ in good:
-                        yield ItemResult(source, target, "failed", _message(error))
-                    continue
-                for (source, target, prepared), ab in zip(good, ab_small):
-                    future = finishers.submit(_finish_and_write, colorizer, prepared, ab[None], options, target)
-                    pending.append((source, target, future))
+                pending.extend((yield from _predict_and_finish(colorizer, good, options, finishers)))
             while pending and (pending[0][2].done() or len(pending) > 4 * options.batch_size):
                 yield _collect(*pending.popleft())
         while pending:
             yield _collect(*pending.popleft())
+
+
+def _decoded_batches(colorizer: Colorizer, todo: list[tuple[Path, Path]], render_size: int,
+                     options: FolderOptions) -> DataLoader:
+    """Batches of decoded photos (lists of _Decoded items), decoded in worker processes for many files."""
+    workers = options.workers if options.workers is not None else (0 if len(todo) < 16 else min(4, os.cpu_count() or 1))
+    return DataLoader(_Decoded(todo, colorizer, render_size), batch_size=options.batch_size, num_workers=workers,
+                      collate_fn=list, prefetch_factor=4 if workers else None, worker_init_fn=_one_thread)
+
+
+def _claim_targets(batch: list[dict], todo: list[tuple[Path, Path]], options: FolderOptions,
+                   claimed: set[Path]) -> Generator[ItemResult, None, list[tuple[Path, Path, Prepared]]]:
+    """Yields the failures of a batch (unreadable, or an output another input already maps to); returns the
+    (source, target, prepared photo) of the rest."""
+    good = []
+    for item in batch:
+        source, relative = todo[item["index"]]
+        if item["prepared"] is None:
+            yield ItemResult(source, None, "failed", item["error"])
+            continue
+        target = target_for(options, relative, item["prepared"].alpha is not None)
+        if target in claimed:
+            yield ItemResult(source, target, "failed", f"another input already maps to {target}")
+            continue
+        claimed.add(target)
+        good.append((source, target, item["prepared"]))
+    return good
+
+
+def _predict_and_finish(colorizer: Colorizer, good: list[tuple[Path, Path, Prepared]], options: FolderOptions,
+                        finishers: ThreadPoolExecutor) -> Generator[ItemResult, None, list[tuple[Path, Path, Future]]]:
+    """One forward pass for the group, then each photo finished and written in the pool: returns (source,
+    target, future) per photo. Yields the group's failures when the network's activations do not fit in memory."""
+    try:
+        ab_small = colorizer.predict_ab(torch.cat([prepared.l_small for _, _, prepared in good]), options.temperature)
+    except NotEnoughMemoryError as error:
+        for source, target, _ in good:
+            yield ItemResult(source, target, "failed", failure_reason(error))
+        return []
+    return [(source, target, finishers.submit(_finish_and_write, colorizer, prepared, ab[None], options, target))
+            for (source, target, prepared), ab in zip(good, ab_small)]
 
 
 @functools.cache
@@ -185,13 +198,14 @@ def _finish_and_write(colorizer: Colorizer, prepared, ab_small: torch.Tensor, op
 def _collect(source: Path, target: Path, future: Future) -> ItemResult:
     try:
         future.result()
-    except (ColoremError, ValueError, OSError) as error:
-        return ItemResult(source, target, "failed", _message(error))
-    except MemoryError:  # encoding the result (finish() turns its own into NotEnoughMemoryError)
-        return ItemResult(source, target, "failed", "not enough memory to encode the result")
+    except (ColoremError, ValueError, OSError, MemoryError) as error:
+        return ItemResult(source, target, "failed", failure_reason(error))
     return ItemResult(source, target, "done")
 
 
-def _message(error: Exception) -> str:
-    """What to print after "failed: SOURCE: " (a memory failure names its photo already)."""
-    return error.reason if isinstance(error, NotEnoughMemoryError) else str(error)
+def failure_reason(error: Exception) -> str:
+    """What to print after "failed: SOURCE: " (a memory failure names its photo already; a plain MemoryError
+    comes from encoding the result, since finish() turns its own into NotEnoughMemoryError)."""
+    if isinstance(error, NotEnoughMemoryError):
+        return error.reason
+    return "not enough memory to encode the result" if isinstance(error, MemoryError) else str(error)

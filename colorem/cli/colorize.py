@@ -9,12 +9,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from colorem.folder import FolderOptions, colorize_files, rank_share, split_existing
 from colorem.cli.common import add_model_arguments, load_colorizer, ranged
-from colorem.limits import RENDER_SIZE, SATURATION
-from colorem.errors import ColoremError
+from colorem.colorize import Colorizer
+from colorem.errors import ColoremError, OptionError
+from colorem.folder import (FolderOptions, ItemResult, colorize_files, failure_reason, rank_share, split_existing,
+                            target_for)
 from colorem.hints import Hint, HintError, parse_hint_argument, parse_hints_json
-from colorem.imageio import FORMATS, IMAGE_EXTENSIONS, QUALITY_RANGE
+from colorem.imageio import FORMATS, IMAGE_EXTENSIONS, QUALITY_RANGE, write_image
+from colorem.limits import RENDER_SIZE, SATURATION
 
 OUTPUT_FORMATS = ("same", "png", "jpg", "webp", "tif")
 
@@ -108,26 +110,49 @@ def run(args: argparse.Namespace) -> int:
                            f"give a folder for several (e.g. -o {output.with_suffix('')}/)")
     options = FolderOptions(output=output, format=args.format, render_size=args.render_size, saturation=args.saturation,
                            temperature=args.temperature, quality=args.quality, overwrite=args.overwrite,
-                           batch_size=args.batch_size, workers=args.workers, single_file=single_file, hints=hints)
+                           batch_size=args.batch_size, workers=args.workers, single_file=single_file)
     for pattern in unmatched:
         print(f"failed: {pattern}: the pattern matched no files", file=sys.stderr)
     # Under torchrun, this rank's share; everything otherwise. Outputs that exist are done: a rerun resumes.
     todo, done = split_existing(rank_share(inputs), options)
     counts = {"done": 0, "skipped": len(done), "failed": len(unmatched)}
     if todo or done:
-        _colorize(args, todo, options, counts)  # the progress bar counts only the work left to do
+        _colorize(args, todo, options, counts, hints, one_file=len(inputs) == 1)
     skipped = f"skipped {counts['skipped']}" + (" (outputs exist; --overwrite replaces them)" if counts["skipped"] else "")
     print(f"colorized {counts['done']}, {skipped}, failed {counts['failed']} -> {output}", file=sys.stderr)
     return 1 if counts["failed"] else 0
 
 
-def _colorize(args: argparse.Namespace, inputs: list[tuple[Path, Path]], options: FolderOptions, counts: dict) -> None:
+def _colorize(args: argparse.Namespace, inputs: list[tuple[Path, Path]], options: FolderOptions, counts: dict,
+              hints: tuple[Hint, ...], one_file: bool) -> None:
+    """One file through the public API (Colorizer.colorize), several through the streaming folder runner."""
     colorizer = load_colorizer(args, backend=args.backend)  # even with nothing to do: a bad model is an error
-    if not inputs:
+    colorizer.check_hints([hints])  # hints for a model without a hint input: exit 2 before any photo is read
+    if one_file and inputs:
+        result = colorize_one(colorizer, *inputs[0], options, hints)
+        counts[result.status] += 1
+        if result.status == "failed":
+            print(f"failed: {result.source}: {result.error}", file=sys.stderr)
         return
+    # the progress bar counts only the work left to do
     with tqdm(total=len(inputs), unit="img", disable=len(inputs) < 2, file=sys.stderr, dynamic_ncols=True) as progress:
         for result in colorize_files(colorizer, inputs, options):
             counts[result.status] += 1
             if result.status == "failed":
                 progress.write(f"failed: {result.source}: {result.error}", file=sys.stderr)
             progress.update()
+
+
+def colorize_one(colorizer: Colorizer, source: Path, relative: Path, options: FolderOptions,
+                 hints: tuple[Hint, ...] = ()) -> ItemResult:
+    """The one-file case, as a library user would write it: Colorizer.colorize, then the file written where
+    the folder runner would write it. A usage error (an option, a hint) raises; anything else fails the file."""
+    try:
+        image = colorizer.colorize(source, options.render_size, options.saturation, options.temperature, hints or None)
+        target = target_for(options, relative, has_alpha=image.mode == "RGBA")
+        write_image(image, target, quality=options.quality)
+    except (OptionError, HintError):
+        raise
+    except (ColoremError, ValueError, OSError, MemoryError) as error:
+        return ItemResult(source, None, "failed", failure_reason(error))
+    return ItemResult(source, target, "done")

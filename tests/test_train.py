@@ -138,15 +138,7 @@ def test_tiny_model_overfits_eight_images(photos, tmp_path):
 
 def _train_recording(trainer: Trainer, until=None) -> list:
     seen: list = []
-    next_batch = trainer.data.__class__.__next__
-
-    class Recording(trainer.data.__class__):
-        def __next__(self):
-            batch = next_batch(self)
-            seen.append(batch["keys"])
-            return batch
-
-    trainer.data.__class__ = Recording
+    trainer.data.on_batch = lambda batch: seen.append(batch["keys"])
     trainer.fit(until)
     return seen
 
@@ -299,12 +291,23 @@ def test_frozen_embedder_outputs_are_cached(photos, tmp_path):
                          "data.hflip=false")
     trainer = Trainer(config, tmp_path / "run", env=DistributedEnv())
     embedder_before = {k: v.clone() for k, v in trainer.model.embedder.state_dict().items()}
+    embedded, given, keys = [], [], []  # photos the embedder ran on; the embeddings the network was given, per batch
+    def training(record):  # the final validation runs the model in eval mode, on other photos
+        return lambda module, args, *rest: record(module, args, *rest) if module.training else None
+    trainer.model.embedder.register_forward_hook(training(lambda module, args, output: embedded.append(len(output))))
+    trainer.model.register_forward_pre_hook(training(lambda module, args, kwargs: given.append(args[1])), with_kwargs=True)
+    trainer.data.on_batch = lambda batch: keys.append(batch["keys"])
     trainer.fit()
     assert len(trainer.embedding_cache) == 8
     key = next(iter(trainer.embedding_cache))
     assert trainer.embedding_cache[key].shape == (trainer.model.embedder.dim,)
     for name, value in trainer.model.embedder.state_dict().items():
         assert torch.equal(value, embedder_before[name])
+    # 3 steps of 4 photos from 8: the embedder ran once per photo, and every step the network got the cached vectors
+    assert sum(len(batch) for batch in keys) == 12 and sum(embedded) == 8
+    assert len(given) == 3
+    for batch_keys, embedding in zip(keys, given):
+        assert torch.equal(embedding, torch.stack([trainer.embedding_cache[key] for key in batch_keys]).float())
 
 
 def test_export_then_colorem_load_colorizes(photos, tmp_path):

@@ -12,7 +12,6 @@ import json
 import logging
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from colorem.color import rgb_to_lab, split_lab
 from colorem.data import Augment, DataIterator, PhotoStream, Position, load_fixed_images, resolve_source
 from colorem.device import autocast, resolve_precision
-from colorem.errors import ColoremError, install_hint
+from colorem.errors import ColoremError
 from colorem.hints import simulate_hints
 from colorem.models import build_model
 from colorem.train import distributed
@@ -32,6 +31,7 @@ from colorem.train.checkpoint import (list_checkpoints, resolve_resume, rng_stat
                                       set_rng_state, trained_weights)
 from colorem.train.config import Config
 from colorem.train.distributed import DistributedEnv
+from colorem.train.logs import LogWindow, MetricsLog, progress_bar
 from colorem.train.losses import ColorLoss, estimate_ab_prior, load_prior, save_prior
 from colorem.train.optim import EMA, create_optimizer, create_scheduler
 from colorem.train.validate import predict, score, write_grid
@@ -80,22 +80,8 @@ class Trainer:
             raise ColoremError(f"{self.run_dir} already holds checkpoints: continue it with --resume auto, "
                                "or start a new run with another --out")
         torch.manual_seed(config.run.seed)  # the same initial weights on every rank
-
-        model = build_model(config.model.architecture, config.model.create_kwargs(),
-                            freeze_embedder=config.model.freeze_embedder)
-        if init_from and checkpoint is None:
-            load_initial_weights(model, init_from)
-        self.model = model.to(self.device)
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.prior = self._ab_prior(checkpoint)
-        self.loss = ColorLoss(config.loss.name, bins=getattr(model, "bins", None), prior=self.prior, rebalance=config.loss.rebalance,
-                              huber_delta=config.loss.huber_delta, colorfulness_weight=config.loss.colorfulness_weight,
-                              mse_weight=config.loss.mse_weight, temperature=config.model.temperature).to(self.device)
-        self.optimizer = create_optimizer(self.model, config.optim)
-        self.scheduler = create_scheduler(self.optimizer, config.optim, config.run.steps)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-        self.ema = EMA(self.model, config.optim.ema) if config.optim.ema > 0 else None
+        self._build_model(init_from if checkpoint is None else None, checkpoint)
+        self._build_optimization()
         self.step = 0
         self.metrics: dict[str, float] = {}
         self.embedding_cache: dict[str, torch.Tensor] = {}
@@ -104,14 +90,40 @@ class Trainer:
             position, self.images_before, skipped_before = self._load_snapshot(checkpoint)
         self.ddp_model = (DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
                           if self.env.distributed else self.model)
+        self._build_data(position, skipped_before)
 
-        data = config.data
+    # --- set-up -------------------------------------------------------------------------------
+    def _build_model(self, init_from: str | None, checkpoint: dict | None) -> None:
+        """The network (from --init-from weights when given), on the device; the ab prior and the loss."""
+        config = self.config
+        model = build_model(config.model.architecture, config.model.create_kwargs(),
+                            freeze_embedder=config.model.freeze_embedder)
+        if init_from:
+            load_initial_weights(model, init_from)
+        self.model = model.to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.prior = self._ab_prior(checkpoint)
+        self.loss = ColorLoss(config.loss.name, bins=getattr(model, "bins", None), prior=self.prior, rebalance=config.loss.rebalance,
+                              huber_delta=config.loss.huber_delta, colorfulness_weight=config.loss.colorfulness_weight,
+                              mse_weight=config.loss.mse_weight, temperature=config.model.temperature).to(self.device)
+
+    def _build_optimization(self) -> None:
+        optim = self.config.optim
+        self.optimizer = create_optimizer(self.model, optim)
+        self.scheduler = create_scheduler(self.optimizer, optim, self.config.run.steps)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.ema = EMA(self.model, optim.ema) if optim.ema > 0 else None
+
+    def _build_data(self, position: Position | None, skipped: dict) -> None:
+        """This rank's training batches, resumed at `position`; on rank 0 the fixed validation photos."""
+        data = self.config.data
         self.source = resolve_source(data.train)
-        dataset = PhotoStream(self.source, Augment.from_config(data), data.batch_size, seed=config.run.seed,
+        dataset = PhotoStream(self.source, Augment.from_config(data), data.batch_size, seed=self.config.run.seed,
                               rank=self.env.rank, world_size=self.env.world_size, workers=data.workers,
                               shuffle_buffer=data.shuffle_buffer)
         self.data = DataIterator(dataset, data.workers, position)
-        self.data.skipped = dict(skipped_before)
+        self.data.skipped = dict(skipped)
         self.validation = None
         if self.env.is_main:
             self.validation = load_fixed_images(data.validation or data.train, data.validation_count, data.size)
@@ -254,53 +266,19 @@ class Trainer:
         if self.env.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
-        logger = _MetricsLog(self.run_dir, self.step, run.tensorboard) if self.env.is_main else None
+        logger = MetricsLog(self.run_dir, self.step, run.tensorboard) if self.env.is_main else None
         self._stop: str | None = None
         handlers = self._install_signal_handlers()
-        bar = _progress(run.steps, self.step, self.progress and self.env.is_main)
+        bar = progress_bar(run.steps, self.step, self.progress and self.env.is_main)
+        window = LogWindow()
         status = "completed"
-        window_images, window_start, window_losses = 0, time.perf_counter(), []
         try:
             while self.step < until:
-                if distributed.any_rank(self.env, self._stop is not None):
+                if distributed.any_rank(self.env, self._stop is not None) or not self._train_step(window):
                     status = "interrupted"
                     break
-                snapshot = (self.data.position.to_dict(), dict(self.data.skipped), self.data.images)
-                try:
-                    for micro in range(self.config.optim.accumulate):
-                        batch = next(self.data)
-                        parts = self._run_batch(batch, sync=micro == self.config.optim.accumulate - 1)
-                        window_images += len(batch["keys"])
-                except Exception:
-                    if self._stop is None:
-                        raise
-                    # a signal arrived mid-step (and may have stopped the decoding workers): drop the partial step
-                    self.data.position = Position.from_dict(snapshot[0])
-                    self.data.skipped, self.data.images = snapshot[1], snapshot[2]
-                    self.optimizer.zero_grad(set_to_none=True)
-                    status = "interrupted"
-                    break
-                self._optimizer_step()
-                window_losses.append(parts)
                 bar.update(1)
-                last = self.step == until
-                if self.step % run.log_every == 0 or last:
-                    elapsed = time.perf_counter() - window_start
-                    record = {key: distributed.mean_across_ranks(self.env, float(torch.stack([p[key] for p in window_losses]).mean()))
-                              for key in window_losses[0]}
-                    images_per_s = window_images * self.env.world_size / max(elapsed, 1e-9)
-                    record.update(step=self.step, epoch=self.data.position.epoch, lr=self.scheduler.get_last_lr()[0],
-                                  img_per_s=images_per_s, images=self.images_seen(), skipped=dict(self.data.skipped))
-                    bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{images_per_s:.1f}")
-                    if logger:
-                        logger.write(record)
-                    window_images, window_start, window_losses = 0, time.perf_counter(), []
-                if self.env.is_main and ((run.validate_every and self.step % run.validate_every == 0) or self.step == run.steps):
-                    metrics = self.validate()
-                    if logger:
-                        logger.write({"step": self.step, **metrics})
-                if self.step % run.checkpoint_every == 0 or last:
-                    self.save()
+                self._after_step(self.step == until, window, bar, logger)
             if status == "interrupted":
                 self.save()
         finally:
@@ -313,6 +291,45 @@ class Trainer:
             status = "paused"
         return {"status": status, "step": self.step, "signal": self._stop, "images": self.images_seen(),
                 "skipped": dict(self.data.skipped), "metrics": dict(self.metrics), "run_dir": str(self.run_dir)}
+
+    def _train_step(self, window: LogWindow) -> bool:
+        """One optimizer step over optim.accumulate micro-batches. False when a signal arrived mid-step (and may
+        have stopped the decoding workers): the partial step is dropped, the data position rolled back."""
+        accumulate = self.config.optim.accumulate
+        snapshot = (self.data.position.to_dict(), dict(self.data.skipped), self.data.images)
+        try:
+            for micro in range(accumulate):
+                batch = next(self.data)
+                parts = self._run_batch(batch, sync=micro == accumulate - 1)
+                window.images += len(batch["keys"])
+        except Exception:
+            if self._stop is None:
+                raise
+            self.data.position = Position.from_dict(snapshot[0])
+            self.data.skipped, self.data.images = snapshot[1], snapshot[2]
+            self.optimizer.zero_grad(set_to_none=True)
+            return False
+        self._optimizer_step()
+        window.losses.append(parts)
+        return True
+
+    def _after_step(self, last: bool, window: LogWindow, bar, logger: MetricsLog | None) -> None:
+        """The cadence of a run: a log line every run.log_every steps, validation every run.validate_every
+        (rank 0, and at the very end), a checkpoint every run.checkpoint_every (and at the last step)."""
+        run = self.config.run
+        if self.step % run.log_every == 0 or last:
+            record, images_per_s = window.close(self.env)
+            record.update(step=self.step, epoch=self.data.position.epoch, lr=self.scheduler.get_last_lr()[0],
+                          img_per_s=images_per_s, images=self.images_seen(), skipped=dict(self.data.skipped))
+            bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{images_per_s:.1f}")
+            if logger:
+                logger.write(record)
+        if self.env.is_main and ((run.validate_every and self.step % run.validate_every == 0) or self.step == run.steps):
+            metrics = self.validate()
+            if logger:
+                logger.write({"step": self.step, **metrics})
+        if self.step % run.checkpoint_every == 0 or last:
+            self.save()
 
     def images_seen(self) -> int:
         """Images trained on so far (this rank's count times the world size, plus earlier sessions)."""
@@ -333,57 +350,3 @@ class Trainer:
     def _restore_signal_handlers(handlers: dict) -> None:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
-
-
-class _MetricsLog:
-    """metrics.jsonl (one JSON object per line) and TensorBoard scalars when tensorboard is installed."""
-
-    def __init__(self, run_dir: Path, step: int, tensorboard: bool):
-        self.path = run_dir / "metrics.jsonl"
-        if self.path.is_file():  # after a crash, drop lines newer than the checkpoint resumed from
-            lines = [line for line in self.path.read_text().splitlines() if line.strip()]
-            kept = [line for line in lines if _step_of(line) <= step]
-            self.path.write_text("".join(line + "\n" for line in kept))
-        self.stream = open(self.path, "a", encoding="utf-8")
-        self.writer = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step + 1 if step else None)
-            except ImportError:
-                log.info("tensorboard is not installed: %s for TensorBoard logs", install_hint("train"))
-
-    def write(self, record: dict) -> None:
-        self.stream.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
-        self.stream.flush()
-        if self.writer is not None:
-            for key, value in record.items():
-                if key != "step" and isinstance(value, (int, float)):
-                    self.writer.add_scalar(key, value, record["step"])
-
-    def close(self) -> None:
-        self.stream.close()
-        if self.writer is not None:
-            self.writer.close()
-
-
-def _step_of(line: str) -> int:
-    try:
-        return int(json.loads(line).get("step", 0))
-    except (ValueError, AttributeError):
-        return 0
-
-
-def _progress(total: int, initial: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, smoothing=0.1)
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None: ...
-    def set_postfix(self, **kwargs) -> None: ...
-    def close(self) -> None: ...

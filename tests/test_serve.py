@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import threading
 
@@ -17,6 +18,9 @@ httpx = pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from colorem import load  # noqa: E402
+from colorem.colorize import Colorizer  # noqa: E402
+from colorem.hints import MAX_HINTS  # noqa: E402
+from colorem.limits import RENDER_SIZE, SATURATION  # noqa: E402
 from colorem.models import create_model  # noqa: E402
 from colorem.serve import Settings, create_app, packaged_samples  # noqa: E402
 from colorem.weights import ModelCard, save_weights  # noqa: E402
@@ -104,6 +108,18 @@ def test_models(client):
 def test_config(client):
     body = client.get("/api/config").json()
     assert body["max_upload_bytes"] == 1024 * 1024 and body["render_size"] == 256
+
+
+def test_config_reports_the_loaded_card_and_this_server_s_limits(colorizer):
+    """Every field, from a card whose render size is not the default 256 and limits unlike the defaults."""
+    card = dataclasses.replace(colorizer.card, render_size=96)
+    odd = Colorizer(colorizer.model, card, device="cpu", precision="fp32")
+    with TestClient(make_app(odd, max_upload_mb=1.5, max_pixels=3_000_000, max_render_size=512)) as client:
+        body = client.get("/api/config").json()
+    assert body == {"max_upload_bytes": int(1.5 * 1024 * 1024), "max_pixels": 3_000_000, "render_size": 96,
+                    "render_size_range": [RENDER_SIZE[0], 512], "saturation_range": list(SATURATION),
+                    "formats": ["png", "jpeg", "webp"], "accepts_hints": False, "max_hints": MAX_HINTS}
+    assert RENDER_SIZE[0] == 16 and SATURATION == (0.0, 4.0)  # the ranges colorem.limits defines
 
 
 def test_samples_listing_and_files(client):

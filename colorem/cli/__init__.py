@@ -39,12 +39,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     wanted = next((arg for arg in argv if not arg.startswith("-")), None)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         if wanted == name:
-            try:
-                module = importlib.import_module(f"colorem.cli.{module_name}")
-            except ModuleNotFoundError as error:
-                if error.name and error.name.startswith("colorem.cli"):
-                    continue  # not built yet
-                raise
+            module = importlib.import_module(f"colorem.cli.{module_name}")
             module.register(subparsers.add_parser(name, help=help_text, description=help_text))
         else:
             subparsers.add_parser(name, help=help_text, add_help=False)

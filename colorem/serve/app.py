@@ -26,12 +26,11 @@ from colorem import __version__
 from colorem.errors import ImageReadError, ImageTooLargeError, ModelOutputError
 from colorem.hints import MAX_HINTS, HintError
 from colorem.imageio import encode_image, read_image
+from colorem.limits import RENDER_SIZE, SATURATION
 from colorem.models import list_models
 from colorem.serve.samples import load_samples
 from colorem.serve.settings import Settings
 from colorem.serve.uploads import (
-    MIN_RENDER_SIZE,
-    SATURATION_RANGE,
     ApiError,
     ColorizeOptions,
     parse_options,
@@ -268,8 +267,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "max_upload_bytes": settings.max_upload_bytes,
             "max_pixels": settings.max_pixels,
             "render_size": colorizer.render_size,
-            "render_size_range": [MIN_RENDER_SIZE, settings.max_render_size],
-            "saturation_range": list(SATURATION_RANGE),
+            "render_size_range": [RENDER_SIZE[0], settings.max_render_size],
+            "saturation_range": list(SATURATION),
             "formats": ["png", "jpeg", "webp"],
             "accepts_hints": colorizer.accepts_hints,  # the page shows its hint tools only then
             "max_hints": MAX_HINTS,
@@ -327,8 +326,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "required": ["file"],
         "properties": {
             "file": {"type": "string", "format": "binary", "description": "the photo (JPEG, PNG, WebP, BMP, TIFF, GIF)"},
-            "saturation": {"type": "number", "minimum": SATURATION_RANGE[0], "maximum": SATURATION_RANGE[1], "default": 1.0},
-            "render_size": {"type": "integer", "minimum": MIN_RENDER_SIZE, "maximum": settings.max_render_size},
+            "saturation": {"type": "number", "minimum": SATURATION[0], "maximum": SATURATION[1], "default": 1.0},
+            "render_size": {"type": "integer", "minimum": RENDER_SIZE[0], "maximum": settings.max_render_size},
             "format": {"type": "string", "enum": ["png", "jpeg", "webp"], "default": "png"},
             "hints": {"type": "string", "description": 'colour hints for a model with a hint input (GET /api/config: '
                       'accepts_hints), JSON: [{"x": 120, "y": 80, "color": "#3a6ea5"}, ...] in the photo\'s pixels'},
@@ -349,9 +348,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request: Request,
         # Read as text and checked by parse_options, like the form fields: one strict parser for both.
         saturation: str | None = Query(None, description="scale the predicted colour: 0 gray, 1 as predicted "
-                                       f"({SATURATION_RANGE[0]:g} to {SATURATION_RANGE[1]:g})"),
+                                       f"({SATURATION[0]:g} to {SATURATION[1]:g})"),
         render_size: str | None = Query(None, description="side of the square the network sees (default: the "
-                                        f"model's; {MIN_RENDER_SIZE} to {settings.max_render_size})"),
+                                        f"model's; {RENDER_SIZE[0]} to {settings.max_render_size})"),
         format: str | None = Query(None, description="output image format: png, jpeg or webp"),
     ):
         state = request.app.state

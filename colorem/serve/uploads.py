@@ -21,8 +21,6 @@ MULTIPART_OVERHEAD = 64 * 1024
 MAX_FIELD_BYTES = 16 * 1024  # the largest option is `hints`: 256 hints of about 45 bytes of JSON each
 OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "jpg": ("JPEG", "image/jpeg"),
                   "webp": ("WEBP", "image/webp")}
-SATURATION_RANGE = SATURATION
-MIN_RENDER_SIZE = RENDER_SIZE[0]
 # What a number in a form field or query may look like: ASCII digits only ("1²" and "١٢" are digits to
 # str.isdigit and int(), not to this), an optional sign, fraction and exponent; nan and inf are not numbers.
 _INTEGER = re.compile(r"[+-]?[0-9]{1,9}")
@@ -147,8 +145,8 @@ def parse_options(values: dict[str, str | float | int | None], default_render_si
                              "value": str(raw)})
             return default
 
-    saturation = number("saturation", _DECIMAL, SATURATION_RANGE, 1.0)
-    render_size = number("render_size", _INTEGER, (MIN_RENDER_SIZE, max_render_size), default_render_size)
+    saturation = number("saturation", _DECIMAL, SATURATION, 1.0)
+    render_size = number("render_size", _INTEGER, (RENDER_SIZE[0], max_render_size), default_render_size)
     image_format = "png"
     raw = values.get("format")
     if raw not in (None, ""):

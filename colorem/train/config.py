@@ -104,7 +104,7 @@ class RunConfig:
     validate_every: int = 500  # validation metrics and the PNG sample grid; 0 = only at the end
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
-    cache_embeddings: bool = False  # cache frozen-embedder outputs per image key (issue item 9)
+    cache_embeddings: bool = False  # cache frozen-embedder outputs per image key (computed once per photo)
     tensorboard: bool = True  # when tensorboard is installed
 
 

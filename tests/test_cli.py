@@ -5,6 +5,7 @@ import shlex
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -135,6 +136,26 @@ def test_single_file_to_named_output(folder, tmp_path, tiny_weights):
     target = tmp_path / "result.png"
     assert main(["colorize", str(folder / "a.jpg"), "-o", str(target), "--model", str(tiny_weights)]) == 0
     assert Image.open(target).size == (40, 30)
+
+
+def test_one_file_goes_through_colorizer_colorize_not_the_folder_runner(folder, tmp_path, tiny_weights, monkeypatch, capsys):
+    """As rembg's CLI calls remove(): one photo is Colorizer.colorize, then the file; the result is the API's."""
+    from colorem.cli import colorize as cli_colorize
+    from colorem.colorize import Colorizer
+
+    calls, colorize = [], Colorizer.colorize
+    monkeypatch.setattr(Colorizer, "colorize", lambda self, image, *args, **kwargs: calls.append(image) or colorize(self, image, *args, **kwargs))
+    monkeypatch.setattr(cli_colorize, "colorize_files", lambda *args, **kwargs: pytest.fail("one photo went through the folder runner"))
+    target = tmp_path / "one.png"
+    assert main(["colorize", str(folder / "a.jpg"), "-o", str(target), "--model", str(tiny_weights)]) == 0
+    assert main(["colorize", str(folder / "b.png"), "-o", str(tmp_path / "out"), "--model", str(tiny_weights)]) == 0
+    assert calls == [folder / "a.jpg", folder / "b.png"]
+    expected = colorize(colorem.load(tiny_weights), folder / "a.jpg")
+    assert np.array_equal(np.asarray(Image.open(target)), np.asarray(expected))  # PNG: the very pixels
+    assert Image.open(tmp_path / "out" / "b.png").mode == "RGBA"  # named as the folder runner names it
+    capsys.readouterr()
+    assert main(["colorize", str(folder / "missing.jpg"), "-o", str(tmp_path / "out"), "--model", str(tiny_weights)]) == 1
+    assert "failed: " in (error := capsys.readouterr().err) and "no such file" in error and "colorized 0, skipped 0, failed 1" in error
 
 
 def test_glob_and_missing_input(folder, tmp_path, tiny_weights, capsys):

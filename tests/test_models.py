@@ -93,6 +93,43 @@ def test_mismatched_weights_are_refused(tmp_path):
         load_weights(path)
 
 
+def test_the_shape_check_names_what_does_not_fit():
+    from colorem.weights import check_shapes
+
+    expected = {"encoder.w": (4, 1), "output.w": (2, 4), "embedder.net.w": (9,)}
+    fits = {"encoder.w": (4, 1), "output.w": (2, 4)}
+    check_shapes(fits, expected, "w", skip=("embedder.",))  # an external embedder may be missing
+    with pytest.raises(WeightsError, match=r"w: weights do not match the card's architecture \(missing \['embedder.net.w'\]"):
+        check_shapes(fits, expected, "w")
+    with pytest.raises(WeightsError, match=r"unexpected \['extra'\]"):
+        check_shapes({**fits, "extra": (1,)}, expected, "w", skip=("embedder.",))
+    check_shapes({**fits, "extra": (1,)}, expected, "w", skip=("embedder.",), extra=True)  # --init-from ignores it
+    other_head = {"encoder.w": (4, 1), "output.w": (222, 4)}
+    with pytest.raises(WeightsError, match=r"output.w has shape \(222, 4\), the architecture wants \(2, 4\)"):
+        check_shapes(other_head, expected, "w", skip=("embedder.",))
+    check_shapes(other_head, expected, "w", skip=("embedder.",), fresh=("output.",))  # a new head starts fresh
+    with pytest.raises(WeightsError, match="the model"):
+        check_shapes({"other": (1,)}, expected, "w", what="the model", skip=("embedder.", "encoder.", "output."), extra=True)
+
+
+def test_packaged_files_are_package_data_and_the_data_folder_is_not_a_module_s_name():
+    import fnmatch
+    import tomllib
+
+    from colorem.weights import packaged_weights
+    from tests.conftest import REPO
+
+    package = REPO / "colorem"
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["colorem"]
+    shipped = [path.relative_to(package).as_posix() for folder in ("pretrained", "samples", "serve/static")
+               for path in (package / folder).rglob("*") if path.is_file()]
+    assert "pretrained/default.safetensors" in shipped and "pretrained/default.json" in shipped
+    assert [path for path in shipped if not any(fnmatch.fnmatch(path, pattern) for pattern in globs)] == []
+    assert packaged_weights() == package / "pretrained" / "default.safetensors"
+    modules = {path.stem for path in package.glob("*.py")}
+    assert not {path.name for path in package.iterdir() if path.is_dir() and not (path / "__init__.py").exists()} & modules
+
+
 def test_annealed_mean_matches_the_reference_formula():
     model = create_model("color-em-tiny", head="classification")
     logits = torch.randn(2, len(model.bins), 6, 5)

@@ -40,6 +40,7 @@ def test_loads_local_file_and_embeds(local_weights, name):
     loaded = embedder.net.state_dict()
     assert all(torch.equal(loaded[key], value) for key, value in state.items())
     assert embedder.frozen and not any(p.requires_grad for p in embedder.parameters())
+    assert InceptionResNetV2Embedder.external  # its weights stay in their own file, never copied into ours
     embedding = embedder(torch.rand(2, 1, 70, 90) * 100)
     assert embedding.shape == (2, 1000)
     assert torch.allclose(embedding.sum(dim=1), torch.ones(2), atol=1e-4)

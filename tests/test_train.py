@@ -310,6 +310,37 @@ def test_frozen_embedder_outputs_are_cached(photos, tmp_path):
         assert torch.equal(embedding, torch.stack([trainer.embedding_cache[key] for key in batch_keys]).float())
 
 
+def test_a_frozen_learned_embedder_is_not_trained_but_is_shipped(photos, tmp_path):
+    """frozen (not trained: cacheable) is not external (weights kept in their own file): export keeps it."""
+    from safetensors import safe_open
+
+    run = tmp_path / "run"
+    trainer = Trainer(tiny_config(photos, "model.freeze_embedder=true", "run.steps=1"), run, env=DistributedEnv())
+    assert trainer.model.embedder.frozen and not trainer.model.embedder.external
+    trainer.fit()
+    path = export(run, tmp_path / "frozen.safetensors")
+    with safe_open(str(path), framework="pt") as stored:
+        assert any(key.startswith("embedder.") for key in stored.keys())
+    loaded = colorem.load(path).model.embedder
+    assert not loaded.frozen  # a plain learned embedder again, as inference builds it
+    for key, value in trainer.model.embedder.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+
+
+def test_every_weights_path_goes_through_one_shape_check(photos, tmp_path, monkeypatch):
+    from colorem import weights
+
+    run = tmp_path / "run"
+    Trainer(tiny_config(photos, "run.steps=1"), run, env=DistributedEnv()).fit()
+    sources, check = [], weights.check_shapes
+    monkeypatch.setattr(weights, "check_shapes", lambda found, expected, source, **rules:
+                        sources.append(source) or check(found, expected, source, **rules))
+    path = export(run, tmp_path / "w.safetensors")  # a run's checkpoint
+    colorem.load(path)  # exported weights: the header first, then the tensors
+    Trainer(tiny_config(photos, "run.steps=1"), tmp_path / "next", env=DistributedEnv(), init_from=str(path))
+    assert sources == [str(run), str(path), str(path), f"--init-from {path}"]
+
+
 def test_export_then_colorem_load_colorizes(photos, tmp_path):
     run = tmp_path / "run"
     Trainer(tiny_config(photos, "run.steps=2", "optim.ema=0.5"), run, env=DistributedEnv()).fit()

@@ -8,7 +8,8 @@ class rebalancing the logits undo, `colorem export --prior-correction`), the ann
 and the vibrance (a scale on the predicted ab). For every (correction, temperature) of the grid the
 photos' ab are predicted once, then the vibrance is searched in steps of --step; the rule is the one the
 default model's vibrance was calibrated by: the most colourful setting whose mean PSNR beats the gray
-baseline by --margin dB with an AuC no lower than gray's. The photos are scored as `colorem evaluate` does
+baseline by --margin dB with an AuC no lower than gray's and at most --max-false % false colour (pixels
+neutral in the original painted with chroma ≥ 20, the blotches of `colorem evaluate`). The photos are scored as `colorem evaluate` does
 (L resized to the render size, ab upsampled to the photo and joined with its true L). Prints a table, the
 chosen setting and the `colorem export` command that writes it into a card. WEIGHTS must not be
 prior-corrected already (one exported at temperature 1, vibrance 1 from its run).
@@ -27,7 +28,7 @@ import colorem
 from colorem.color import rgb_to_lab
 from colorem.evaluate import render_l, upsample_ab
 from colorem.imageio import read_image
-from colorem.metrics import auc_ab, colorfulness, compose_rgb, psnr_rgb
+from colorem.metrics import auc_ab, colorfulness, compose_rgb, false_colour, psnr_rgb
 from colorem.train.export import adjust_logits
 from colorem.train.losses import load_prior
 from vibrance import photos
@@ -49,29 +50,31 @@ def predict(colorizer: colorem.Colorizer, truth: dict, render_size: int, batch: 
                              for start in range(0, len(lab), batch)]) for size, (_, lab) in truth.items()}
 
 
-def score(ab_small: dict, truth: dict, vibrance: float) -> tuple[float, float, float]:
-    """Mean PSNR (RGB), colourfulness and AuC over all photos at one vibrance."""
-    psnr, colour, auc = [], [], []
+def score(ab_small: dict, truth: dict, vibrance: float) -> tuple[float, float, float, float]:
+    """Mean PSNR (RGB), colourfulness, AuC and false colour (%) over all photos at one vibrance."""
+    psnr, colour, auc, false = [], [], [], []
     for size, (rgb_true, lab) in truth.items():
         ab = upsample_ab(ab_small[size] * vibrance, size)
         rgb = compose_rgb(lab[:, :1], ab)
         psnr.append(psnr_rgb(rgb, rgb_true))
         colour.append(colorfulness(rgb))
         auc.append(auc_ab(ab, lab[:, 1:]))
-    return tuple(float(torch.cat(values).mean()) for values in (psnr, colour, auc))
+        false.append(false_colour(ab, lab[:, 1:]))
+    return tuple(float(torch.cat(values).mean()) for values in (psnr, colour, auc, false))
 
 
-def search_vibrance(ab_small: dict, truth: dict, threshold: float, gray_auc: float, step: float) -> tuple | None:
-    """The largest vibrance (a multiple of `step`) that keeps PSNR ≥ threshold and AuC ≥ gray_auc, with its
-    scores; colourfulness grows with the vibrance, PSNR and AuC fall past their best. Ten steps at a time,
+def search_vibrance(ab_small: dict, truth: dict, threshold: float, gray_auc: float, max_false: float,
+                    step: float) -> tuple | None:
+    """The largest vibrance (a multiple of `step`) that keeps PSNR ≥ threshold, AuC ≥ gray_auc and false
+    colour ≤ max_false, with its scores; colourfulness grows with the vibrance, PSNR and AuC fall past their best. Ten steps at a time,
     then one step at a time past the last good vibrance."""
     last_good = None
     for stride in (10 * step, step):
         vibrance = last_good[0] + stride if last_good else stride
         while vibrance <= 4.0:
-            psnr, colour, auc = score(ab_small, truth, vibrance)
-            if psnr >= threshold and auc >= gray_auc:
-                last_good = (round(vibrance, 4), psnr, colour, auc)
+            psnr, colour, auc, false = score(ab_small, truth, vibrance)
+            if psnr >= threshold and auc >= gray_auc and false <= max_false:
+                last_good = (round(vibrance, 4), psnr, colour, auc, false)
             elif last_good is not None:
                 break
             vibrance += stride
@@ -90,6 +93,7 @@ def main() -> None:
     parser.add_argument("--temperatures", default="0.6,0.7,0.8,0.9,1.0")
     parser.add_argument("--step", type=float, default=0.025, help="vibrance step")
     parser.add_argument("--margin", type=float, default=0.35, help="dB of PSNR above the gray baseline")
+    parser.add_argument("--max-false", type=float, default=100.0, help="most false colour allowed, in %% of neutral pixels")
     args = parser.parse_args()
 
     base = colorem.load(args.model)
@@ -100,11 +104,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         images = photos(args.images, Path(folder), args.limit, frozenset(args.exclude_source))
         truth = load_truth(images)
-    gray_psnr, _, gray_auc = score({size: torch.zeros_like(lab[:, 1:]) for size, (_, lab) in truth.items()}, truth, 1.0)
+    gray_psnr, _, gray_auc, _ = score({size: torch.zeros_like(lab[:, 1:]) for size, (_, lab) in truth.items()}, truth, 1.0)
     threshold = gray_psnr + args.margin
     print(f"{len(images)} photos from {args.images}; gray baseline PSNR {gray_psnr:.3f} dB, AuC {gray_auc:.4f}; "
-          f"rule: PSNR ≥ {threshold:.3f} and AuC ≥ gray's, then the most colourful")
-    print("| prior correction | temperature | vibrance | PSNR RGB (dB) | colourfulness | AuC |\n|---|---|---|---|---|---|")
+          f"rule: PSNR ≥ {threshold:.3f}, AuC ≥ gray's, false colour ≤ {args.max_false:g}%, then the most colourful")
+    print("| prior correction | temperature | vibrance | PSNR RGB (dB) | colourfulness | AuC | false % |\n"
+          "|---|---|---|---|---|---|---|")
     best = None
     for strength in (float(value) for value in args.strengths.split(",")):
         colorizer = copy.copy(base)
@@ -113,19 +118,20 @@ def main() -> None:
             adjust_logits(colorizer.model, prior, rebalance, strength)
         for temperature in (float(value) for value in args.temperatures.split(",")):
             colorizer.temperature = temperature
-            chosen = search_vibrance(predict(colorizer, truth, args.render_size), truth, threshold, gray_auc, args.step)
+            chosen = search_vibrance(predict(colorizer, truth, args.render_size), truth, threshold, gray_auc,
+                                     args.max_false, args.step)
             if chosen is None:
                 print(f"| {strength:g} | {temperature:g} | – | no vibrance meets the rule | | |")
                 continue
             chosen = (strength, temperature, *chosen)
-            print("| {:g} | {:g} | {:g} | {:.3f} | {:.2f} | {:.4f} |".format(*chosen), flush=True)
+            print("| {:g} | {:g} | {:g} | {:.3f} | {:.2f} | {:.4f} | {:.2f} |".format(*chosen), flush=True)
             if best is None or chosen[4] > best[4]:
                 best = chosen
     if best is None:
         raise SystemExit("no setting meets the rule")
     strength, temperature, vibrance = best[:3]
     print(f"calibrated: prior correction {strength:g}, temperature {temperature:g}, vibrance {vibrance:g} "
-          f"(PSNR {best[3]:.3f}, colourfulness {best[4]:.2f}, AuC {best[5]:.4f})")
+          f"(PSNR {best[3]:.3f}, colourfulness {best[4]:.2f}, AuC {best[5]:.4f}, false colour {best[6]:.2f}%)")
     print(f"colorem export {args.model} -o OUT.safetensors --prior-correction {strength:g} --ab-prior {args.ab_prior} "
           f"--temperature {temperature:g} --vibrance {vibrance:g}")
 

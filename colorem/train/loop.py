@@ -71,8 +71,8 @@ def load_initial_weights(model: nn.Module, spec: str) -> None:
         state = checkpoint["ema"]["shadow"] if checkpoint.get("ema") else checkpoint["model"]
     expected = model.state_dict()
     # A different head (e.g. a regression run continued as classification) starts its output layer fresh;
-    # so does a new hint input (zero-initialized: the model starts as the automatic one it came from).
-    head = ("output.", "bins", "hint_input.")
+    # so do new hint inputs (zero-initialized: the model starts as the automatic one it came from).
+    head = ("output.", "bins", "hint_")
     mismatched = [key for key, value in state.items() if key in expected and value.shape != expected[key].shape]
     missing = [key for key in expected if key not in state and not key.startswith("embedder.")]
     if [key for key in mismatched + missing if not key.startswith(head)] or not set(state) & set(expected):

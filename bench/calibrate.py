@@ -8,8 +8,9 @@ class rebalancing the logits undo, `colorem export --prior-correction`), the ann
 and the vibrance (a scale on the predicted ab). For every (correction, temperature) of the grid the
 photos' ab are predicted once, then the vibrance is searched in steps of --step; the rule is the one the
 default model's vibrance was calibrated by: the most colourful setting whose mean PSNR beats the gray
-baseline by --margin dB with an AuC no lower than gray's. The photos are scored as `colorem evaluate` does
-(what `colorem colorize` writes, with the vibrance applied to the predicted ab). Prints a table, the
+baseline by --margin dB with an AuC no lower than gray's and at most --max-false % false colour (pixels
+neutral in the original painted with chroma ≥ 20, the blotches of `colorem evaluate`). The photos are scored
+as `colorem evaluate` does (what `colorem colorize` writes, with the vibrance applied to the predicted ab). Prints a table, the
 chosen setting and the `colorem export` command that writes it into a card. WEIGHTS must not be
 prior-corrected already (one exported at temperature 1, vibrance 1 from its run).
 """
@@ -24,8 +25,9 @@ from pathlib import Path
 import torch
 
 import colorem
+from colorem.color import rgb_to_lab
 from colorem.evaluate import as_written, read_truth
-from colorem.metrics import auc_ab, colorfulness, psnr_rgb
+from colorem.metrics import auc_ab, colorfulness, false_colour, psnr_rgb
 from colorem.train.export import adjust_logits
 from colorem.train.losses import load_prior
 from vibrance import photos
@@ -36,9 +38,12 @@ def load_truth(images: list[Path], render_size: int) -> dict[tuple[int, int], tu
     groups: dict[tuple[int, int], list] = {}
     for path in images:
         truth = read_truth(path, render_size)
-        groups.setdefault(tuple(truth.rgb.shape[-2:]), []).append(truth)
-    return {size: tuple(torch.cat([getattr(truth, name) for truth in group]) for name in ("rgb", "lab", "l_full", "l_small"))
-            for size, group in groups.items()}
+        groups.setdefault(truth.size, []).append(truth)
+    result = {}
+    for size, group in groups.items():
+        rgb, l_full, l_small = (torch.cat([getattr(truth, name) for truth in group]) for name in ("rgb", "l_full", "l_small"))
+        result[size] = (rgb, rgb_to_lab(rgb), l_full, l_small)
+    return result
 
 
 def predict(colorizer: colorem.Colorizer, truth: dict, batch: int = 32) -> dict:
@@ -48,29 +53,32 @@ def predict(colorizer: colorem.Colorizer, truth: dict, batch: int = 32) -> dict:
             for size, (_, _, _, l_small) in truth.items()}
 
 
-def score(ab_small: dict, truth: dict, vibrance: float) -> tuple[float, float, float]:
-    """Mean PSNR (RGB), colourfulness and AuC over all photos at one vibrance (a scale on the predicted ab,
-    as the card's vibrance is; applied here like the saturation option, so one prediction serves every one)."""
-    psnr, colour, auc = [], [], []
+def score(ab_small: dict, truth: dict, vibrance: float) -> tuple[float, float, float, float]:
+    """Mean PSNR (RGB), colourfulness, AuC and false colour (%) over all photos at one vibrance (a scale on the
+    predicted ab, as the card's vibrance is; applied here like the saturation option, so one prediction serves
+    every one)."""
+    psnr, colour, auc, false = [], [], [], []
     for size, (rgb_true, lab, l_full, _) in truth.items():
         rgb, ab = as_written(l_full, ab_small[size], saturation=vibrance)
         psnr.append(psnr_rgb(rgb, rgb_true))
         colour.append(colorfulness(rgb))
         auc.append(auc_ab(ab, lab[:, 1:]))
-    return tuple(float(torch.cat(values).mean()) for values in (psnr, colour, auc))
+        false.append(false_colour(ab, lab[:, 1:]))
+    return tuple(float(torch.cat(values).mean()) for values in (psnr, colour, auc, false))
 
 
-def search_vibrance(ab_small: dict, truth: dict, threshold: float, gray_auc: float, step: float) -> tuple | None:
-    """The largest vibrance (a multiple of `step`) that keeps PSNR ≥ threshold and AuC ≥ gray_auc, with its
-    scores; colourfulness grows with the vibrance, PSNR and AuC fall past their best. Ten steps at a time,
+def search_vibrance(ab_small: dict, truth: dict, threshold: float, gray_auc: float, max_false: float,
+                    step: float) -> tuple | None:
+    """The largest vibrance (a multiple of `step`) that keeps PSNR ≥ threshold, AuC ≥ gray_auc and false
+    colour ≤ max_false, with its scores; colourfulness grows with the vibrance, PSNR and AuC fall past their best. Ten steps at a time,
     then one step at a time past the last good vibrance."""
     last_good = None
     for stride in (10 * step, step):
         vibrance = last_good[0] + stride if last_good else stride
         while vibrance <= 4.0:
-            psnr, colour, auc = score(ab_small, truth, vibrance)
-            if psnr >= threshold and auc >= gray_auc:
-                last_good = (round(vibrance, 4), psnr, colour, auc)
+            psnr, colour, auc, false = score(ab_small, truth, vibrance)
+            if psnr >= threshold and auc >= gray_auc and false <= max_false:
+                last_good = (round(vibrance, 4), psnr, colour, auc, false)
             elif last_good is not None:
                 break
             vibrance += stride
@@ -89,6 +97,7 @@ def main() -> None:
     parser.add_argument("--temperatures", default="0.6,0.7,0.8,0.9,1.0")
     parser.add_argument("--step", type=float, default=0.025, help="vibrance step")
     parser.add_argument("--margin", type=float, default=0.35, help="dB of PSNR above the gray baseline")
+    parser.add_argument("--max-false", type=float, default=100.0, help="most false colour allowed, in %% of neutral pixels")
     args = parser.parse_args()
 
     base = colorem.load(args.model)
@@ -99,12 +108,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         images = photos(args.images, Path(folder), args.limit, frozenset(args.exclude_source))
         truth = load_truth(images, args.render_size)
-    gray_psnr, _, gray_auc = score({size: torch.zeros(len(l_small), 2, *l_small.shape[-2:])
-                                    for size, (_, _, _, l_small) in truth.items()}, truth, 1.0)
+    gray_psnr, _, gray_auc, _ = score({size: torch.zeros(len(l_small), 2, *l_small.shape[-2:])
+                                       for size, (_, _, _, l_small) in truth.items()}, truth, 1.0)
     threshold = gray_psnr + args.margin
     print(f"{len(images)} photos from {args.images}; gray baseline PSNR {gray_psnr:.3f} dB, AuC {gray_auc:.4f}; "
-          f"rule: PSNR ≥ {threshold:.3f} and AuC ≥ gray's, then the most colourful")
-    print("| prior correction | temperature | vibrance | PSNR RGB (dB) | colourfulness | AuC |\n|---|---|---|---|---|---|")
+          f"rule: PSNR ≥ {threshold:.3f}, AuC ≥ gray's, false colour ≤ {args.max_false:g}%, then the most colourful")
+    print("| prior correction | temperature | vibrance | PSNR RGB (dB) | colourfulness | AuC | false % |\n"
+          "|---|---|---|---|---|---|---|")
     best = None
     for strength in (float(value) for value in args.strengths.split(",")):
         colorizer = copy.copy(base)
@@ -113,19 +123,20 @@ def main() -> None:
             adjust_logits(colorizer.model, prior, rebalance, strength)
         for temperature in (float(value) for value in args.temperatures.split(",")):
             colorizer.temperature = temperature
-            chosen = search_vibrance(predict(colorizer, truth), truth, threshold, gray_auc, args.step)
+            chosen = search_vibrance(predict(colorizer, truth), truth, threshold, gray_auc,
+                                     args.max_false, args.step)
             if chosen is None:
                 print(f"| {strength:g} | {temperature:g} | – | no vibrance meets the rule | | |")
                 continue
             chosen = (strength, temperature, *chosen)
-            print("| {:g} | {:g} | {:g} | {:.3f} | {:.2f} | {:.4f} |".format(*chosen), flush=True)
+            print("| {:g} | {:g} | {:g} | {:.3f} | {:.2f} | {:.4f} | {:.2f} |".format(*chosen), flush=True)
             if best is None or chosen[4] > best[4]:
                 best = chosen
     if best is None:
         raise SystemExit("no setting meets the rule")
     strength, temperature, vibrance = best[:3]
     print(f"calibrated: prior correction {strength:g}, temperature {temperature:g}, vibrance {vibrance:g} "
-          f"(PSNR {best[3]:.3f}, colourfulness {best[4]:.2f}, AuC {best[5]:.4f})")
+          f"(PSNR {best[3]:.3f}, colourfulness {best[4]:.2f}, AuC {best[5]:.4f}, false colour {best[6]:.2f}%)")
     print(f"colorem export {args.model} -o OUT.safetensors --prior-correction {strength:g} --ab-prior {args.ab_prior} "
           f"--temperature {temperature:g} --vibrance {vibrance:g}")
 

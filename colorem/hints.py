@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 
+import kornia.filters
 import torch
 import torch.nn.functional as F
 
@@ -21,6 +22,8 @@ from colorem.errors import ColoremError
 
 MAX_HINTS = 256
 HINT_CHANNELS = 3  # a / AB_MAX, b / AB_MAX, mask
+SPREAD_SIGMAS = (1.5, 4.0, 12.0)  # Gaussian widths, in cells of the grid the hints are spread over
+SPREAD_CHANNELS = 3 * len(SPREAD_SIGMAS)
 _HEX = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
 
 
@@ -126,6 +129,27 @@ def hint_map(hints: list[Hint], photo_size: tuple[int, int], render_size: int | 
         column, row = min(int(x * out_w / width), out_w - 1), min(int(y * out_h / height), out_h - 1)
         channels[0, :, row, column] = torch.tensor([a / AB_MAX, b / AB_MAX, 1.0])
     return channels
+
+
+def spread_hints(hints: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The hint input (B, 3, H, W) -> its colours spread over a coarser (h, w) grid, (B, 9, h, w): for
+    each width in SPREAD_SIGMAS, the hints' mean ab weighted by distance, times a confidence (1 on a
+    point hint, falling as a Gaussian of the distance to the hints), and the confidence. A sparse point
+    becomes a dense signal the network learns from fast and can follow along edges."""
+    height, width = hints.shape[-2:]
+    mask = hints[:, 2:3].float()
+    mass = torch.cat([hints[:, :2].float() * mask, mask], dim=1)
+    mass = F.adaptive_avg_pool2d(mass, size) * (height * width / (size[0] * size[1]))  # a pixel's hint: 1
+    channels = []
+    for sigma in SPREAD_SIGMAS:
+        side = 2 * math.ceil(3 * sigma) + 1
+        kernel = kornia.filters.get_gaussian_kernel1d(side, sigma)
+        blurred = kornia.filters.gaussian_blur2d(mass, (side, side), (sigma, sigma), border_type="constant")
+        blurred = blurred / kernel.max().square()  # peak 1 under a point hint
+        confidence = blurred[:, 2:3].clamp(max=1.0)
+        ab = blurred[:, :2] / blurred[:, 2:3].clamp_min(1e-6)
+        channels += [ab * confidence, confidence]
+    return torch.cat(channels, dim=1).to(hints.dtype)
 
 
 def _coordinate(value, name: str) -> float:

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from colorem.color import AB_MAX, rgb_to_lab
-from colorem.hints import MAX_HINTS, Hint, HintError, HintSimulation, hint_map, parse_color, simulate_hints
+from colorem.hints import (MAX_HINTS, SPREAD_CHANNELS, SPREAD_SIGMAS, Hint, HintError, HintSimulation, hint_map,
+                           parse_color, simulate_hints, spread_hints)
 from colorem.models import create_model
 
 
@@ -14,14 +15,15 @@ def test_a_hint_model_made_from_an_automatic_one_starts_identical():
     automatic = create_model("color-em-tiny", head="classification").eval()
     hinted = create_model("color-em-tiny", head="classification", hints=True).eval()
     missing = hinted.load_state_dict(automatic.state_dict(), strict=False).missing_keys
-    assert missing == ["hint_input.weight", "hint_input.bias"]  # the only new weights, zero-initialized
+    assert missing == [f"hint_{place}.{kind}" for place in ("input", "fusion", "decoder")  # the only new weights,
+                       for kind in ("weight", "bias")]  # zero-initialized
     l = torch.rand(2, 1, 37, 45) * 100
     hints = simulate_hints(torch.randn(2, 2, 37, 45) * 30, torch.Generator().manual_seed(0), counts=[5, 0])
     with torch.no_grad():
         expected = automatic(l)
         assert torch.equal(hinted(l), expected)
         assert torch.equal(hinted(l, hints=hints), expected)
-        hinted.hint_input.weight.normal_()  # once trained, hints change the colours where they are given
+        hinted.hint_decoder.weight.normal_()  # once trained, hints change the colours where they are given
         changed = hinted(l, hints=hints)
         assert torch.equal(hinted(l), expected)
     assert not torch.equal(changed[0], expected[0]) and torch.equal(changed[1], expected[1])
@@ -33,12 +35,38 @@ def test_a_model_without_a_hint_input_refuses_hints():
         model(torch.rand(1, 1, 32, 32) * 100, hints=torch.zeros(1, 3, 32, 32))
 
 
-def test_gradients_reach_the_hint_input():
+def test_gradients_reach_every_hint_input():
     torch.manual_seed(0)
     model = create_model("color-em-tiny", head="classification", hints=True)
     hints = simulate_hints(torch.randn(2, 2, 32, 32) * 30, torch.Generator().manual_seed(1), counts=[20, 20])
     model(torch.rand(2, 1, 32, 32) * 100, hints=hints, raw=True).square().mean().backward()
-    assert model.hint_input.weight.grad.abs().sum() > 0
+    for conv in (model.hint_input, model.hint_fusion, model.hint_decoder):
+        assert conv.weight.grad.abs().sum() > 0
+
+
+def test_a_spread_hint_keeps_its_colour_and_fades_with_distance():
+    hints = torch.zeros(1, 3, 64, 64)
+    hints[0, :, 20, 10] = torch.tensor([0.5, -0.25, 1.0])  # one pixel: a = 0.5 AB_MAX, b = -0.25 AB_MAX
+    spread = spread_hints(hints, (32, 32))  # (1, 9, 32, 32): per width a * confidence, b * confidence, confidence
+    assert spread.shape == (1, SPREAD_CHANNELS, 32, 32)
+    for width in range(len(SPREAD_SIGMAS)):
+        a, b, confidence = spread[0, 3 * width:3 * width + 3]
+        assert confidence[10, 5] == pytest.approx(1.0, abs=0.02)  # full confidence on the hint
+        assert confidence[10, 5] > confidence[10, 9] > confidence[10, 20] >= 0  # falling with distance
+        near = confidence > 1e-3
+        assert torch.allclose(a[near] / confidence[near], torch.tensor(0.5), atol=1e-4)  # the hint's own colour
+        assert torch.allclose(b[near] / confidence[near], torch.tensor(-0.25), atol=1e-4)
+    wide = spread[0, -1]
+    assert wide[10, 20] > spread[0, 2, 10, 20]  # the widest spread reaches farther than the narrowest
+
+
+def test_two_spread_hints_mix_by_distance():
+    hints = torch.zeros(1, 3, 32, 32)
+    hints[0, :, 16, 4] = torch.tensor([0.5, 0.0, 1.0])
+    hints[0, :, 16, 28] = torch.tensor([-0.5, 0.0, 1.0])
+    a, _, confidence = spread_hints(hints, (32, 32))[0, 3:6]  # the middle width
+    mean = a / confidence.clamp_min(1e-6)
+    assert mean[16, 6] > 0.4 and mean[16, 26] < -0.4 and abs(float(mean[16, 16])) < 1e-4
 
 
 @pytest.mark.parametrize("color, rgb", [("#3a6ea5", (58, 110, 165)), ("3A6EA5", (58, 110, 165)),

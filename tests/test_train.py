@@ -479,13 +479,14 @@ def test_a_hint_model_trains_from_an_automatic_run_and_exports(photos, tmp_path)
     config = tiny_config(photos, *classification, "model.hints=true", "run.steps=3")
     config = apply_overrides(config, ["optim.hint_lr_scale=10"])
     trainer = Trainer(config, tmp_path / "hints", env=DistributedEnv(), init_from=str(automatic))
-    assert not trainer.model.hint_input.weight.any()  # starts as the automatic model
-    hint_parameters = {id(p) for p in trainer.model.hint_input.parameters()}
+    hint_convs = (trainer.model.hint_input, trainer.model.hint_fusion, trainer.model.hint_decoder)
+    assert not any(conv.weight.any() for conv in hint_convs)  # starts as the automatic model
+    hint_parameters = {id(p) for conv in hint_convs for p in conv.parameters()}
     rates = {id(p): group["initial_lr"] for group in trainer.optimizer.param_groups for p in group["params"]}
     assert all(rates[key] == pytest.approx(10 * config.optim.lr) for key in hint_parameters)  # the new input learns faster
     assert sorted(set(rates.values())) == pytest.approx([config.optim.lr, 10 * config.optim.lr])
     assert trainer.fit()["status"] == "completed"
-    assert trainer.model.hint_input.weight.any()  # simulated hints trained the new input
+    assert all(conv.weight.any() for conv in hint_convs)  # simulated hints trained the new inputs
     export(tmp_path / "hints", tmp_path / "hints.safetensors")
     colorizer = colorem.load(tmp_path / "hints.safetensors")
     assert colorizer.card.architecture_options["hints"] is True and colorizer.model.accepts_hints

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorem.color import AB_MAX, ab_bins
-from colorem.hints import HINT_CHANNELS
+from colorem.hints import HINT_CHANNELS, SPREAD_CHANNELS, spread_hints
 from colorem.models.embedders import GlobalEmbedder, create_embedder
 from colorem.models.registry import register_model
 
@@ -32,9 +32,11 @@ class FusionColorizer(nn.Module):
 
     head="regression": the original's conv 16->2 + tanh, x128 = ab.
     head="classification": logits over in-gamut ab bins (Zhang et al. 2016), decoded by annealed mean.
-    hints=True: a colour-hint input (a/b/mask at the input size, colorem.hints) added to the first
-    convolution through its own zero-initialized 3x3 conv, so a hint model made from an automatic one
-    starts with identical output.
+    hints=True: a colour-hint input (a/b/mask at the input size, colorem.hints) enters at three places,
+    each through its own zero-initialized conv, so a hint model made from an automatic one starts with
+    identical output: as points beside the first convolution, and spread over the grid
+    (colorem.hints.spread_hints) at the fusion layer (H/8, where the picture's content is known) and
+    before the last decoder layer (H/2, where edges are sharp).
     """
 
     def __init__(
@@ -59,9 +61,13 @@ class FusionColorizer(nn.Module):
         if hints:
             first = self.encoder[0][0]
             self.hint_input = nn.Conv2d(HINT_CHANNELS, first.out_channels, 3, stride=first.stride, padding=1)
-            nn.init.zeros_(self.hint_input.weight)
-            nn.init.zeros_(self.hint_input.bias)
         c256, c128, c64, c32, c16 = (_channels(c, width) for c in (256, 128, 64, 32, 16))
+        self.hint_fusion = nn.Conv2d(SPREAD_CHANNELS, c256, 1) if hints else None
+        self.hint_decoder = nn.Conv2d(SPREAD_CHANNELS, c32, 3, padding=1) if hints else None
+        for conv in (self.hint_input, self.hint_fusion, self.hint_decoder):
+            if conv is not None:
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
         self.fusion = nn.Sequential(nn.Conv2d(c256 + embedder.dim, c256, 1), nn.ReLU(inplace=True))
         if head == "classification":
             self.register_buffer("bins", ab_bins(bin_step), persistent=True)  # (Q, 2)
@@ -122,10 +128,10 @@ class FusionColorizer(nn.Module):
         if embedding.shape[1]:
             grid = embedding.to(features.dtype)[:, :, None, None].expand(-1, -1, *features.shape[-2:])
             features = torch.cat([features, grid], dim=1)
-        x = self.fusion(features)
+        x = self._hinted(self.hint_fusion, self.fusion(features), hints, pad_h, pad_w)
         x = self.decoder[0](x)
         x = self.decoder[1](self._up(x))
-        x = self.decoder[2](self._up(x))
+        x = self._hinted(self.hint_decoder, self.decoder[2](self._up(x)), hints, pad_h, pad_w)
         x = self.decoder[3](x)
         x = self.output(x)  # (B, 2 or Q, H/2, W/2)
         if self.head == "classification" and raw:
@@ -139,6 +145,16 @@ class FusionColorizer(nn.Module):
             x = torch.tanh(x)
             return x if raw else x * AB_MAX
         return x
+
+    @staticmethod
+    def _hinted(conv: nn.Conv2d | None, x: torch.Tensor, hints: torch.Tensor | None, pad_h: int, pad_w: int) -> torch.Tensor:
+        """x plus the spread hints through `conv` (its bias alone without hints, as for all-zero hints)."""
+        if conv is None:
+            return x
+        if hints is None:
+            return x + conv.bias.to(x.dtype)[None, :, None, None]
+        spread = spread_hints(F.pad(hints, (0, pad_w, 0, pad_h)), tuple(x.shape[-2:]))
+        return x + conv(spread.to(x.dtype))
 
     def decode_logits(self, logits: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """Annealed mean (Zhang et al. 2016): softmax(logits / T) weighted mean of the bin centres."""

@@ -12,11 +12,11 @@ from colorem.train.config import OptimConfig
 
 def create_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
     """AdamW by default; RMSprop and Adam as in the original Keras recipe. Biases and 1-d parameters
-    get no weight decay; a hint input learns at lr × hint_lr_scale."""
+    get no weight decay; the hint inputs (hint_*) learn at lr × hint_lr_scale."""
     named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     groups = []
     for hint, lr in ((False, config.lr), (True, config.lr * config.hint_lr_scale)):
-        parameters = [p for name, p in named if name.startswith("hint_input.") == hint]
+        parameters = [p for name, p in named if name.startswith("hint_") == hint]
         groups += [{"params": [p for p in parameters if p.ndim > 1], "weight_decay": config.weight_decay, "lr": lr},
                    {"params": [p for p in parameters if p.ndim <= 1], "weight_decay": 0.0, "lr": lr}]
     groups = [group for group in groups if group["params"]]

@@ -130,7 +130,9 @@ def test_flicker_drops_with_stabilization(tmp_path):
     per_frame = video_flicker(decode(colorizer.colorize_video(source, tmp_path / "a.mp4", stabilize=False,
                                                               render_size=96).target)[0])
     stable = video_flicker(decode(colorizer.colorize_video(source, tmp_path / "b.mp4", render_size=96).target)[0])
-    assert stable < 0.6 * per_frame, (per_frame, stable)
+    # Measured on this clip: default v1 dropped below 0.6x; v2, whose colours jump less with the grain
+    # (0.061 per frame), to 0.73x (0.044), where the codec's own ab noise is a growing share of what is left.
+    assert stable < 0.8 * per_frame, (per_frame, stable)
 
 
 def test_avi_with_b_frames_gets_its_timestamps_back_in_order(tiny, tmp_path):

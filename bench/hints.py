@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-import colorem
 from colorem.colorize import Colorizer
 from colorem.evaluate import GRAY, evaluate, find_images, hint_row
 from colorem.hints import Hint

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import multiprocessing
+import os
+import signal
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +161,21 @@ def test_a_saved_position_resumes_the_exact_batch_sequence(shards, workers):
     got += [next(resumed)["keys"] for _ in range(9)]
     resumed.close()
     assert got == expected
+
+
+def test_decoding_workers_leave_ctrl_c_and_sigterm_to_the_trainer(shards):
+    """Ctrl-C reaches the whole process group; a worker that died of it would make torch raise in the trainer
+    (its SIGCHLD check) while the trainer is writing its last checkpoint."""
+    iterator = DataIterator(PhotoStream(resolve_source(shards), Augment(size=32), batch_size=2, workers=1), 1)
+    next(iterator)
+    workers = multiprocessing.active_children()
+    assert len(workers) == 1
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        os.kill(workers[0].pid, signum)
+    time.sleep(0.5)
+    assert workers[0].is_alive()
+    assert len(next(iterator)["keys"]) == 2
+    iterator.close()
 
 
 def test_fixed_validation_images(tmp_path, shards):

@@ -233,6 +233,30 @@ def test_sigterm_writes_a_checkpoint_and_exits_cleanly(photos, tmp_path):
     assert state["step"] >= 3
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_whole_process_group_still_saves_and_resumes(photos, tmp_path, signum):
+    """Ctrl-C in a terminal (or `pkill -f`) reaches the DataLoader workers as well as the trainer."""
+    run = tmp_path / "run"
+    args = cli_train_args(photos, run, "run.steps=100000", "run.checkpoint_every=2", "run.log_every=1",
+                          "data.workers=1")
+    process = subprocess.Popen([sys.executable, "-m", "colorem", *args], cwd=REPO, stderr=subprocess.PIPE, text=True,
+                               env=SUBPROCESS_ENV, start_new_session=True)
+    try:
+        _wait_for(lambda: len(list_checkpoints(run)) >= 2, process)
+        os.killpg(process.pid, signum)
+        assert process.wait(timeout=60) == 0, process.stderr.read()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    stderr = process.stderr.read()
+    assert f"stopped by {signum.name}" in stderr and "Traceback" not in stderr, stderr
+    state, _, problems = load_latest(run)
+    assert not problems and state["step"] >= 2
+    result = cli(*cli_train_args(photos, run, f"run.steps={state['step'] + 1}", "data.workers=1"), "--resume", "auto")
+    assert result.returncode == 0, result.stderr
+    assert load_latest(run)[0]["step"] == state["step"] + 1
+
+
 def test_classification_run_stores_its_ab_prior_and_exports(photos, tmp_path):
     run = tmp_path / "run"
     config = tiny_config(photos, "model.head=classification", "loss.name=mix", "loss.rebalance=0.8",

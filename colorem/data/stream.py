@@ -5,6 +5,7 @@ mid-epoch at exactly that place; and the fixed validation photos."""
 from __future__ import annotations
 
 import random
+import signal
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -148,7 +149,14 @@ def make_loader(dataset: PhotoStream, workers: int) -> torch.utils.data.DataLoad
         raise ValueError("the dataset's stream count must equal the DataLoader's worker count")
     return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers,
                                        persistent_workers=False, prefetch_factor=4 if workers else None,
-                                       pin_memory=False)
+                                       pin_memory=False, worker_init_fn=leave_signals_to_the_trainer)
+
+
+def leave_signals_to_the_trainer(worker_id: int) -> None:
+    """Decoding workers ignore SIGINT/SIGTERM: Ctrl-C or `pkill` reaches the whole process group, and the trainer
+    must be the one to stop (rolling back the step, writing a checkpoint, then shutting the workers down)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class DataIterator:

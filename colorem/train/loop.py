@@ -83,6 +83,7 @@ class Trainer:
         self._build_model(init_from if checkpoint is None else None, checkpoint)
         self._build_optimization()
         self.step = 0
+        self._saved_step: int | None = None  # the step of the last checkpoint written (or resumed from)
         self.metrics: dict[str, float] = {}
         self.embedding_cache: dict[str, torch.Tensor] = {}
         position, self.images_before, skipped_before = None, 0, {}
@@ -152,7 +153,7 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None and state.get("ema"):
             self.ema.load_state_dict(state["ema"])
-        self.step = int(state["step"])
+        self.step = self._saved_step = int(state["step"])
         self.metrics = dict(state.get("metrics", {}))
         ranks = state.get("data", {}).get("ranks", [])
         same_layout = len(ranks) == self.env.world_size
@@ -199,6 +200,7 @@ class Trainer:
             path = save_checkpoint(self.run_dir, state, keep=self.config.run.keep_checkpoints)
             log.info("checkpoint %s", path)
         distributed.barrier(self.env)
+        self._saved_step = self.step
         return path
 
     # --- one step -----------------------------------------------------------------------------
@@ -280,7 +282,8 @@ class Trainer:
                 bar.update(1)
                 self._after_step(self.step == until, window, bar, logger)
             if status == "interrupted":
-                self.save()
+                if self._saved_step != self.step:  # not again when the signal came just after a checkpoint
+                    self.save()
         finally:
             bar.close()
             self._restore_signal_handlers(handlers)

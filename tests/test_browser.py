@@ -6,11 +6,6 @@ import base64
 import contextlib
 import json
 import math
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -31,44 +26,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright f
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running_server(weights, folder):
-    port = free_port()
-    log = open(folder / "server.log", "w+")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "colorem", "serve", "--model", str(weights), "--host", "127.0.0.1",
-         "--port", str(port), "--max-upload-mb", "1", "--log-level", "warning"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            log.seek(0)
-            pytest.fail(f"colorem serve did not start:\n{log.read()}")
-        time.sleep(0.2)
-    try:
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+from tests.live import live_server  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +37,8 @@ def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("browser")
     weights = save_weights(create_model("color-em-tiny"), ModelCard(architecture="color-em-tiny", name="tiny-test"),
                            folder / "tiny.safetensors")
-    with running_server(weights, folder) as url:
-        yield url
+    with live_server(weights, folder, "--max-upload-mb", "1") as live:
+        yield live.url
 
 
 @pytest.fixture(scope="module")
@@ -227,8 +185,8 @@ def hint_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("browser-hints")
     card = ModelCard(architecture="color-em-tiny", render_size=256, name="tiny-hints",
                      architecture_options={"head": "classification", "hints": True})
-    with running_server(save_weights(hint_model(), card, folder / "hints.safetensors"), folder) as url:
-        yield url
+    with live_server(save_weights(hint_model(), card, folder / "hints.safetensors"), folder, "--max-upload-mb", "1") as live:
+        yield live.url
 
 
 def result_image(page) -> Image.Image:

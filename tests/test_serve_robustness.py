@@ -8,13 +8,10 @@ tests/test_serve.py::test_413_while_streaming_stops_reading and ::test_413_by_co
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -30,12 +27,12 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from colorem import load  # noqa: E402
 from colorem.serve import Settings, create_app  # noqa: E402
-from tests.conftest import REPO, photo  # noqa: E402
+from tests.conftest import photo  # noqa: E402
 from tests.hostile import build_cases  # noqa: E402
+from tests.live import HOST, live_server  # noqa: E402
 from tests.test_hostile import TALLY  # noqa: E402  (one tally: library, CLI and server tries)
 
 CASES = [case for case in build_cases() if case.link_to is None]  # a link cannot be uploaded
-HOST = "127.0.0.1"  # the only address these tests ever connect to
 CONCURRENCY = 2
 BURST = 50
 MAX_UPLOAD_MB = 4
@@ -90,12 +87,6 @@ def test_hostile_upload_gets_the_right_status(case, client):
 
 
 # --- a live server ------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 def _memory_kib(pid: int, field: str) -> int:
     """VmRSS (resident now) or VmHWM (peak resident) of a process, in KiB."""
     with open(f"/proc/{pid}/status") as status:
@@ -105,57 +96,10 @@ def _memory_kib(pid: int, field: str) -> int:
     raise AssertionError(f"no {field} in /proc/{pid}/status")
 
 
-class LiveServer:
-    def __init__(self, process: subprocess.Popen, port: int, log_path):
-        self.process, self.port, self.log_path = process, port, log_path
-        self.url = f"http://{HOST}:{port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-
-@contextlib.contextmanager
-def live_server(tiny_weights, log_dir, *options: str):
-    """`colorem serve` in a subprocess on a free port of 127.0.0.1, healthy before it is yielded."""
-    if not os.path.isdir(f"/proc/{os.getpid()}"):
-        pytest.skip("needs /proc to measure the server's memory")
-    log_path = log_dir / "serve.log"
-    for _ in range(2):  # a second try with another port: something else may take the free port first
-        port = _free_port()
-        command = [sys.executable, "-m", "colorem", "serve", "--model", str(tiny_weights), "--host", HOST,
-                   "--port", str(port), "--device", "cpu", "--precision", "fp32", "--torch-threads", "1",
-                   "--log-level", "warning", *options]
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                       env={**os.environ, "OMP_NUM_THREADS": "1"})
-        live = LiveServer(process, port, log_path)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if httpx.get(live.url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        if process.poll() is None:
-            break
-    else:
-        pytest.fail(f"colorem serve did not start:\n{live.log()}")
-    if process.poll() is not None or time.monotonic() >= deadline:
-        process.kill()
-        pytest.fail(f"colorem serve did not become healthy:\n{live.log()}")
-    try:
-        yield live
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-
-
 @pytest.fixture(scope="module")
 def server(tiny_weights, tmp_path_factory):
+    if not os.path.isdir(f"/proc/{os.getpid()}"):
+        pytest.skip("needs /proc to measure the server's memory")
     with live_server(tiny_weights, tmp_path_factory.mktemp("server"), "--concurrency", str(CONCURRENCY),
                      "--max-waiting", str(BURST), "--max-upload-mb", str(MAX_UPLOAD_MB)) as live:
         yield live

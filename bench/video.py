@@ -128,6 +128,7 @@ def table(args) -> None:
     from PIL import Image
 
     colorizer = colorem.load(args.model)
+    colorizer.render_size = args.render_size or colorizer.render_size
     originals = read_frames(args.video, args.frames)
     grays = np.stack([gray_of(frame) for frame in originals])
     with tempfile.TemporaryDirectory() as folder:
@@ -178,6 +179,7 @@ def sweep(args) -> None:
     from colorem.colorize import finish_rgb8, gray8_to_l, render_l, upsample_ab
 
     colorizer = colorem.load(args.model)
+    colorizer.render_size = args.render_size or colorizer.render_size
     originals = read_frames(args.video, args.frames)
     if args.pan:  # a camera pan: a window 5/6 of the frame wide sliding 1 px per frame, scaled back up
         crop_w, crop_h = originals.shape[2] * 5 // 6, originals.shape[1] * 5 // 6
@@ -226,6 +228,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
     parser.add_argument("--model", default=None, help="weights (default: the packaged default model)")
+    parser.add_argument("--render-size", type=int, default=None, help="the network's square (default: the model card's)")
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--fps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)

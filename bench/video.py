@@ -14,6 +14,7 @@ folder runner (`colorem colorize DIR`), all in this one run; medians of --repeat
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import tempfile
@@ -128,7 +129,8 @@ def table(args) -> None:
     from PIL import Image
 
     colorizer = colorem.load(args.model)
-    colorizer.render_size = args.render_size or colorizer.render_size
+    if args.render_size:  # the card's render size, replaced for this run
+        colorizer.card = dataclasses.replace(colorizer.card, render_size=args.render_size)
     originals = read_frames(args.video, args.frames)
     grays = np.stack([gray_of(frame) for frame in originals])
     with tempfile.TemporaryDirectory() as folder:
@@ -179,7 +181,8 @@ def sweep(args) -> None:
     from colorem.colorize import finish_rgb8, gray8_to_l, render_l, upsample_ab
 
     colorizer = colorem.load(args.model)
-    colorizer.render_size = args.render_size or colorizer.render_size
+    if args.render_size:  # the card's render size, replaced for this run
+        colorizer.card = dataclasses.replace(colorizer.card, render_size=args.render_size)
     originals = read_frames(args.video, args.frames)
     if args.pan:  # a camera pan: a window 5/6 of the frame wide sliding 1 px per frame, scaled back up
         crop_w, crop_h = originals.shape[2] * 5 // 6, originals.shape[1] * 5 // 6

@@ -143,8 +143,8 @@ def spread_hints(hints: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     channels = []
     for sigma in SPREAD_SIGMAS:
         side = 2 * math.ceil(3 * sigma) + 1
-        kernel = kornia.filters.get_gaussian_kernel1d(side, sigma)
-        blurred = kornia.filters.gaussian_blur2d(mass, (side, side), (sigma, sigma), border_type="constant")
+        kernel = kornia.filters.get_gaussian_kernel1d(side, sigma, device=mass.device, dtype=mass.dtype)  # (1, side)
+        blurred = kornia.filters.filter2d_separable(mass, kernel, kernel, border_type="constant")
         blurred = blurred / kernel.max().square()  # peak 1 under a point hint
         confidence = blurred[:, 2:3].clamp(max=1.0)
         ab = blurred[:, :2] / blurred[:, 2:3].clamp_min(1e-6)

@@ -123,15 +123,16 @@ class FusionColorizer(nn.Module):
             if hints is None:  # no hints: the hint conv of an all-zero input is its bias
                 x = x + self.hint_input.bias.to(x.dtype)[None, :, None, None]
             else:
-                x = x + self.hint_input(F.pad(hints.to(x.dtype), (0, pad_w, 0, pad_h)))
+                hints = F.pad(hints, (0, pad_w, 0, pad_h))  # padded once, for all three hint inputs
+                x = x + self.hint_input(hints.to(x.dtype))
             features = self.encoder[1:](self.encoder[0][1](x))
         if embedding.shape[1]:
             grid = embedding.to(features.dtype)[:, :, None, None].expand(-1, -1, *features.shape[-2:])
             features = torch.cat([features, grid], dim=1)
-        x = self._hinted(self.hint_fusion, self.fusion(features), hints, pad_h, pad_w)
+        x = self._hinted(self.hint_fusion, self.fusion(features), hints)
         x = self.decoder[0](x)
         x = self.decoder[1](self._up(x))
-        x = self._hinted(self.hint_decoder, self.decoder[2](self._up(x)), hints, pad_h, pad_w)
+        x = self._hinted(self.hint_decoder, self.decoder[2](self._up(x)), hints)
         x = self.decoder[3](x)
         x = self.output(x)  # (B, 2 or Q, H/2, W/2)
         if self.head == "classification" and raw:
@@ -147,13 +148,14 @@ class FusionColorizer(nn.Module):
         return x
 
     @staticmethod
-    def _hinted(conv: nn.Conv2d | None, x: torch.Tensor, hints: torch.Tensor | None, pad_h: int, pad_w: int) -> torch.Tensor:
-        """x plus the spread hints through `conv` (its bias alone without hints, as for all-zero hints)."""
+    def _hinted(conv: nn.Conv2d | None, x: torch.Tensor, hints: torch.Tensor | None) -> torch.Tensor:
+        """x plus the (padded) hints spread over x's grid through `conv` (its bias alone without hints, as for
+        all-zero hints)."""
         if conv is None:
             return x
         if hints is None:
             return x + conv.bias.to(x.dtype)[None, :, None, None]
-        spread = spread_hints(F.pad(hints, (0, pad_w, 0, pad_h)), tuple(x.shape[-2:]))
+        spread = spread_hints(hints, tuple(x.shape[-2:]))
         return x + conv(spread.to(x.dtype))
 
     def decode_logits(self, logits: torch.Tensor, temperature: float | None = None) -> torch.Tensor:

@@ -127,12 +127,13 @@ def test_flicker_drops_with_stabilization(tmp_path):
     """A still, grainy shot: per-frame colours jump with the grain; the stabilized ones stay put."""
     source = write_clip(tmp_path / "still.mp4", still_with_grain(Image.open(SAMPLES / "dogs-at-door.jpg"), 16), audio=False)
     colorizer = colorem.load(precision="fp32")  # the default model: real predictions, not random ones
+    # crf 0: x264 without quantization, so the flicker measured is the colorizer's, not the codec's. At the default
+    # crf 18 the codec's own chroma noise is of the same size as what the filter removes on this clip (default v2
+    # at step 1,000: 0.111 per frame, 0.131 stabilized; at crf 0: 0.079 and 0.034; v2 at step 500: 0.070, 0.031).
     per_frame = video_flicker(decode(colorizer.colorize_video(source, tmp_path / "a.mp4", stabilize=False,
-                                                              render_size=96).target)[0])
-    stable = video_flicker(decode(colorizer.colorize_video(source, tmp_path / "b.mp4", render_size=96).target)[0])
-    # Measured on this clip: default v1 dropped below 0.6x; v2, whose colours jump less with the grain
-    # (0.061 per frame), to 0.73x (0.044), where the codec's own ab noise is a growing share of what is left.
-    assert stable < 0.8 * per_frame, (per_frame, stable)
+                                                              render_size=96, crf=0).target)[0])
+    stable = video_flicker(decode(colorizer.colorize_video(source, tmp_path / "b.mp4", render_size=96, crf=0).target)[0])
+    assert stable < 0.6 * per_frame, (per_frame, stable)
 
 
 def test_avi_with_b_frames_gets_its_timestamps_back_in_order(tiny, tmp_path):

@@ -114,18 +114,11 @@ class FusionColorizer(nn.Module):
         x = l / 50.0 - 1.0
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        if self.hint_input is None:
-            if hints is not None:
+        if hints is not None:
+            if self.hint_input is None:
                 raise ValueError("this model takes no colour hints (its card does not say hints: true)")
-            features = self.encoder(x)  # (B, 256, H/8, W/8)
-        else:
-            x = self.encoder[0][0](x)
-            if hints is None:  # no hints: the hint conv of an all-zero input is its bias
-                x = x + self.hint_input.bias.to(x.dtype)[None, :, None, None]
-            else:
-                hints = F.pad(hints, (0, pad_w, 0, pad_h))  # padded once, for all three hint inputs
-                x = x + self.hint_input(hints.to(x.dtype))
-            features = self.encoder[1:](self.encoder[0][1](x))
+            hints = F.pad(hints, (0, pad_w, 0, pad_h))  # padded once, for all three hint inputs
+        features = self._encode(x, hints)  # (B, 256, H/8, W/8)
         if embedding.shape[1]:
             grid = embedding.to(features.dtype)[:, :, None, None].expand(-1, -1, *features.shape[-2:])
             features = torch.cat([features, grid], dim=1)
@@ -146,6 +139,19 @@ class FusionColorizer(nn.Module):
             x = torch.tanh(x)
             return x if raw else x * AB_MAX
         return x
+
+    def _encode(self, x: torch.Tensor, hints: torch.Tensor | None) -> torch.Tensor:
+        """Scaled, padded L (B, 1, H, W) -> encoder features (B, 256, H/8, W/8); a hint model adds its hint
+        input after the first convolution (only that convolution's bias when no hints are given, as for
+        all-zero hints)."""
+        if self.hint_input is None:
+            return self.encoder(x)
+        x = self.encoder[0][0](x)
+        if hints is None:
+            x = x + self.hint_input.bias.to(x.dtype)[None, :, None, None]
+        else:
+            x = x + self.hint_input(hints.to(x.dtype))
+        return self.encoder[1:](self.encoder[0][1](x))
 
     @staticmethod
     def _hinted(conv: nn.Conv2d | None, x: torch.Tensor, hints: torch.Tensor | None) -> torch.Tensor:

@@ -28,8 +28,7 @@ from kornia.filters import guided_blur
 
 import colorem
 from colorem.color import AB_MAX
-from colorem.colorize import finish_rgb8, upsample_ab
-from colorem.metrics import auc_ab, colorfulness, false_colour, psnr_rgb
+from colorem.colorize import upsample_ab
 from colorem.train.export import adjust_logits
 from colorem.train.losses import load_prior
 from calibrate import load_truth, score, search_vibrance
@@ -62,19 +61,6 @@ def decode(model, truth: dict, temperature: float) -> tuple[dict, dict]:
             for name in CONFIDENCES:
                 confidences[name][size] = up(parts[name])
     return means, confidences
-
-
-def score_full(truth: dict, ab_full: dict) -> tuple[float, ...]:
-    """bench/calibrate.py's score for ab already at full size (finished as colorize finishes it)."""
-    psnr, colour, auc, false = [], [], [], []
-    for size, (rgb_true, lab, l_full, _) in truth.items():
-        ab = ab_full[size].clamp(-AB_MAX, AB_MAX)
-        rgb = finish_rgb8(l_full, ab, 1.0).permute(0, 3, 1, 2).float() / 255.0
-        psnr.append(psnr_rgb(rgb, rgb_true))
-        colour.append(colorfulness(rgb))
-        auc.append(auc_ab(ab, lab[:, 1:]))
-        false.append(false_colour(ab, lab[:, 1:]))
-    return tuple(float(torch.cat(values).mean()) for values in (psnr, colour, auc, false))
 
 
 def row(name: str, result: tuple | None) -> str:
@@ -129,9 +115,11 @@ def main() -> None:
         ab_small = {size: means[size] * best[0] * saturation for size in means}
         print(row("bilinear (today)", (saturation, *score(ab_small, truth, 1.0))))
         for window in (9, 17):
-            ab_full = {size: guided_blur(l_full / 100.0, upsample_ab(ab_small[size], tuple(l_full.shape[-2:])), window, 1e-3)
+            # ab already at full size: calibrate's score upsamples it to the same size, which leaves it as it is
+            ab_full = {size: guided_blur(l_full / 100.0, upsample_ab(ab_small[size], tuple(l_full.shape[-2:])), window,
+                                         1e-3).clamp_(-AB_MAX, AB_MAX)
                        for size, (_, _, l_full, _) in truth.items()}
-            print(row(f"guided, {window} px window, eps 0.001", (saturation, *score_full(truth, ab_full))), flush=True)
+            print(row(f"guided, {window} px window, eps 0.001", (saturation, *score(ab_full, truth, 1.0))), flush=True)
 
 
 if __name__ == "__main__":

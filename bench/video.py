@@ -125,12 +125,18 @@ def write_strip(path: Path, grays: np.ndarray, colorized: np.ndarray, originals:
     sheet.save(path, quality=85)
 
 
+def load(args) -> colorem.Colorizer:
+    """The model to measure, at --render-size when given (the card's otherwise)."""
+    colorizer = colorem.load(args.model)
+    if args.render_size:
+        colorizer.card = dataclasses.replace(colorizer.card, render_size=args.render_size)
+    return colorizer
+
+
 def table(args) -> None:
     from PIL import Image
 
-    colorizer = colorem.load(args.model)
-    if args.render_size:  # the card's render size, replaced for this run
-        colorizer.card = dataclasses.replace(colorizer.card, render_size=args.render_size)
+    colorizer = load(args)
     originals = read_frames(args.video, args.frames)
     grays = np.stack([gray_of(frame) for frame in originals])
     with tempfile.TemporaryDirectory() as folder:
@@ -180,9 +186,7 @@ def sweep(args) -> None:
 
     from colorem.colorize import finish_rgb8, gray8_to_l, render_l, upsample_ab
 
-    colorizer = colorem.load(args.model)
-    if args.render_size:  # the card's render size, replaced for this run
-        colorizer.card = dataclasses.replace(colorizer.card, render_size=args.render_size)
+    colorizer = load(args)
     originals = read_frames(args.video, args.frames)
     if args.pan:  # a camera pan: a window 5/6 of the frame wide sliding 1 px per frame, scaled back up
         crop_w, crop_h = originals.shape[2] * 5 // 6, originals.shape[1] * 5 // 6

@@ -4,11 +4,13 @@
 
 RAW is a classification model exported from its run at temperature 1, not yet prior-corrected (as for
 bench/calibrate.py, whose rule this applies: the most colourful setting with PSNR ≥ gray + --margin, AuC ≥
-gray's and false colour ≤ --max-false %). Two families are scored against the global vibrance:
+gray's and false colour ≤ --max-false %). Three kinds are scored against the global vibrance:
 
 - confidence-aware decoding, ab = v · c^k · annealed mean, with c per pixel the class distribution's
   1 − normalised entropy ("entropy"), its largest probability ("maxp"), or |mean ab| / mean |ab|
   ("resultant"); v is searched for each (c, k);
+- test-time flip averaging: the class probabilities of the photo and of its mirror image (mirrored back)
+  averaged before decoding, at twice the network's cost;
 - ab upsampled to full size under the guidance of the full-resolution L (kornia's guided filter after the
   bilinear upsampling), at the global vibrance's colourfulness.
 
@@ -38,17 +40,21 @@ CONFIDENCES = ("entropy", "maxp", "resultant")
 
 
 def decode(model, truth: dict, temperature: float) -> tuple[dict, dict]:
-    """Annealed-mean ab at the render size per photo size, and each confidence map (B, 1, R, R)."""
+    """Annealed-mean ab at the render size per photo size (and under (size, "flip") that of the class
+    probabilities averaged with those of the mirrored photo, mirrored back), and each confidence map (B, 1, R, R)."""
     bins = model.bins.float()
     chroma = bins.norm(dim=1)
     means, confidences = {}, {name: {} for name in CONFIDENCES}
     with torch.no_grad():
         for size, (_, _, _, l_small) in truth.items():
-            parts: dict[str, list] = {name: [] for name in ("mean", *CONFIDENCES)}
+            parts: dict[str, list] = {name: [] for name in ("mean", "flip", *CONFIDENCES)}
             for start in range(0, len(l_small), 8):
                 logits = model(l_small[start:start + 8], raw=True).float()  # (B, Q, R/2, R/2)
                 p = torch.softmax(logits / temperature, 1)
                 mean = torch.einsum("bqhw,qc->bchw", p, bins)
+                mirrored = model(l_small[start:start + 8].flip(-1), raw=True).float().flip(-1)
+                p_both = (p + torch.softmax(mirrored / temperature, 1)) / 2  # test-time flip: the two averaged
+                parts["flip"].append(torch.einsum("bqhw,qc->bchw", p_both, bins))
                 p1 = torch.softmax(logits, 1)
                 entropy = -(p1 * p1.clamp_min(1e-12).log()).sum(1, keepdim=True) / math.log(len(bins))
                 parts["mean"].append(mean)
@@ -58,6 +64,7 @@ def decode(model, truth: dict, temperature: float) -> tuple[dict, dict]:
                 parts["resultant"].append(mean.norm(dim=1, keepdim=True) / mean_chroma.clamp_min(1e-6))
             up = lambda maps: F.interpolate(torch.cat(maps), size=l_small.shape[-2:], mode="nearest")  # noqa: E731
             means[size] = up(parts["mean"])
+            means[size, "flip"] = up(parts["flip"])
             for name in CONFIDENCES:
                 confidences[name][size] = up(parts[name])
     return means, confidences
@@ -89,6 +96,7 @@ def main() -> None:
         images = photos(args.images, Path(folder), args.limit)
         truth = load_truth(images, args.render_size)
     means, confidences = decode(model, truth, args.temperature)
+    flipped = {size: means.pop((size, "flip")) for size in truth}
     gray = score({size: torch.zeros_like(mean) for size, mean in means.items()}, truth, 1.0)
     print(f"{len(images)} photos from {args.images} at render {args.render_size}, temperature {args.temperature:g}; "
           f"gray PSNR {gray[0]:.3f} dB, AuC {gray[2]:.4f}; rule: PSNR ≥ gray + {args.margin:g}, AuC ≥ gray's, "
@@ -101,6 +109,8 @@ def main() -> None:
 
     best = most_colourful({size: torch.ones(1) for size in means})
     print(row("global vibrance (the card's)", best), flush=True)
+    print(row("test-time flip average, global vibrance", search_vibrance(flipped, truth, gray[0] + args.margin, gray[2],
+                                                                         args.max_false, args.step)), flush=True)
     for name in CONFIDENCES:
         pooled = torch.cat([maps.flatten() for maps in confidences[name].values()]).clamp_min(1e-3)
         for power in (0.25, 0.5, 1.0, 2.0):

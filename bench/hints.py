@@ -3,12 +3,16 @@
     python bench/hints.py --model HINT_WEIGHTS [--repeats 20]                      # latency
     python bench/hints.py --model HINT_WEIGHTS --images ../shared/data/eval \
         --counts 0,1,2,5,10,20 --plot docs/hints-curve.png                         # the curve
+    python bench/hints.py --images HELD_OUT --limit 150 --follow-grid              # follow_hints' widths
 
 Latency: what the page waits for after each hint change, one forward at the render size plus the
 colour math, for a photo of the render size and a 1 MP one. A model without a hint input is timed as
 the same network given a (zero) hint input: speed does not depend on the weights' values.
 The curve scores `colorem evaluate --hints` rows (the same protocol) and draws PSNR and AuC against the
 number of simulated hints with PIL (no matplotlib needed).
+The follow grid scores colorem.hints.follow_hints at several widths (reach, lightness) against the
+network alone, with 1 and 10 simulated hints, on held-out photos (never eval/ or eval-scenes/): how its
+defaults, FOLLOW_REACH and FOLLOW_LIGHTNESS, were chosen.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from colorem.colorize import Colorizer
-from colorem.evaluate import GRAY, evaluate, find_images, hint_row
-from colorem.hints import Hint
+from colorem.colorize import Colorizer, render_l
+from colorem.evaluate import GRAY, evaluate, find_images, hint_row, simulated_hints
+from colorem.hints import FOLLOW_LIGHTNESS, FOLLOW_REACH, Hint, follow_hints
 from colorem.models import build_model
 from colorem.weights import load_weights
+from calibrate import load_truth, score  # photos and scores as `colorem evaluate` makes them
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,6 +74,13 @@ def latency(colorizer: Colorizer, repeats: int, count: int = 10) -> list[tuple[s
         hints = [Hint(float(rng.integers(width)), float(rng.integers(height)), "#3a6ea5") for _ in range(count)]
         rows.append((f"colorize {label}, no hints", median_ms(lambda: colorizer.colorize(photo), repeats)))
         rows.append((f"colorize {label}, {count} hints", median_ms(lambda: colorizer.colorize(photo, hints=hints), repeats)))
+    item = colorizer.prepare(photo, size)
+    hint_input = colorizer.hint_input([hints], [item], size)
+    ab = colorizer.predict_ab(item.l_small, hints=hint_input, follow=False)
+    rows.append((f"of which follow_hints, {count} hints (at the render size, for any photo)", median_ms(lambda: follow_hints(ab, item.l_small, hint_input), repeats)))
+    followed = follow_hints(ab, item.l_small, hint_input)  # the colour math's cost grows with the colours out of sRGB
+    rows.append(("of which the colour math, 1 MP, the network's hinted colours", median_ms(lambda: colorizer.finish(item, ab, 1.0), repeats)))
+    rows.append(("of which the colour math, 1 MP, those colours followed", median_ms(lambda: colorizer.finish(item, followed, 1.0), repeats)))
     return rows
 
 
@@ -82,6 +94,28 @@ def curve(colorizer: Colorizer, images: list[Path], counts: list[int], render_si
     for count, values in points.items():
         print(f"| {count} | {values['psnr_rgb']:.2f} | {values['auc_ab']:.3f} | {values['colorfulness']:.1f} |")
     return points
+
+
+FOLLOW_GRID = [(0.1, 8.0), (0.25, 4.0), (0.25, 8.0), (0.25, 16.0), (0.5, 8.0), (0.7, 12.0), (1.5, 12.0)]
+
+
+def follow_grid(colorizer: Colorizer, images: list[Path], counts: list[int], render_size: int, seed: int) -> None:
+    """PSNR, colourfulness, AuC and false colour with `count` simulated hints (as `colorem evaluate --hints`
+    draws them), the network alone and followed at each (reach, lightness) of FOLLOW_GRID."""
+    truth = load_truth(images, render_size)
+    print(f"{len(images)} photos, render {render_size}; defaults: reach {FOLLOW_REACH}, lightness {FOLLOW_LIGHTNESS}")
+    print("| hints | follow (reach, lightness) | PSNR RGB (dB) | colourfulness | AuC | false % |\n|---|---|---|---|---|---|")
+    for count in counts:
+        alone, followed, first = {}, {setting: {} for setting in FOLLOW_GRID}, 0
+        for size, (_, lab, _, l_small) in truth.items():
+            hints = simulated_hints(render_l(lab[:, 1:], render_size), range(first, first + len(l_small)), count, seed)
+            first += len(l_small)
+            alone[size] = torch.cat([colorizer.predict_ab(l_small[start:start + 16], hints=hints[start:start + 16], follow=False)
+                                     for start in range(0, len(l_small), 16)])
+            for setting in FOLLOW_GRID:
+                followed[setting][size] = follow_hints(alone[size], l_small, hints, *setting)
+        for setting, ab_small in [("network alone", alone), *followed.items()]:
+            print(f"| {count} | {setting} | " + " | ".join(f"{value:.4g}" for value in score(ab_small, truth, 1.0)) + " |")
 
 
 def plot(points: dict[int, dict[str, float]], path: str, title: str) -> None:
@@ -129,9 +163,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", default=None, help="write the curve as a PNG")
+    parser.add_argument("--follow-grid", action="store_true", help="score follow_hints' widths (counts 1,10 unless given)")
     args = parser.parse_args()
 
     colorizer = hint_colorizer(args.model, args.precision)
+    if args.images and args.follow_grid:
+        counts = [int(count) for count in args.counts.split(",")] if args.counts != "0,1,2,5,10,20" else [1, 10]
+        follow_grid(colorizer, find_images(args.images, args.limit), counts, args.render_size, args.seed)
+        return
     if args.images:
         counts = [int(count) for count in args.counts.split(",")]
         points = curve(colorizer, find_images(args.images, args.limit), counts, args.render_size, args.seed)

@@ -4,7 +4,8 @@ photo -> prepare_photo: L at full resolution, and render_l: L resized to the ren
       -> predict_ab: model -> ab (clamped) -> upsample_ab: ab at full size, joined with the full-resolution L
       -> lab_to_srgb8 -> RGB (Colorizer.finish for photos, finish_rgb8 for video frames and evaluate: one
       row-streamed finishing step)
-Colour hints (colorem.hints), in the photo's pixels, enter the model beside L at the render size.
+Colour hints (colorem.hints), in the photo's pixels, enter the model beside L at the render size; the
+predicted ab then takes each hint's colour where it was given (follow_hints).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from torch import nn
 from colorem.color import AB_MAX, gray_to_l, join_lab, lab_to_srgb8, rgb_to_l
 from colorem.device import autocast, pick_device, resolve_precision
 from colorem.errors import ModelOutputError, NotEnoughMemoryError, OptionError
-from colorem.hints import Hint, HintError, as_hints, hint_map
+from colorem.hints import Hint, HintError, as_hints, follow_hints, hint_map
 from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput, Photo, read_image
 from colorem.limits import check_options
 from colorem.onnx_backend import BACKENDS, OnnxBackend, export_onnx, onnxruntime_available
@@ -121,9 +122,10 @@ class Colorizer:
 
     @torch.inference_mode()
     def predict_ab(self, l_small: torch.Tensor, temperature: float | None = None,
-                   hints: torch.Tensor | None = None) -> torch.Tensor:
+                   hints: torch.Tensor | None = None, follow: bool = True) -> torch.Tensor:
         """(B, 1, R, R) L in [0, 100] -> (B, 2, R, R) ab in Lab units (float32, CPU); `hints` is the
-        model's (B, 3, R, R) hint input (hint_input())."""
+        model's (B, 3, R, R) hint input (hint_input()), and the colours follow it (follow_hints) unless
+        `follow` is False (the network alone, for benchmarks)."""
         temperature = self.temperature if temperature is None else temperature
         if self._onnx is not None:
             if hints is not None:
@@ -141,6 +143,8 @@ class Colorizer:
         ab = ab.float().cpu()
         broken = ~torch.isfinite(ab).flatten(1).all(dim=1)  # (B,): clamping would hide an infinity
         ab = (ab * self.vibrance).clamp_(-AB_MAX, AB_MAX)
+        if hints is not None and follow:
+            ab = follow_hints(ab, l_small.float().cpu(), hints.float().cpu())
         ab[broken] = math.nan  # finish() turns these into a ModelOutputError for their photo alone
         return ab
 

@@ -24,6 +24,9 @@ MAX_HINTS = 256
 HINT_CHANNELS = 3  # a / AB_MAX, b / AB_MAX, mask
 SPREAD_SIGMAS = (1.5, 4.0, 12.0)  # Gaussian widths, in cells of the grid the hints are spread over
 SPREAD_CHANNELS = 3 * len(SPREAD_SIGMAS)
+FOLLOW_REACH = 0.25  # follow_hints: Gaussian width of a hint's reach, as a share of the render size
+FOLLOW_LIGHTNESS = 8.0  # follow_hints: Gaussian width in L (0..100) of "as light as the hinted point"
+_FOLLOW_CHUNK = 1 << 24  # follow_hints: weights computed for at most this many (point, cell) pairs at once
 _HEX = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
 
 
@@ -150,6 +153,40 @@ def spread_hints(hints: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         ab = blurred[:, :2] / blurred[:, 2:3].clamp_min(1e-6)
         channels += [ab * confidence, confidence]
     return torch.cat(channels, dim=1).to(hints.dtype)
+
+
+def follow_hints(ab: torch.Tensor, l: torch.Tensor, hints: torch.Tensor, reach: float = FOLLOW_REACH,
+                 lightness: float = FOLLOW_LIGHTNESS) -> torch.Tensor:
+    """The network's ab (B, 2, R, R) in Lab units, its L (B, 1, R, R) and its hint input (B, 3, R, R) ->
+    ab that takes each hint's colour where it was given. What the network left of the difference between
+    a hint and its colour there is added back around the hint, fading with distance (a Gaussian of `reach`
+    times the render size) and with difference in lightness (a Gaussian of `lightness` in L): a joint
+    bilateral spread, so a hint also reaches the parts of its object the network coloured too timidly.
+    Where several hints reach, their differences mix by weight. No hints: ab as it is."""
+    out = ab.clone()
+    height, width = ab.shape[-2:]
+    rows = torch.arange(height, dtype=torch.float32, device=ab.device)[:, None] / height
+    columns = torch.arange(width, dtype=torch.float32, device=ab.device)[None, :] / height
+    for index in range(len(ab)):
+        point_rows, point_columns = hints[index, 2].nonzero(as_tuple=True)
+        if len(point_rows) == 0:
+            continue
+        difference = hints[index, :2, point_rows, point_columns].T.float() * AB_MAX - ab[index, :, point_rows, point_columns].T
+        point_l, frame_l = l[index, 0, point_rows, point_columns].float(), l[index, 0].float()
+        total = torch.zeros(2, height, width, device=ab.device)
+        weight_sum = torch.zeros(height, width, device=ab.device)
+        reached = torch.zeros(height, width, device=ab.device)
+        step = max(1, _FOLLOW_CHUNK // (height * width))
+        for start in range(0, len(point_rows), step):
+            part = slice(start, start + step)
+            distance = ((rows - point_rows[part, None, None] / height).square()
+                        + (columns - point_columns[part, None, None] / height).square()) / (2 * reach ** 2)
+            weight = torch.exp(-distance - (frame_l - point_l[part, None, None]).square() / (2 * lightness ** 2))
+            total += torch.einsum("phw,pc->chw", weight, difference[part])
+            weight_sum += weight.sum(0)
+            reached = torch.maximum(reached, weight.amax(0))
+        out[index] += reached * total / weight_sum.clamp_min(1e-12)
+    return out.clamp_(-AB_MAX, AB_MAX)
 
 
 def _coordinate(value, name: str) -> float:

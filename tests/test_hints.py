@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from colorem.color import AB_MAX, rgb_to_lab
-from colorem.hints import (MAX_HINTS, SPREAD_CHANNELS, SPREAD_SIGMAS, Hint, HintError, HintSimulation, hint_map,
-                           parse_color, simulate_hints, spread_hints)
+import colorem.hints
+from colorem.hints import (MAX_HINTS, SPREAD_CHANNELS, SPREAD_SIGMAS, Hint, HintError, HintSimulation, follow_hints,
+                           hint_map, parse_color, simulate_hints, spread_hints)
 from colorem.models import create_model
 
 
@@ -67,6 +68,44 @@ def test_two_spread_hints_mix_by_distance():
     a, _, confidence = spread_hints(hints, (32, 32))[0, 3:6]  # the middle width
     mean = a / confidence.clamp_min(1e-6)
     assert mean[16, 6] > 0.4 and mean[16, 26] < -0.4 and abs(float(mean[16, 16])) < 1e-4
+
+
+def test_the_colours_follow_a_hint_where_it_was_given_and_fade_away_from_it():
+    ab = torch.zeros(1, 2, 64, 64)  # the network said gray everywhere
+    l = torch.full((1, 1, 64, 64), 50.0)
+    l[:, :, 40:] = 90.0  # the lower rows are much lighter
+    hints = torch.zeros(1, 3, 64, 64)
+    hints[0, :, 10, 10] = torch.tensor([0.3, -0.2, 1.0])
+    followed = follow_hints(ab, l, hints)[0]
+    hint_ab = torch.tensor([0.3 * AB_MAX, -0.2 * AB_MAX])
+    assert torch.allclose(followed[:, 10, 10], hint_ab)  # the hint's own colour where it was given
+    near, far = followed[:, 10, 20].norm(), followed[:, 10, 60].norm()
+    assert hint_ab.norm() > near > far > 0  # fading with distance, same hue
+    assert torch.allclose(followed[:, 10, 20] / near, hint_ab / hint_ab.norm(), atol=1e-5)
+    assert followed[:, 45, 10].norm() < 0.01 * followed[:, 35, 10].norm()  # not across a change of lightness
+    assert torch.equal(follow_hints(ab, l, torch.zeros(1, 3, 64, 64)), ab)  # no hints: as it was
+
+
+def test_following_hints_adds_only_what_the_network_left_out_and_mixes_hints_by_weight():
+    ab = torch.zeros(1, 2, 32, 48)
+    ab[:, 0] = 20.0  # the network's a: 20 everywhere
+    l = torch.full((1, 1, 32, 48), 50.0)
+    hints = torch.zeros(1, 3, 32, 48)
+    hints[0, :, 16, 4] = torch.tensor([20.0 / AB_MAX, 0.0, 1.0])  # agrees with the network: nothing to add
+    hints[0, :, 16, 43] = torch.tensor([-20.0 / AB_MAX, 0.0, 1.0])
+    followed = follow_hints(ab, l, hints)[0]
+    assert followed[0, 16, 4] == pytest.approx(20.0, abs=0.5) and followed[0, 16, 43] == pytest.approx(-20.0, abs=1e-3)
+    assert 20.0 > followed[0, 16, 24] > -20.0  # between them, a mix
+    assert torch.allclose(followed[1], torch.zeros(32, 48))
+
+
+def test_following_many_hints_in_parts_gives_the_same_colours(monkeypatch):
+    torch.manual_seed(0)
+    ab, l = torch.randn(2, 2, 24, 24) * 20, torch.rand(2, 1, 24, 24) * 100
+    hints = simulate_hints(torch.randn(2, 2, 24, 24) * 30, torch.Generator().manual_seed(0), counts=[12, 3])
+    whole = follow_hints(ab, l, hints)
+    monkeypatch.setattr(colorem.hints, "_FOLLOW_CHUNK", 24 * 24 * 5)  # five points at a time
+    assert torch.allclose(follow_hints(ab, l, hints), whole, atol=1e-4)
 
 
 @pytest.mark.parametrize("color, rgb", [("#3a6ea5", (58, 110, 165)), ("3A6EA5", (58, 110, 165)),

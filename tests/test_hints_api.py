@@ -270,3 +270,21 @@ def test_evaluate_cli_hints_rows(hint_weights, tiny_weights, colour_folder, tmp_
     assert main(["evaluate", "--model", str(tiny_weights), "--images", str(colour_folder), "--hints", "10",
                  "--out", str(out)]) == 2
     assert "need a model with a hint input" in capsys.readouterr().err
+
+
+def test_the_shipped_model_takes_a_hints_colour_where_it_was_given():
+    """The network alone spreads a user's hint timidly (a small green dot on the dogs' door); follow_hints
+    gives the hinted point its colour and carries it over the planks around it."""
+    from tests.conftest import SAMPLES
+
+    colorizer = colorem.load()
+    source = SAMPLES / "dogs-at-door.jpg"
+    green = "#3a8a3a"
+    plain = ab_of(colorizer.colorize(source))
+    hinted = ab_of(colorizer.colorize(source, hints=[Hint(100, 450, green)]))
+    spot, planks = (slice(445, 456), slice(95, 106)), (slice(400, 500), slice(20, 200))
+    hint_ab = rgb_to_lab(torch.tensor([0x3a, 0x8a, 0x3a]).float().div(255)[None, :, None, None])[0, 1:, 0, 0]
+    assert angle(hue(hinted[:, spot[0], spot[1]]), hue_of(green)) < 15
+    assert hinted[:, spot[0], spot[1]].mean((1, 2)).norm() > 0.7 * hint_ab.norm()
+    toward = lambda ab: (ab[:, planks[0], planks[1]].mean((1, 2)) @ hint_ab / hint_ab.norm())  # noqa: E731
+    assert toward(hinted) > toward(plain) + 10  # the planks around the hint turn green, not a dot alone

@@ -158,21 +158,22 @@ def main() -> None:
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--images", default=None, help="colour photos for the quality curve (skip the latency)")
-    parser.add_argument("--counts", default="0,1,2,5,10,20", help="numbers of hints on the curve")
+    parser.add_argument("--counts", default=None, help="numbers of hints: the curve's (default 0,1,2,5,10,20) or "
+                        "the follow grid's (default 1,10)")
     parser.add_argument("--render-size", type=int, default=256)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", default=None, help="write the curve as a PNG")
-    parser.add_argument("--follow-grid", action="store_true", help="score follow_hints' widths (counts 1,10 unless given)")
+    parser.add_argument("--follow-grid", action="store_true", help="score follow_hints' widths on --images")
     args = parser.parse_args()
 
     colorizer = hint_colorizer(args.model, args.precision)
     if args.images and args.follow_grid:
-        counts = [int(count) for count in args.counts.split(",")] if args.counts != "0,1,2,5,10,20" else [1, 10]
+        counts = [int(count) for count in (args.counts or "1,10").split(",")]
         follow_grid(colorizer, find_images(args.images, args.limit), counts, args.render_size, args.seed)
         return
     if args.images:
-        counts = [int(count) for count in args.counts.split(",")]
+        counts = [int(count) for count in (args.counts or "0,1,2,5,10,20").split(",")]
         points = curve(colorizer, find_images(args.images, args.limit), counts, args.render_size, args.seed)
         if args.plot:
             plot(points, args.plot, f"{colorizer.card.name or args.model}: {args.images}, render {args.render_size}")

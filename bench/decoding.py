@@ -39,12 +39,12 @@ from vibrance import photos
 CONFIDENCES = ("entropy", "maxp", "resultant")
 
 
-def decode(model, truth: dict, temperature: float) -> tuple[dict, dict]:
-    """Annealed-mean ab at the render size per photo size (and under (size, "flip") that of the class
-    probabilities averaged with those of the mirrored photo, mirrored back), and each confidence map (B, 1, R, R)."""
+def decode(model, truth: dict, temperature: float) -> tuple[dict, dict, dict]:
+    """Per photo size at the render size: the annealed-mean ab; the same with the class probabilities
+    averaged with those of the mirrored photo, mirrored back (test-time flip); each confidence map (B, 1, R, R)."""
     bins = model.bins.float()
     chroma = bins.norm(dim=1)
-    means, confidences = {}, {name: {} for name in CONFIDENCES}
+    means, flipped, confidences = {}, {}, {name: {} for name in CONFIDENCES}
     with torch.no_grad():
         for size, (_, _, _, l_small) in truth.items():
             parts: dict[str, list] = {name: [] for name in ("mean", "flip", *CONFIDENCES)}
@@ -64,10 +64,10 @@ def decode(model, truth: dict, temperature: float) -> tuple[dict, dict]:
                 parts["resultant"].append(mean.norm(dim=1, keepdim=True) / mean_chroma.clamp_min(1e-6))
             up = lambda maps: F.interpolate(torch.cat(maps), size=l_small.shape[-2:], mode="nearest")  # noqa: E731
             means[size] = up(parts["mean"])
-            means[size, "flip"] = up(parts["flip"])
+            flipped[size] = up(parts["flip"])
             for name in CONFIDENCES:
                 confidences[name][size] = up(parts[name])
-    return means, confidences
+    return means, flipped, confidences
 
 
 def row(name: str, result: tuple | None) -> str:
@@ -95,8 +95,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         images = photos(args.images, Path(folder), args.limit)
         truth = load_truth(images, args.render_size)
-    means, confidences = decode(model, truth, args.temperature)
-    flipped = {size: means.pop((size, "flip")) for size in truth}
+    means, flipped, confidences = decode(model, truth, args.temperature)
     gray = score({size: torch.zeros_like(mean) for size, mean in means.items()}, truth, 1.0)
     print(f"{len(images)} photos from {args.images} at render {args.render_size}, temperature {args.temperature:g}; "
           f"gray PSNR {gray[0]:.3f} dB, AuC {gray[2]:.4f}; rule: PSNR ≥ gray + {args.margin:g}, AuC ≥ gray's, "

@@ -166,7 +166,7 @@ def follow_hints(ab: torch.Tensor, l: torch.Tensor, hints: torch.Tensor, reach: 
     out = ab.clone()
     height, width = ab.shape[-2:]
     rows = torch.arange(height, dtype=torch.float32, device=ab.device)[:, None] / height
-    columns = torch.arange(width, dtype=torch.float32, device=ab.device)[None, :] / height
+    columns = torch.arange(width, dtype=torch.float32, device=ab.device)[None, :] / height  # one unit: the height
     for index in range(len(ab)):
         point_rows, point_columns = hints[index, 2].nonzero(as_tuple=True)
         if len(point_rows) == 0:

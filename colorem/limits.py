@@ -26,6 +26,7 @@ ARCHITECTURE_OPTIONS: dict[str, tuple] = {
     "upsample": (str, ("nearest", "bilinear")),
     "embedder_options": (dict, None),
     "hints": (bool, None),  # a colour-hint input (colorem.hints)
+    "skips": (bool, None),  # encoder-to-decoder skips (colorem.models.fusion)
 }
 EMBEDDER_OPTIONS: dict[str, tuple] = {
     "width": (int, (1, 512)),  # learned embedder: channels of its first convolution

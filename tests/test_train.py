@@ -496,24 +496,34 @@ def test_init_from_a_regression_run_into_a_classification_head(photos, tmp_path)
         Trainer(mismatched, tmp_path / "bad", env=DistributedEnv(), init_from=str(run))
 
 
-def test_a_hint_model_trains_from_an_automatic_run_and_exports(photos, tmp_path):
+@pytest.mark.parametrize("option, layers", [("hints", ("hint_input", "hint_fusion", "hint_decoder")),
+                                            ("skips", ("skip_quarter", "skip_half"))])
+def test_new_layers_train_from_a_run_without_them_and_export(photos, tmp_path, option, layers):
+    """A hint model (or a skip model) continued from an automatic run starts as that run's model, its new
+    zero-initialized layers learn 10x faster, and its card says what it is."""
     automatic = tmp_path / "automatic"
     classification = ("model.head=classification", "loss.name=classification", "loss.prior_images=8")
     Trainer(tiny_config(photos, *classification, "run.steps=1"), automatic, env=DistributedEnv()).fit()
-    config = tiny_config(photos, *classification, "model.hints=true", "run.steps=3")
+    config = tiny_config(photos, *classification, f"model.{option}=true", "run.steps=3")
     config = apply_overrides(config, ["optim.hint_lr_scale=10"])
-    trainer = Trainer(config, tmp_path / "hints", env=DistributedEnv(), init_from=str(automatic))
-    hint_convs = (trainer.model.hint_input, trainer.model.hint_fusion, trainer.model.hint_decoder)
-    assert not any(conv.weight.any() for conv in hint_convs)  # starts as the automatic model
-    hint_parameters = {id(p) for conv in hint_convs for p in conv.parameters()}
+    trainer = Trainer(config, tmp_path / option, env=DistributedEnv(), init_from=str(automatic))
+    new_convs = [getattr(trainer.model, name) for name in layers]
+    assert not any(conv.weight.any() for conv in new_convs)  # starts as the automatic model
+    l = torch.rand(1, 1, 40, 40) * 100
+    export(automatic, tmp_path / "automatic.safetensors")
+    with torch.no_grad():
+        before, automatic_ab = trainer.model.eval()(l), colorem.load(tmp_path / "automatic.safetensors").model.float()(l)
+    torch.testing.assert_close(before, automatic_ab, atol=1e-4, rtol=0)
+    new_parameters = {id(p) for conv in new_convs for p in conv.parameters()}
     rates = {id(p): group["initial_lr"] for group in trainer.optimizer.param_groups for p in group["params"]}
-    assert all(rates[key] == pytest.approx(10 * config.optim.lr) for key in hint_parameters)  # the new input learns faster
+    assert all(rates[key] == pytest.approx(10 * config.optim.lr) for key in new_parameters)  # the new layers learn faster
     assert sorted(set(rates.values())) == pytest.approx([config.optim.lr, 10 * config.optim.lr])
     assert trainer.fit()["status"] == "completed"
-    assert all(conv.weight.any() for conv in hint_convs)  # simulated hints trained the new inputs
-    export(tmp_path / "hints", tmp_path / "hints.safetensors")
-    colorizer = colorem.load(tmp_path / "hints.safetensors")
-    assert colorizer.card.architecture_options["hints"] is True and colorizer.model.accepts_hints
+    assert all(conv.weight.any() for conv in new_convs)  # training moved the new layers
+    export(tmp_path / option, tmp_path / f"{option}.safetensors")
+    colorizer = colorem.load(tmp_path / f"{option}.safetensors")
+    assert colorizer.card.architecture_options[option] is True
+    assert colorizer.model.accepts_hints == (option == "hints")
 
 
 def test_cli_until_ends_a_sitting_that_resume_continues(photos, tmp_path):

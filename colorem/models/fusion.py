@@ -37,6 +37,9 @@ class FusionColorizer(nn.Module):
     identical output: as points beside the first convolution, and spread over the grid
     (colorem.hints.spread_hints) at the fusion layer (H/8, where the picture's content is known) and
     before the last decoder layer (H/2, where edges are sharp).
+    skips=True: the encoder's H/4 and H/2 features are added into the decoder at the same grids (U-Net
+    style), each through a zero-initialized 1x1 conv, so colour can follow the edges of L; a skip model made
+    from one without skips also starts with identical output.
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class FusionColorizer(nn.Module):
         temperature: float = 0.38,
         upsample: str = "nearest",
         hints: bool = False,
+        skips: bool = False,
     ):
         super().__init__()
         if head not in ("regression", "classification"):
@@ -64,7 +68,10 @@ class FusionColorizer(nn.Module):
         c256, c128, c64, c32, c16 = (_channels(c, width) for c in (256, 128, 64, 32, 16))
         self.hint_fusion = nn.Conv2d(SPREAD_CHANNELS, c256, 1) if hints else None
         self.hint_decoder = nn.Conv2d(SPREAD_CHANNELS, c32, 3, padding=1) if hints else None
-        for conv in (self.hint_input, self.hint_fusion, self.hint_decoder):
+        # Encoder taps for the skips: the outputs of its second (H/2) and fourth (H/4) convolutions.
+        self.skip_quarter = nn.Conv2d(c256, c128, 1) if skips else None
+        self.skip_half = nn.Conv2d(c128, c64, 1) if skips else None
+        for conv in (self.hint_input, self.hint_fusion, self.hint_decoder, self.skip_quarter, self.skip_half):
             if conv is not None:
                 nn.init.zeros_(conv.weight)
                 nn.init.zeros_(conv.bias)
@@ -109,23 +116,23 @@ class FusionColorizer(nn.Module):
         height, width = l.shape[-2:]
         if embedding is None:
             embedding = self.embedder(l)
-        # Pad to a multiple of 8 so the three stride-2 stages and three x2 upsamplings line up.
+        # Pad to a multiple of 8 so the three stride-2 stages and three x2 upsamplings line up. Unconditional
+        # (a no-op pad is a cheap copy of L): an `if` here would be fixed at export time, and an exported
+        # graph given another size would then leave a skip model's grids misaligned.
         pad_h, pad_w = (-height) % DOWNSCALE, (-width) % DOWNSCALE
-        x = l / 50.0 - 1.0
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        x = F.pad(l / 50.0 - 1.0, (0, pad_w, 0, pad_h), mode="replicate")
         if hints is not None:
             if self.hint_input is None:
                 raise ValueError("this model takes no colour hints (its card does not say hints: true)")
             hints = F.pad(hints, (0, pad_w, 0, pad_h))  # padded once, for all three hint inputs
-        features = self._encode(x, hints)  # (B, 256, H/8, W/8)
+        features, taps = self._encode(x, hints)  # (B, 256, H/8, W/8); with skips, the H/2 and H/4 features
         if embedding.shape[1]:
             grid = embedding.to(features.dtype)[:, :, None, None].expand(-1, -1, *features.shape[-2:])
             features = torch.cat([features, grid], dim=1)
         x = self._hinted(self.hint_fusion, self.fusion(features), hints)
         x = self.decoder[0](x)
-        x = self.decoder[1](self._up(x))
-        x = self._hinted(self.hint_decoder, self.decoder[2](self._up(x)), hints)
+        x = self.decoder[1](self._skipped(self.skip_quarter, self._up(x), taps.get(4)))
+        x = self._hinted(self.hint_decoder, self.decoder[2](self._skipped(self.skip_half, self._up(x), taps.get(2))), hints)
         x = self.decoder[3](x)
         x = self.output(x)  # (B, 2 or Q, H/2, W/2)
         if self.head == "classification" and raw:
@@ -140,18 +147,25 @@ class FusionColorizer(nn.Module):
             return x if raw else x * AB_MAX
         return x
 
-    def _encode(self, x: torch.Tensor, hints: torch.Tensor | None) -> torch.Tensor:
-        """Scaled, padded L (B, 1, H, W) -> encoder features (B, 256, H/8, W/8); a hint model adds its hint
-        input after the first convolution (only that convolution's bias when no hints are given, as for
-        all-zero hints)."""
-        if self.hint_input is None:
-            return self.encoder(x)
+    def _encode(self, x: torch.Tensor, hints: torch.Tensor | None) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """Scaled, padded L (B, 1, H, W) -> encoder features (B, 256, H/8, W/8) and, for a skip model, the
+        features its skips take ({2: H/2, 4: H/4}). A hint model adds its hint input after the first
+        convolution (only that convolution's bias when no hints are given, as for all-zero hints)."""
         x = self.encoder[0][0](x)
-        if hints is None:
-            x = x + self.hint_input.bias.to(x.dtype)[None, :, None, None]
-        else:
-            x = x + self.hint_input(hints.to(x.dtype))
-        return self.encoder[1:](self.encoder[0][1](x))
+        if self.hint_input is not None:
+            x = x + (self.hint_input.bias.to(x.dtype)[None, :, None, None] if hints is None
+                     else self.hint_input(hints.to(x.dtype)))
+        x = self.encoder[0][1](x)
+        if self.skip_half is None:
+            return self.encoder[1:](x), {}
+        half = self.encoder[1](x)
+        quarter = self.encoder[3](self.encoder[2](half))
+        return self.encoder[4:](quarter), {2: half, 4: quarter}
+
+    @staticmethod
+    def _skipped(conv: nn.Conv2d | None, x: torch.Tensor, tap: torch.Tensor | None) -> torch.Tensor:
+        """x plus the encoder's features of the same grid through `conv` (x itself without skips)."""
+        return x if conv is None else x + conv(tap)
 
     @staticmethod
     def _hinted(conv: nn.Conv2d | None, x: torch.Tensor, hints: torch.Tensor | None) -> torch.Tensor:

@@ -34,6 +34,7 @@ class ModelConfig:
     upsample: str = "nearest"  # nearest (original) | bilinear
     freeze_embedder: bool = False  # keep the embedder fixed (then its embeddings can be cached)
     hints: bool = False  # a colour-hint input, trained on hints simulated from the true colours (colorem.hints)
+    skips: bool = False  # encoder-to-decoder skips at H/4 and H/2 (zero-initialized: a model without starts equal)
 
     def create_kwargs(self) -> dict[str, Any]:
         """The create_model() arguments; also the `architecture_options` of an exported card."""
@@ -46,6 +47,8 @@ class ModelConfig:
             kwargs["temperature"] = self.temperature
         if self.hints:
             kwargs["hints"] = True
+        if self.skips:
+            kwargs["skips"] = True
         return kwargs
 
 
@@ -90,7 +93,7 @@ class OptimConfig:
     grad_clip: float = 1.0  # max global gradient norm; 0 = off
     accumulate: int = 1  # micro-batches per optimizer step
     ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 = off. Export prefers the EMA weights.
-    hint_lr_scale: float = 1.0  # learning-rate multiplier of a hint input (new, zero-initialized weights)
+    hint_lr_scale: float = 1.0  # learning-rate multiplier of the zero-initialized new layers: hint inputs, skips
 
 
 @dataclass

@@ -33,7 +33,7 @@ from colorem.train.config import Config
 from colorem.train.distributed import DistributedEnv
 from colorem.train.logs import LogWindow, MetricsLog, progress_bar
 from colorem.train.losses import ColorLoss, estimate_ab_prior, load_prior, save_prior
-from colorem.train.optim import EMA, create_optimizer, create_scheduler
+from colorem.train.optim import EMA, NEW_LAYERS, create_optimizer, create_scheduler
 from colorem.train.validate import predict, score, write_grid
 from colorem.weights import external_prefixes, load_state
 
@@ -49,8 +49,8 @@ def load_initial_weights(model: nn.Module, spec: str) -> None:
     else:
         state = trained_weights(resolve_resume(str(path), path)[0])
     # A different head (e.g. a regression run continued as classification) starts its output layer fresh;
-    # so do new hint inputs (zero-initialized: the model starts as the automatic one it came from).
-    head = ("output.", "bins", "hint_")
+    # so do new hint inputs and skips (zero-initialized: the model starts as the one it came from).
+    head = ("output.", "bins", *NEW_LAYERS)
     load_state(model, state, f"--init-from {spec}", what="the model", skip=("embedder.",), fresh=head, extra=True)
 
 

@@ -9,14 +9,17 @@ from torch import nn
 
 from colorem.train.config import OptimConfig
 
+NEW_LAYERS = ("hint_", "skip_")  # parameter-name prefixes of the layers --init-from starts fresh (zero)
+
 
 def create_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
     """AdamW by default; RMSprop and Adam as in the original Keras recipe. Biases and 1-d parameters
-    get no weight decay; the hint inputs (hint_*) learn at lr × hint_lr_scale."""
+    get no weight decay; the zero-initialized layers added to a trained network (NEW_LAYERS: hint inputs, skips)
+    learn at lr × hint_lr_scale."""
     named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     groups = []
-    for hint, lr in ((False, config.lr), (True, config.lr * config.hint_lr_scale)):
-        parameters = [p for name, p in named if name.startswith("hint_") == hint]
+    for new, lr in ((False, config.lr), (True, config.lr * config.hint_lr_scale)):
+        parameters = [p for name, p in named if name.startswith(NEW_LAYERS) == new]
         groups += [{"params": [p for p in parameters if p.ndim > 1], "weight_decay": config.weight_decay, "lr": lr},
                    {"params": [p for p in parameters if p.ndim <= 1], "weight_decay": 0.0, "lr": lr}]
     groups = [group for group in groups if group["params"]]

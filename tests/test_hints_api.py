@@ -17,7 +17,7 @@ import colorem
 from colorem import Hint, HintError
 from colorem.cli import main
 from colorem.color import rgb_to_lab
-from colorem.hints import MAX_HINTS
+from colorem.hints import MAX_HINTS, parse_color
 from tests.conftest import photo
 
 
@@ -33,9 +33,14 @@ def hue(ab: torch.Tensor) -> float:
     return math.degrees(math.atan2(b, a))
 
 
+def ab_of_color(color: str) -> torch.Tensor:
+    """(2,) ab of an sRGB colour such as "#3a6ea5"."""
+    rgb = torch.tensor(parse_color(color)).float().div(255)
+    return rgb_to_lab(rgb[None, :, None, None])[0, 1:, 0, 0]
+
+
 def hue_of(color: str) -> float:
-    rgb = torch.tensor([int(color[i:i + 2], 16) for i in (1, 3, 5)]).float().div(255)
-    return hue(rgb_to_lab(rgb[None, :, None, None])[0, 1:])
+    return hue(ab_of_color(color))
 
 
 def angle(first: float, second: float) -> float:
@@ -283,7 +288,7 @@ def test_the_shipped_model_takes_a_hints_colour_where_it_was_given():
     plain = ab_of(colorizer.colorize(source))
     hinted = ab_of(colorizer.colorize(source, hints=[Hint(100, 450, green)]))
     spot, planks = (slice(445, 456), slice(95, 106)), (slice(400, 500), slice(20, 200))
-    hint_ab = rgb_to_lab(torch.tensor([0x3a, 0x8a, 0x3a]).float().div(255)[None, :, None, None])[0, 1:, 0, 0]
+    hint_ab = ab_of_color(green)
     assert angle(hue(hinted[:, spot[0], spot[1]]), hue_of(green)) < 15
     assert hinted[:, spot[0], spot[1]].mean((1, 2)).norm() > 0.7 * hint_ab.norm()
     toward = lambda ab: (ab[:, planks[0], planks[1]].mean((1, 2)) @ hint_ab / hint_ab.norm())  # noqa: E731

@@ -86,6 +86,18 @@ def test_overrides_are_parsed_and_type_checked():
     assert Config.from_dict(Config().to_dict()) == Config()
 
 
+@pytest.mark.parametrize("override, message", [("run.steps=many", "run.steps: expected int, got str 'many'"),
+                                               ("optim.learning_rate=1", "unknown key 'optim.learning_rate'"),
+                                               ("model.skips=maybe", "model.skips: expected bool")])
+def test_a_bad_override_is_a_usage_error_of_one_line(tmp_path, capsys, override, message):
+    from colorem.cli import main
+
+    assert main(["train", "--out", str(tmp_path / "run"), "--set", override]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("colorem: error: ") and message in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # nothing written
+
+
 # --- losses ---------------------------------------------------------------------------------------
 def test_bin_grid_matches_brute_force_and_soft_weights_sum_to_one():
     bins = ab_bins()

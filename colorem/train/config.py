@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from colorem.errors import ColoremError
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -19,7 +21,7 @@ except ModuleNotFoundError:  # Python 3.10
         raise ImportError("reading TOML presets on Python 3.10 needs tomli: pip install tomli") from error
 
 
-class ConfigError(ValueError):
+class ConfigError(ColoremError, ValueError):
     """A preset or an override names an unknown key or gives a value of the wrong type."""
 
 

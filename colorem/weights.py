@@ -142,12 +142,16 @@ def load_weights(name_or_path: str | os.PathLike | None = None, embedder_options
     skip = external_prefixes(shapes)
     check_shapes(_header_shapes(path), _shapes(shapes.state_dict()), str(path), skip=skip)
     model = build_model(card.architecture, card.architecture_options, embedder_options=embedder_options)
+    load_state(model, read_state(path), str(path), skip=skip)
+    return model.eval(), card
+
+
+def read_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (never a pickle), or a WeightsError saying why they cannot be read."""
     try:
-        state = load_file(str(path))
+        return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
         raise WeightsError(f"{path}: not a readable safetensors file ({error})") from None
-    load_state(model, state, str(path), skip=skip)
-    return model.eval(), card
 
 
 def check_shapes(found: Mapping[str, tuple], expected: Mapping[str, tuple], source: str, *,

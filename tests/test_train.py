@@ -98,6 +98,18 @@ def test_a_bad_override_is_a_usage_error_of_one_line(tmp_path, capsys, override,
     assert not (tmp_path / "run").exists()  # nothing written
 
 
+@pytest.mark.parametrize("weights, message", [("missing.safetensors", "No such file"), ("junk.safetensors", "header")])
+def test_init_from_weights_that_cannot_be_read_is_a_usage_error_of_one_line(photos, tmp_path, capsys, weights, message):
+    from colorem.cli import main
+
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    args = cli_train_args(photos, tmp_path / "run", "run.steps=1")
+    assert main([*args, "--init-from", str(tmp_path / weights)]) == 2
+    error = capsys.readouterr().err.splitlines()
+    assert error[-1].startswith("colorem: error: ") and "not a readable safetensors file" in error[-1] and message in error[-1]
+    assert not any("Traceback" in line for line in error)
+
+
 # --- losses ---------------------------------------------------------------------------------------
 def test_bin_grid_matches_brute_force_and_soft_weights_sum_to_one():
     bins = ab_bins()

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -35,7 +34,7 @@ from colorem.train.logs import LogWindow, MetricsLog, progress_bar
 from colorem.train.losses import ColorLoss, estimate_ab_prior, load_prior, save_prior
 from colorem.train.optim import EMA, NEW_LAYERS, create_optimizer, create_scheduler
 from colorem.train.validate import predict, score, write_grid
-from colorem.weights import external_prefixes, load_state
+from colorem.weights import external_prefixes, load_state, read_state
 
 log = logging.getLogger("colorem.train")
 
@@ -45,7 +44,7 @@ def load_initial_weights(model: nn.Module, spec: str) -> None:
     (the EMA weights when the run kept an EMA); optimizer and step start fresh."""
     path = Path(spec)
     if path.suffix == ".safetensors" or path.suffix == ".json":
-        state = load_file(str(path.with_suffix(".safetensors")))
+        state = read_state(path.with_suffix(".safetensors"))
     else:
         state = trained_weights(resolve_resume(str(path), path)[0])
     # A different head (e.g. a regression run continued as classification) starts its output layer fresh;

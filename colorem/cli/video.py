@@ -75,17 +75,24 @@ def run(args: argparse.Namespace) -> int:
             print(f"failed: {source}: {target} exists (use --skip-existing or --overwrite)", file=sys.stderr)
             counts["failed"] += 1
             continue
-        with tqdm(desc=source.name, unit="frame", file=sys.stderr, dynamic_ncols=True) as bar:
-            def progress(written: int, total: int | None, bar=bar) -> None:
-                if total and bar.total != total:
-                    bar.total = total
-                bar.update(written)
-            try:
-                result = colorize_video(colorizer, source, target, options, progress=progress)
-            except ColoremError as error:
-                bar.write(f"failed: {source}: {error}", file=sys.stderr)
-                counts["failed"] += 1
-                continue
+        bar = None  # drawn from the first written frame on, so a file that cannot be read prints only its error
+
+        def progress(written: int, total: int | None, source=source) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = tqdm(desc=source.name, unit="frame", file=sys.stderr, dynamic_ncols=True)
+            if total and bar.total != total:
+                bar.total = total
+            bar.update(written)
+        try:
+            result = colorize_video(colorizer, source, target, options, progress=progress)
+        except ColoremError as error:
+            tqdm.write(f"failed: {source}: {error}", file=sys.stderr)
+            counts["failed"] += 1
+            continue
+        finally:
+            if bar is not None:
+                bar.close()
         counts["done"] += 1
         print(f"{source} -> {target}: {result.frames} frames {result.size[0]}x{result.size[1]}, "
               f"{result.frames / max(result.seconds, 1e-9):.1f} frames/s"

@@ -144,10 +144,25 @@ def test_order_is_deterministic_per_seed_and_changes_per_epoch(shards):
     assert keys_of(stream) != first
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_a_saved_position_resumes_the_exact_batch_sequence(shards, workers):
+def test_a_stream_mixes_its_shards_and_still_reads_each_photo_once(shards):
+    def shards_in_order(shard_mix: int) -> list[str]:
+        stream = PhotoStream(resolve_source(shards), Augment(size=32), batch_size=1, shuffle_buffer=1,
+                             shard_mix=shard_mix, drop_last=False)
+        keys = [key.rsplit("/", 1)[1] for key in keys_of(stream)]  # "train-000001.tar/0102" -> "0102"
+        assert sorted(keys) == sorted(f"{shard:02d}{index:02d}" for shard in range(4) for index in range(6)
+                                      if (shard, index) != (1, 3))  # the corrupt one is skipped
+        return [key[:2] for key in keys]
+
+    one_by_one, mixed = shards_in_order(1), shards_in_order(3)
+    assert len(set(one_by_one[:5])) == 1  # one shard after another
+    assert len(set(mixed[:3])) == 3 and mixed[3] == mixed[0]  # a photo of each of three shards in turn
+
+
+@pytest.mark.parametrize("workers, shard_mix", [(0, 1), (2, 1), (0, 3)])
+def test_a_saved_position_resumes_the_exact_batch_sequence(shards, workers, shard_mix):
     def iterator(position=None):
-        dataset = PhotoStream(resolve_source(shards), Augment(size=32), batch_size=2, seed=1, workers=workers)
+        dataset = PhotoStream(resolve_source(shards), Augment(size=32), batch_size=2, seed=1, workers=workers,
+                              shard_mix=shard_mix)
         return DataIterator(dataset, workers, position)
 
     straight = iterator()

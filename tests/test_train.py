@@ -19,7 +19,7 @@ import colorem
 from colorem.color import ab_bins
 from colorem.train import Trainer, load_config
 from colorem.train.checkpoint import list_checkpoints, load_latest, resolve_resume
-from colorem.train.config import Config, ConfigError, apply_overrides
+from colorem.train.config import Config, ConfigError, apply_overrides, saved_config
 from colorem.train.distributed import DistributedEnv
 from colorem.train.export import export
 from colorem.train.losses import BinGrid, ColorLoss, rebalancing_weights
@@ -84,6 +84,15 @@ def test_overrides_are_parsed_and_type_checked():
     with pytest.raises(ConfigError, match="needs model.head"):
         apply_overrides(Config(), ["loss.name=classification"]).validate()
     assert Config.from_dict(Config().to_dict()) == Config()
+
+
+def test_a_run_saved_before_a_key_existed_resumes_as_it_ran():
+    saved = Config().to_dict()
+    del saved["data"]["shard_mix"]  # a checkpoint written before streams mixed their shards
+    assert saved_config(saved).data.shard_mix == 1 and Config().data.shard_mix == 8
+    assert saved_config(Config().to_dict()) == Config()
+    # the shipped models' recipes read their shards as they did when those models were trained
+    assert {load_config(REPO / "configs" / name).data.shard_mix for name in ("default.toml", "default-v2.toml")} == {1}
 
 
 @pytest.mark.parametrize("override, message", [("run.steps=many", "run.steps: expected int, got str 'many'"),

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     from colorem.train import distributed
     from colorem.train.checkpoint import resolve_resume
-    from colorem.train.config import Config, apply_overrides, load_config
+    from colorem.train.config import apply_overrides, load_config, saved_config
     from colorem.train.loop import Trainer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"colorem: warning: {problem}", file=sys.stderr)
     if checkpoint is not None and not args.config:
-        config = apply_overrides(Config.from_dict(checkpoint["config"]), overrides).validate()
+        config = apply_overrides(saved_config(checkpoint["config"]), overrides).validate()
     else:
         config = load_config(args.config, overrides)
     if args.print_config:

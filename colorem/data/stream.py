@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import random
 import signal
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from itertools import islice
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -42,17 +44,20 @@ class PhotoStream(torch.utils.data.IterableDataset):
 
     One epoch per iteration; call set_epoch() and set_start() before each. Rank r of W with K workers
     reads logical streams r*K .. r*K+K-1 of W*K; worker w of the DataLoader plays stream (w + offset) % K,
-    so a resumed run continues with the stream that was due next.
+    so a resumed run continues with the stream that was due next. Each stream reads `shard_mix` of its
+    shards at once, a photo from each in turn, so a batch mixes photos of several shards rather than
+    following one shard after another.
     """
 
     def __init__(self, source: Source, augment: Augment, batch_size: int, *, seed: int = 0, rank: int = 0,
                  world_size: int = 1, workers: int = 0, shuffle: bool = True, shuffle_buffer: int = 256,
-                 drop_last: bool = True):
+                 shard_mix: int = 1, drop_last: bool = True):
         super().__init__()
         self.source, self.augment, self.batch_size = source, augment, batch_size
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.workers = max(1, workers)
         self.shuffle, self.shuffle_buffer, self.drop_last = shuffle, shuffle_buffer, drop_last
+        self.shard_mix = max(1, shard_mix)
         self.epoch = 0
         self.start: dict[int, int] = {}
         self.offset = 0
@@ -79,12 +84,10 @@ class PhotoStream(torch.utils.data.IterableDataset):
 
     def _raw(self, stream: int) -> Iterator[tuple[str, bytes | None]]:
         items, modulus, remainder = self._assignment(stream)
-        index = 0
-        for item in items:
-            for key, data in read_items(self.source, item):
-                if index % modulus == remainder:
-                    yield key, data
-                index += 1
+        samples = interleave((read_items(self.source, item) for item in items), self.shard_mix)
+        for index, (key, data) in enumerate(samples):
+            if index % modulus == remainder:
+                yield key, data
 
     def _shuffled(self, stream: int) -> Iterator[tuple[str, bytes | None]]:
         raw = self._raw(stream)
@@ -141,6 +144,20 @@ class PhotoStream(torch.utils.data.IterableDataset):
             return
         torch.set_num_threads(1)
         yield from self.stream_batches((info.id + self.offset) % self.workers)
+
+
+def interleave(iterators: Iterable[Iterator], width: int) -> Iterator:
+    """Round-robin over `width` of the iterators at a time, the next one taking the place of each that ends."""
+    waiting = iter(iterators)
+    active = deque(islice(waiting, width))
+    while active:
+        current = active.popleft()
+        for item in current:
+            yield item
+            active.append(current)
+            break
+        else:
+            active.extend(islice(waiting, 1))
 
 
 def make_loader(dataset: PhotoStream, workers: int) -> torch.utils.data.DataLoader:

@@ -67,6 +67,7 @@ class DataConfig:
     batch_size: int = 16  # per rank, per micro-batch
     workers: int = 2  # DataLoader decoding processes per rank (0 = decode in the training process)
     shuffle_buffer: int = 256  # in-stream shuffle on top of the per-epoch shard/file shuffle
+    shard_mix: int = 8  # shards each stream reads at once, a photo of each in turn (1: one shard after another)
     validation: str = ""  # a folder or shards of fixed validation photos; empty: the first training photos
     validation_count: int = 16  # images scored at every validation
     grid_count: int = 8  # of those, rows in the PNG sample grid
@@ -145,8 +146,8 @@ class Config:
             raise ConfigError("data.small_images must be 'upscale' or 'skip'")
         if self.data.size < 8 or self.data.size % 8:
             raise ConfigError(f"data.size must be a positive multiple of 8, not {self.data.size}")
-        if self.optim.accumulate < 1 or self.data.batch_size < 1 or self.run.steps < 1:
-            raise ConfigError("optim.accumulate, data.batch_size and run.steps must be at least 1")
+        if min(self.optim.accumulate, self.data.batch_size, self.data.shard_mix, self.run.steps) < 1:
+            raise ConfigError("optim.accumulate, data.batch_size, data.shard_mix and run.steps must be at least 1")
         if not 0.0 <= self.loss.rebalance <= 1.0:
             raise ConfigError("loss.rebalance (λ) must lie in [0, 1]")
         return self
@@ -194,6 +195,19 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] = ()
             raise ConfigError(f"{path}: not valid TOML ({error})") from None
     config = Config.from_dict(values)
     return apply_overrides(config, overrides).validate()
+
+
+# Keys added after runs were saved, with the value that reproduces what those runs did.
+PREDATED = {"data": {"shard_mix": 1}}
+
+
+def saved_config(values: dict[str, Any]) -> Config:
+    """A config as a checkpoint saved it: the keys it predates keep the run as it was (so it resumes exactly)."""
+    values = {name: dict(value) if isinstance(value, dict) else value for name, value in values.items()}
+    for section, keys in PREDATED.items():
+        for key, value in keys.items():
+            values.setdefault(section, {}).setdefault(key, value)
+    return Config.from_dict(values)
 
 
 def apply_overrides(config: Config, overrides: list[str]) -> Config:

@@ -13,7 +13,7 @@ from torch import nn
 
 from colorem.models import build_model
 from colorem.train.checkpoint import resolve_resume, trained_weights
-from colorem.train.config import Config
+from colorem.train.config import saved_config
 from colorem.train.losses import load_prior, rebalancing_weights
 from colorem.weights import ModelCard, external_prefixes, load_state, load_weights, save_weights
 
@@ -27,7 +27,7 @@ def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name:
     `prior_correction` undoes that share of the class rebalancing (adjust_logits) with the run's ab prior."""
     source = Path(source)
     state = resolve_resume(str(source), source)[0]  # a run folder's newest good checkpoint, or the file
-    config = Config.from_dict(state["config"])
+    config = saved_config(state["config"])
     if temperature is not None:
         _check_temperature(config.model.head)
         config.model.temperature = float(temperature)

@@ -57,7 +57,7 @@ def estimate_run_prior(config: Config, bins: torch.Tensor) -> torch.Tensor:
     """The ab prior a run of `config` estimates (deterministic: the same photos for the same config)."""
     data = config.data
     stream = PhotoStream(resolve_source(data.train), Augment.from_config(data), data.batch_size,
-                         seed=config.run.seed + 1, shuffle_buffer=data.shuffle_buffer)
+                         seed=config.run.seed + 1, shuffle_buffer=data.shuffle_buffer, shard_mix=data.shard_mix)
     return estimate_ab_prior((batch["rgb"] for batch in stream), bins.cpu(), config.loss.prior_images)
 
 
@@ -121,7 +121,7 @@ class Trainer:
         self.source = resolve_source(data.train)
         dataset = PhotoStream(self.source, Augment.from_config(data), data.batch_size, seed=self.config.run.seed,
                               rank=self.env.rank, world_size=self.env.world_size, workers=data.workers,
-                              shuffle_buffer=data.shuffle_buffer)
+                              shuffle_buffer=data.shuffle_buffer, shard_mix=data.shard_mix)
         self.data = DataIterator(dataset, data.workers, position)
         self.data.skipped = dict(skipped)
         self.validation = None

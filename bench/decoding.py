@@ -4,15 +4,18 @@
 
 RAW is a classification model exported from its run at temperature 1, not yet prior-corrected (as for
 bench/calibrate.py, whose rule this applies: the most colourful setting with PSNR ≥ gray + --margin, AuC ≥
-gray's and false colour ≤ --max-false %). Three kinds are scored against the global vibrance:
+gray's and false colour ≤ --max-false %). Four kinds are scored against the global vibrance:
 
 - confidence-aware decoding, ab = v · c^k · annealed mean, with c per pixel the class distribution's
   1 − normalised entropy ("entropy"), its largest probability ("maxp"), or |mean ab| / mean |ab|
-  ("resultant"); v is searched for each (c, k);
+  ("resultant"), or the annealed mean's own chroma / AB_MAX ("chroma": a curve that mutes weak colour and
+  strengthens strong colour, k = γ − 1); v is searched for each (c, k);
 - test-time flip averaging: the class probabilities of the photo and of its mirror image (mirrored back)
   averaged before decoding, at twice the network's cost;
 - ab upsampled to full size under the guidance of the full-resolution L (kornia's guided filter after the
-  bilinear upsampling), at the global vibrance's colourfulness.
+  bilinear upsampling), at the global vibrance's colourfulness;
+- removing a share of each photo's mean predicted colour ("cast"), against sepia and other casts over a
+  whole photo, before the global vibrance.
 
 Photos are scored as `colorem evaluate` scores them (what `colorem colorize` writes).
 """
@@ -36,7 +39,7 @@ from colorem.train.losses import load_prior
 from calibrate import load_truth, score, search_vibrance
 from vibrance import photos
 
-CONFIDENCES = ("entropy", "maxp", "resultant")
+CONFIDENCES = ("entropy", "maxp", "resultant", "chroma")
 
 
 def decode(model, truth: dict, temperature: float) -> tuple[dict, dict, dict]:
@@ -62,6 +65,7 @@ def decode(model, truth: dict, temperature: float) -> tuple[dict, dict, dict]:
                 parts["maxp"].append(p1.amax(1, keepdim=True))
                 mean_chroma = torch.einsum("bqhw,q->bhw", p, chroma)[:, None]
                 parts["resultant"].append(mean.norm(dim=1, keepdim=True) / mean_chroma.clamp_min(1e-6))
+                parts["chroma"].append(mean.norm(dim=1, keepdim=True) / AB_MAX)
             up = lambda maps: F.interpolate(torch.cat(maps), size=l_small.shape[-2:], mode="nearest")  # noqa: E731
             means[size] = up(parts["mean"])
             flipped[size] = up(parts["flip"])
@@ -87,7 +91,10 @@ def main() -> None:
     parser.add_argument("--margin", type=float, default=0.5)
     parser.add_argument("--max-false", type=float, default=1.5)
     parser.add_argument("--step", type=float, default=0.05, help="vibrance step")
+    parser.add_argument("--confidences", default=",".join(CONFIDENCES), help="which per-pixel rows to score")
     args = parser.parse_args()
+    if unknown := set(args.confidences.split(",")) - set(CONFIDENCES):
+        parser.error(f"--confidences: unknown {', '.join(sorted(unknown))} (known: {', '.join(CONFIDENCES)})")
 
     base = colorem.load(args.model)
     model = base.model.eval()
@@ -110,12 +117,16 @@ def main() -> None:
     print(row("global vibrance (the card's)", best), flush=True)
     print(row("test-time flip average, global vibrance", search_vibrance(flipped, truth, gray[0] + args.margin, gray[2],
                                                                          args.max_false, args.step)), flush=True)
-    for name in CONFIDENCES:
+    for name in args.confidences.split(","):
         pooled = torch.cat([maps.flatten() for maps in confidences[name].values()]).clamp_min(1e-3)
         for power in (0.25, 0.5, 1.0, 2.0):
             norm = pooled.pow(power).mean()  # so that a vibrance means the same average scale in every row
             weights = {size: maps.clamp_min(1e-3).pow(power) / norm for size, maps in confidences[name].items()}
             print(row(f"{name}^{power:g}", most_colourful(weights)), flush=True)
+    for share in (0.25, 0.5, 1.0):
+        decast = {size: mean - share * mean.mean((2, 3), keepdim=True) for size, mean in means.items()}
+        print(row(f"cast removed: {share:g} of the photo's mean ab", search_vibrance(
+            decast, truth, gray[0] + args.margin, gray[2], args.max_false, args.step)), flush=True)
     if best is None:
         return
     print("\nGuided upsampling, at the global vibrance and above it (saturation: a further scale):\n")

@@ -109,14 +109,15 @@ def main() -> None:
           f"false colour ≤ {args.max_false:g}%, then the most colourful (vibrance steps of {args.step:g})\n")
     print("| decoding | vibrance | PSNR RGB (dB) | colourfulness | AuC | false % |\n|---|---|---|---|---|---|")
 
+    def under_the_rule(ab_small: dict) -> tuple | None:
+        return search_vibrance(ab_small, truth, gray[0] + args.margin, gray[2], args.max_false, args.step)
+
     def most_colourful(weights: dict) -> tuple | None:
-        weighted = {size: means[size] * weights[size] for size in means}
-        return search_vibrance(weighted, truth, gray[0] + args.margin, gray[2], args.max_false, args.step)
+        return under_the_rule({size: means[size] * weights[size] for size in means})
 
     best = most_colourful({size: torch.ones(1) for size in means})
     print(row("global vibrance (the card's)", best), flush=True)
-    print(row("test-time flip average, global vibrance", search_vibrance(flipped, truth, gray[0] + args.margin, gray[2],
-                                                                         args.max_false, args.step)), flush=True)
+    print(row("test-time flip average, global vibrance", under_the_rule(flipped)), flush=True)
     for name in args.confidences.split(","):
         pooled = torch.cat([maps.flatten() for maps in confidences[name].values()]).clamp_min(1e-3)
         for power in (0.25, 0.5, 1.0, 2.0):
@@ -125,8 +126,7 @@ def main() -> None:
             print(row(f"{name}^{power:g}", most_colourful(weights)), flush=True)
     for share in (0.25, 0.5, 1.0):
         decast = {size: mean - share * mean.mean((2, 3), keepdim=True) for size, mean in means.items()}
-        print(row(f"cast removed: {share:g} of the photo's mean ab", search_vibrance(
-            decast, truth, gray[0] + args.margin, gray[2], args.max_false, args.step)), flush=True)
+        print(row(f"cast removed: {share:g} of the photo's mean ab", under_the_rule(decast)), flush=True)
     if best is None:
         return
     print("\nGuided upsampling, at the global vibrance and above it (saturation: a further scale):\n")

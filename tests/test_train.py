@@ -92,7 +92,8 @@ def test_a_run_saved_before_a_key_existed_resumes_as_it_ran():
     assert saved_config(saved).data.shard_mix == 1 and Config().data.shard_mix == 8
     assert saved_config(Config().to_dict()) == Config()
     # the shipped models' recipes read their shards as they did when those models were trained
-    assert {load_config(REPO / "configs" / name).data.shard_mix for name in ("default.toml", "default-v2.toml", "default-v3.toml")} == {1}
+    recipes = ("default.toml", "default-v2.toml", "default-v3.toml")
+    assert {load_config(REPO / "configs" / name).data.shard_mix for name in recipes} == {1}
 
 
 @pytest.mark.parametrize("override, message", [("run.steps=many", "run.steps: expected int, got str 'many'"),

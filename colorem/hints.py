@@ -17,6 +17,8 @@ import kornia.filters
 import torch
 import torch.nn.functional as F
 
+from PIL import ImageColor
+
 from colorem.color import AB_MAX, rgb_to_lab
 from colorem.errors import ColoremError
 
@@ -37,7 +39,7 @@ class HintError(ColoremError, ValueError):
 @dataclass(frozen=True)
 class Hint:
     """A colour at a point: x, y in the photo's pixels (0 at the left/top edge); color as sRGB
-    "#rrggbb" / "#rgb" or an (r, g, b) tuple of 0..255 integers."""
+    "#rrggbb" / "#rgb", a CSS colour name or an (r, g, b) tuple of 0..255 integers."""
 
     x: float
     y: float
@@ -58,11 +60,15 @@ class Hint:
 
 
 def parse_color(color) -> tuple[int, int, int]:
-    """"#3a6ea5", "3a6ea5", "#36a" or (58, 110, 165) -> (58, 110, 165)."""
+    """"#3a6ea5", "3a6ea5", "#36a", a CSS name ("steelblue") or (58, 110, 165) -> (58, 110, 165)."""
     if isinstance(color, str):
         match = _HEX.fullmatch(color.strip())
         if not match:
-            raise HintError(f"hint colour {color!r} is not an sRGB hex colour such as #3a6ea5")
+            try:
+                return ImageColor.getcolor(color.strip(), "RGB")  # type: ignore[return-value]
+            except ValueError:
+                raise HintError(f"hint colour {color!r} is neither sRGB hex such as #3a6ea5 nor a CSS colour name "
+                                "such as steelblue") from None
         digits = match.group(1)
         if len(digits) == 3:
             digits = "".join(2 * digit for digit in digits)
@@ -102,8 +108,8 @@ def parse_hints_json(text: str | bytes) -> list[Hint]:
 
 
 def parse_hint_argument(text: str) -> Hint:
-    """The CLI's --hint X,Y,COLOR ("120,80,#3a6ea5") -> a Hint."""
-    parts = [part.strip() for part in text.split(",")]
+    """The CLI's --hint X,Y,COLOR ("120,80,#3a6ea5", "120,80,steelblue") -> a Hint."""
+    parts = [part.strip() for part in text.split(",", 2)]
     if len(parts) != 3:
         raise HintError(f"--hint {text!r}: expected X,Y,COLOR such as 120,80,#3a6ea5")
     try:

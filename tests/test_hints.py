@@ -109,12 +109,13 @@ def test_following_many_hints_in_parts_gives_the_same_colours(monkeypatch):
 
 
 @pytest.mark.parametrize("color, rgb", [("#3a6ea5", (58, 110, 165)), ("3A6EA5", (58, 110, 165)),
-                                        ("#36a", (51, 102, 170)), ((1, 2, 3), (1, 2, 3))])
+                                        ("#36a", (51, 102, 170)), ((1, 2, 3), (1, 2, 3)),
+                                        ("SteelBlue", (70, 130, 180)), ("red", (255, 0, 0))])
 def test_colours_parse(color, rgb):
     assert parse_color(color) == rgb
 
 
-@pytest.mark.parametrize("color", ["#12345", "blue", "#gg0000", (256, 0, 0), (1, 2), (1.5, 2, 3), None])
+@pytest.mark.parametrize("color", ["#12345", "bleu", "", "#gg0000", (256, 0, 0), (1, 2), (1.5, 2, 3), None])
 def test_bad_colours_are_clear_errors(color):
     with pytest.raises(HintError, match="colour"):
         parse_color(color)

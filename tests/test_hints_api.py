@@ -86,7 +86,7 @@ def test_each_photo_of_a_batch_takes_its_own_hints(colorizer):
 @pytest.mark.parametrize("hints, message", [
     ([Hint(2000, 10, "#fff")], "outside the 2000x1200 photo"),
     ([Hint(10, -1, "#fff")], "outside"),
-    ([Hint(10, 10, "blue")], "hex colour"),
+    ([Hint(10, 10, "bleu")], "neither sRGB hex"),
     ([{"x": 10, "y": 10}], "x, y and color"),
     ([Hint(1, 1, "#fff")] * (MAX_HINTS + 1), f"at most {MAX_HINTS}"),
     ("#fff", "a list of Hint"),
@@ -118,7 +118,7 @@ def test_cli_hints_land_where_they_should(hint_weights, big_gray, tmp_path):
     plain, hinted, from_file = tmp_path / "plain.png", tmp_path / "hinted.png", tmp_path / "from-file.png"
     assert main(["colorize", str(big_gray), "-o", str(plain), "--model", str(hint_weights)]) == 0
     assert main(["colorize", str(big_gray), "-o", str(hinted), "--model", str(hint_weights),
-                 "--hint", "400,600,#b22222", "--hint", "1700,200,#3a6ea5"]) == 0
+                 "--hint", "400,600,firebrick", "--hint", "1700,200,#3a6ea5"]) == 0  # firebrick is #b22222
     hints_file = tmp_path / "hints.json"
     hints_file.write_text(json.dumps({"hints": [{"x": 400, "y": 600, "color": "#b22222"},
                                                 {"x": 1700, "y": 200, "color": "#3a6ea5"}]}))
@@ -135,7 +135,8 @@ def test_cli_hints_land_where_they_should(hint_weights, big_gray, tmp_path):
 @pytest.mark.parametrize("arguments, message", [
     (["--hint", "400,600"], "expected X,Y,COLOR"),
     (["--hint", "left,600,#b22222"], "must be numbers"),
-    (["--hint", "400,600,#zz2222"], "hex colour"),
+    (["--hint", "400,600,#zz2222"], "neither sRGB hex"),
+    (["--hint", "400,600,rgb(1,2)"], "neither sRGB hex"),
     (["--hint", "4000,600,#b22222"], "outside the 2000x1200 photo"),
     (["--hints", "missing.json"], "cannot read the hints file"),
     (["--hints", "{bad json"], "not valid JSON"),
@@ -202,7 +203,7 @@ def test_rest_hints_field(client):
 
 @pytest.mark.parametrize("hints, message", [
     ("[{", "not valid JSON"),
-    ('[{"x": 1, "y": 1, "color": "red"}]', "hex colour"),
+    ('[{"x": 1, "y": 1, "color": "rouge"}]', "neither sRGB hex"),
     ('{"x": 1}', "must be a JSON list"),
     ([{"x": 500, "y": 1, "color": "#b22222"}], "outside the 300x200 photo"),
     ([{"x": 1, "y": 1, "color": "#b22222"}] * (MAX_HINTS + 1), f"at most {MAX_HINTS}"),

@@ -43,7 +43,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     existing.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     parser.add_argument("--hint", action="append", default=[], metavar="X,Y,COLOR",
                         help="a colour hint for a model with a hint input: the pixel X,Y of the photo (0,0 at the "
-                             "top left) is COLOR (sRGB hex), e.g. --hint 120,80,#3a6ea5; repeatable; one input photo only")
+                             "top left) is COLOR (sRGB hex or a CSS name), e.g. --hint 120,80,#3a6ea5 or 120,80,steelblue; "
+                             "repeatable; one input photo only")
     parser.add_argument("--hints", default=None, metavar="FILE",
                         help='colour hints from a JSON file: [{"x": 120, "y": 80, "color": "#3a6ea5"}, ...] '
                              '(or {"hints": [...]}), as the web page exports them')

@@ -23,7 +23,8 @@ from colorem.train.config import Config, ConfigError, apply_overrides, saved_con
 from colorem.train.distributed import DistributedEnv
 from colorem.train.export import export
 from colorem.train.losses import BinGrid, ColorLoss, rebalancing_weights
-from colorem.weights import packaged_weights
+from colorem.models import create_model
+from colorem.weights import ModelCard, packaged_weights, save_weights
 from tests.conftest import REPO, photo
 
 TINY = ["model.architecture=color-em-tiny", "data.size=32", "data.batch_size=4", "data.workers=0",
@@ -327,7 +328,7 @@ def test_classification_run_stores_its_ab_prior_and_exports(photos, tmp_path):
     assert not torch.allclose(corrected.model(l), recarded.model(l), atol=1e-2)
     again = cli("export", str(tmp_path / "corrected.safetensors"), "-o", str(tmp_path / "twice.safetensors"),
                 "--prior-correction", "0.5", "--ab-prior", str(run / "ab_prior.json"))
-    assert again.returncode != 0 and "already prior-corrected" in again.stderr
+    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "already prior-corrected" in again.stderr
     # a negative strength undoes it (to continue training the raw logits): the weights come back
     undone = cli("export", str(tmp_path / "corrected.safetensors"), "-o", str(tmp_path / "undone.safetensors"),
                  "--prior-correction", "-0.5", "--ab-prior", str(run / "ab_prior.json"))
@@ -338,10 +339,35 @@ def test_classification_run_stores_its_ab_prior_and_exports(photos, tmp_path):
         torch.testing.assert_close(raw.model.state_dict()[key], value, atol=1e-5, rtol=1e-5)
     wrong = cli("export", str(tmp_path / "recarded.safetensors"), "-o", str(tmp_path / "wrong.safetensors"),
                 "--prior-correction", "-1", "--ab-prior", str(run / "ab_prior.json"))
-    assert wrong.returncode != 0 and "undoes an earlier correction" in wrong.stderr
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1 and "undoes an earlier correction" in wrong.stderr
     # a run brings its own prior
     export(run, tmp_path / "from-run.safetensors", prior_correction=1.0)
     assert colorem.load(tmp_path / "from-run.safetensors").card.provenance["prior_correction"]["strength"] == 1.0
+
+
+def test_a_continued_run_averages_with_the_run_it_continued(photos, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    Trainer(tiny_config(photos, "run.steps=1"), first, env=DistributedEnv()).fit()
+    before = export(first, tmp_path / "before.safetensors")
+    Trainer(tiny_config(photos, "run.steps=2", "optim.lr=0.05"), second, env=DistributedEnv(), init_from=str(before)).fit()
+    result = cli("export", str(second), "-o", str(tmp_path / "soup.safetensors"), "--average-with", str(before))
+    assert result.returncode == 0, result.stderr
+    soup, one = colorem.load(tmp_path / "soup.safetensors", precision="fp32"), colorem.load(before, precision="fp32")
+    after = colorem.load(export(second, tmp_path / "after.safetensors"), precision="fp32")
+    assert soup.card.provenance["averaged_with"] == {"name": "before.safetensors", "trained_steps": 1}
+    moved = 0
+    for key, value in soup.model.state_dict().items():
+        mean = (one.model.state_dict()[key] + after.model.state_dict()[key]) / 2
+        torch.testing.assert_close(value, mean, atol=1e-6, rtol=1e-6)
+        moved += int(not torch.equal(value, after.model.state_dict()[key]))
+    assert moved > 0  # the two runs differ, so the mean is neither
+    other = tmp_path / "other.safetensors"
+    save_weights(create_model("color-em-half"), ModelCard(architecture="color-em-half", render_size=32), other)
+    for arguments, message in ([str(other)], "not the same network"), ([str(before), "--prior-correction", "1"],
+                                                                        "average raw weights first"):
+        wrong = cli("export", str(second), "-o", str(tmp_path / "wrong.safetensors"), "--average-with", *arguments)
+        assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1 and message in wrong.stderr, wrong.stderr
+    assert not (tmp_path / "wrong.safetensors").exists()
 
 
 def test_frozen_embedder_outputs_are_cached(photos, tmp_path):

@@ -32,6 +32,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ab-prior", default=None, metavar="FILE",
                         help="with --prior-correction of exported weights: the training run's ab_prior.json "
                              "(a run or checkpoint brings its own)")
+    parser.add_argument("--average-with", default=None, metavar="WEIGHTS",
+                        help="average the weights with other exported raw weights of the same network (a model "
+                             "soup, e.g. a continued run with the run it continued); prior-correct the mean afterwards")
     parser.add_argument("--int8", action="store_true", help="ONNX: int8-quantize (for CPUs without bf16)")
     parser.add_argument("--calibration", default=None,
                         help="ONNX --int8: a folder of photos for static quantization (default: dynamic quantization)")
@@ -49,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     path = export(args.source, output, dtype=torch.float16 if args.fp16 else None, use_ema=not args.no_ema,
                   name=args.name, description=args.description, render_size=args.render_size, vibrance=args.vibrance,
-                  temperature=args.temperature, prior_correction=args.prior_correction, ab_prior=args.ab_prior)
+                  temperature=args.temperature, prior_correction=args.prior_correction, ab_prior=args.ab_prior,
+                  average_with=args.average_with)
     print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from colorem.errors import OptionError
 from colorem.models import build_model
 from colorem.train.checkpoint import resolve_resume, trained_weights
 from colorem.train.config import saved_config
@@ -38,7 +39,7 @@ def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name:
     if prior_correction:
         prior = load_prior(ab_prior) if ab_prior else state.get("ab_prior")
         if prior is None:
-            raise ValueError(f"{source}: the run kept no ab prior (it did not rebalance); nothing to correct")
+            raise OptionError(f"{source}: the run kept no ab prior (it did not rebalance); nothing to correct")
         provenance = adjust_logits(model, torch.as_tensor(prior), config.loss.rebalance, prior_correction)
     data = state.get("data", {})
     card = ModelCard(
@@ -71,15 +72,15 @@ def recard_weights(source: str | os.PathLike, *, name: str = "", description: st
     if prior_correction:
         done = card.provenance.get("prior_correction")
         if done and prior_correction > 0:
-            raise ValueError(f"{source}: its logits are already prior-corrected ({done})")
+            raise OptionError(f"{source}: its logits are already prior-corrected ({done})")
         if prior_correction < 0 and (not done or abs(prior_correction + done["strength"]) > 1e-9):
-            raise ValueError(f"{source}: a negative strength undoes an earlier correction, and its card records "
+            raise OptionError(f"{source}: a negative strength undoes an earlier correction, and its card records "
                              f"{'none' if not done else 'strength ' + str(done['strength'])}")
         if not ab_prior:
-            raise ValueError("a prior correction of exported weights needs the training run's ab prior (--ab-prior FILE)")
+            raise OptionError("a prior correction of exported weights needs the training run's ab prior (--ab-prior FILE)")
         rebalance = card.provenance.get("config", {}).get("loss", {}).get("rebalance")
         if rebalance is None:
-            raise ValueError(f"{source}: its card does not say how its training rebalanced the classes")
+            raise OptionError(f"{source}: its card does not say how its training rebalanced the classes")
         entry = adjust_logits(model, load_prior(ab_prior), rebalance, prior_correction)
         if prior_correction < 0:  # undone: the raw logits of training again (e.g. to continue training them)
             provenance.pop("prior_correction")
@@ -101,16 +102,43 @@ def recard_weights(source: str | os.PathLike, *, name: str = "", description: st
 def export(source: str | os.PathLike, out: str | os.PathLike, *, dtype: torch.dtype | None = None,
            use_ema: bool = True, name: str = "", description: str = "", render_size: int | None = None,
            vibrance: float | None = None, temperature: float | None = None, prior_correction: float | None = None,
-           ab_prior: str | os.PathLike | None = None) -> Path:
+           ab_prior: str | os.PathLike | None = None, average_with: str | os.PathLike | None = None) -> Path:
     """RUN_DIR, CHECKPOINT or exported WEIGHTS (.safetensors) -> out.safetensors + out.json (a full
-    ModelCard). dtype=torch.float16 halves the file."""
+    ModelCard). dtype=torch.float16 halves the file. `average_with`: other exported weights of the same
+    network, averaged in (average_weights)."""
+    if average_with and prior_correction:
+        raise OptionError("average raw weights first (--average-with), then prior-correct the mean in a second export")
     settings = dict(name=name or Path(out).stem, description=description, render_size=render_size, vibrance=vibrance,
                     temperature=temperature, prior_correction=prior_correction, ab_prior=ab_prior)
     if Path(source).suffix == ".safetensors":
         model, card = recard_weights(source, **settings)
     else:
         model, card = load_trained_model(source, use_ema=use_ema, **settings)
+    if average_with:
+        card = average_weights(model, card, average_with)
     return save_weights(model, card, out, dtype=dtype)
+
+
+@torch.no_grad()
+def average_weights(model: nn.Module, card: ModelCard, other: str | os.PathLike) -> ModelCard:
+    """Replace `model`'s floating-point weights by their mean with `other` exported weights of the same network
+    (a "model soup", Wortsman et al. 2022), e.g. a continued run's and the run it continued; -> the card, with
+    the other weights named in its provenance. Both must be raw: a prior correction is applied to the mean."""
+    theirs, their_card = load_weights(other)
+    for who, what in ((card.name, card), (Path(other).name, their_card)):
+        if what.provenance.get("prior_correction"):
+            raise OptionError(f"{who}: its logits are prior-corrected; average raw exports, then correct the mean")
+    ours, state = model.state_dict(), theirs.state_dict()
+    if card.architecture != their_card.architecture or {key: value.shape for key, value in ours.items()} != {
+            key: value.shape for key, value in state.items()}:
+        raise OptionError(f"{Path(other).name}: not the same network ({their_card.architecture}) as "
+                         f"{card.name} ({card.architecture}); only weights of one network average")
+    for key, value in ours.items():
+        if value.is_floating_point():
+            value.copy_((value.double() + state[key].double()).div(2))
+    return dataclasses.replace(card, provenance={
+        **card.provenance, "averaged_with": {"name": Path(other).name,
+                                             "trained_steps": their_card.provenance.get("trained_steps")}})
 
 
 @torch.no_grad()
@@ -122,11 +150,11 @@ def adjust_logits(model: nn.Module, prior: torch.Tensor, rebalance: float, stren
     (post-hoc logit adjustment; strength 1 recovers p) are the same as subtracting it from the bias of the
     last convolution. Returns the provenance entry that records it."""
     if getattr(model, "head", None) != "classification":
-        raise ValueError("a prior correction applies to classification heads only")
+        raise OptionError("a prior correction applies to classification heads only")
     if not (0.0 < abs(strength) <= 4.0):  # negative: undo an earlier correction of that strength
-        raise ValueError(f"the prior correction's strength must be in [-4, 0) or (0, 4], not {strength}")
+        raise OptionError(f"the prior correction's strength must be in [-4, 0) or (0, 4], not {strength}")
     if len(prior) != len(model.bins):
-        raise ValueError(f"the ab prior has {len(prior)} bins, the model {len(model.bins)}")
+        raise OptionError(f"the ab prior has {len(prior)} bins, the model {len(model.bins)}")
     weights = rebalancing_weights(prior.float(), model.bins.float().cpu(), rebalance)
     bias = model.output.bias
     bias.copy_((bias.float() - strength * weights.log().to(bias.device)).to(bias.dtype))
@@ -160,7 +188,7 @@ def public_source(source: dict) -> dict:
 
 def _check_temperature(head: str | None) -> None:
     if head != "classification":
-        raise ValueError("a temperature applies to classification heads only")
+        raise OptionError("a temperature applies to classification heads only")
 
 
 def _sum_skipped(ranks: list) -> dict:

@@ -288,7 +288,12 @@ def test_place_pick_move_and_remove_colour_hints(browser, hint_server, tmp_path)
         assert math.hypot(*ab_near(reverted, placed[0]["x"], placed[0]["y"])) < 3  # gray again, as without hints
         assert hue_difference(ab_near(reverted, moved["x"], moved["y"]), blue) < 25
         hints_file = tmp_path / "hints.json"
-        hints_file.write_text(json.dumps({"hints": exported}))
+        hints_file.write_text(json.dumps([{**exported[0], "color": "bleu"}]))  # not a colour: refused, hints kept
+        page.set_input_files("#hints-import", str(hints_file))
+        page.wait_for_function("() => document.querySelector('#hints-message').textContent.startsWith('Could not')")
+        assert "hint 1 is not {x, y, color" in page.text_content("#hints-message")
+        assert [hint["color"] for hint in json.loads(page.get_attribute("#after", "data-hints"))] == [blue]
+        hints_file.write_text(json.dumps({"hints": [{**exported[0], "color": "FireBrick"}, exported[1]]}))  # #b22222
         page.set_input_files("#hints-import", str(hints_file))
         assert wait_for_result_with(page, [red, blue]) == exported
 

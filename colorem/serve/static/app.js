@@ -424,6 +424,20 @@ ui.hintsExport.addEventListener("click", () => {
   setTimeout(() => URL.revokeObjectURL(link.href), 1000);
 });
 
+// A colour as the server takes it ("#36a", "3a6ea5", a CSS name such as "firebrick") -> "#rrggbb", or null.
+// The browser's own CSS parser reads it: a canvas keeps a fillStyle it understands and ignores any other.
+function hexColor(text) {
+  if (typeof text !== "string") return null;
+  const color = /^([0-9a-f]{6}|[0-9a-f]{3})$/i.test(text.trim()) ? "#" + text.trim() : text.trim();
+  const context = document.createElement("canvas").getContext("2d");
+  const read = ["#000000", "#ffffff"].map((sentinel) => {
+    context.fillStyle = sentinel;
+    context.fillStyle = color;
+    return context.fillStyle;
+  });
+  return read[0] === read[1] && /^#[0-9a-f]{6}$/.test(read[0]) ? read[0] : null;
+}
+
 // The same checks as the server, so a bad file is reported here and the photo stays as it is.
 function readHints(text) {
   let data = JSON.parse(text);
@@ -431,15 +445,14 @@ function readHints(text) {
   if (!Array.isArray(data)) throw new Error("expected a list of {x, y, color}");
   const [width, height] = photoSize();
   return data.map((item, index) => {
-    const ok = item && Number.isFinite(item.x) && Number.isFinite(item.y) && typeof item.color === "string"
-      && /^#?([0-9a-f]{6}|[0-9a-f]{3})$/i.test(item.color);
-    if (!ok) throw new Error(`hint ${index + 1} is not {x, y, color: "#rrggbb"}`);
+    const color = item ? hexColor(item.color) : null;
+    if (!(item && Number.isFinite(item.x) && Number.isFinite(item.y) && color)) {
+      throw new Error(`hint ${index + 1} is not {x, y, color: "#rrggbb" or a colour name}`);
+    }
     if (item.x < 0 || item.x >= width || item.y < 0 || item.y >= height) {
       throw new Error(`hint ${index + 1} at (${item.x}, ${item.y}) lies outside this ${width}×${height} photo`);
     }
-    let color = item.color.replace("#", "").toLowerCase();
-    if (color.length === 3) color = [...color].map((digit) => digit + digit).join("");
-    return { x: item.x, y: item.y, color: "#" + color };
+    return { x: item.x, y: item.y, color };
   });
 }
 

@@ -355,11 +355,10 @@ def test_a_continued_run_averages_with_the_run_it_continued(photos, tmp_path):
     soup, one = colorem.load(tmp_path / "soup.safetensors", precision="fp32"), colorem.load(before, precision="fp32")
     after = colorem.load(export(second, tmp_path / "after.safetensors"), precision="fp32")
     assert soup.card.provenance["averaged_with"] == {"name": "before.safetensors", "trained_steps": 1}
-    moved = 0
+    moved, first, last = 0, one.model.state_dict(), after.model.state_dict()
     for key, value in soup.model.state_dict().items():
-        mean = (one.model.state_dict()[key] + after.model.state_dict()[key]) / 2
-        torch.testing.assert_close(value, mean, atol=1e-6, rtol=1e-6)
-        moved += int(not torch.equal(value, after.model.state_dict()[key]))
+        torch.testing.assert_close(value, (first[key] + last[key]) / 2, atol=1e-6, rtol=1e-6)
+        moved += int(not torch.equal(value, last[key]))
     assert moved > 0  # the two runs differ, so the mean is neither
     other = tmp_path / "other.safetensors"
     save_weights(create_model("color-em-half"), ModelCard(architecture="color-em-half", render_size=32), other)

@@ -125,19 +125,20 @@ def average_weights(model: nn.Module, card: ModelCard, other: str | os.PathLike)
     (a "model soup", Wortsman et al. 2022), e.g. a continued run's and the run it continued; -> the card, with
     the other weights named in its provenance. Both must be raw: a prior correction is applied to the mean."""
     theirs, their_card = load_weights(other)
-    for who, what in ((card.name, card), (Path(other).name, their_card)):
+    other_name = Path(other).name
+    for who, what in ((card.name, card), (other_name, their_card)):
         if what.provenance.get("prior_correction"):
             raise OptionError(f"{who}: its logits are prior-corrected; average raw exports, then correct the mean")
     ours, state = model.state_dict(), theirs.state_dict()
     if card.architecture != their_card.architecture or {key: value.shape for key, value in ours.items()} != {
             key: value.shape for key, value in state.items()}:
-        raise OptionError(f"{Path(other).name}: not the same network ({their_card.architecture}) as "
+        raise OptionError(f"{other_name}: not the same network ({their_card.architecture}) as "
                          f"{card.name} ({card.architecture}); only weights of one network average")
     for key, value in ours.items():
         if value.is_floating_point():
             value.copy_((value.double() + state[key].double()).div(2))
     return dataclasses.replace(card, provenance={
-        **card.provenance, "averaged_with": {"name": Path(other).name,
+        **card.provenance, "averaged_with": {"name": other_name,
                                              "trained_steps": their_card.provenance.get("trained_steps")}})
 
 

@@ -428,7 +428,8 @@ ui.hintsExport.addEventListener("click", () => {
 // The browser's own CSS parser reads it: a canvas keeps a fillStyle it understands and ignores any other.
 function hexColor(text) {
   if (typeof text !== "string") return null;
-  const color = /^([0-9a-f]{6}|[0-9a-f]{3})$/i.test(text.trim()) ? "#" + text.trim() : text.trim();
+  const trimmed = text.trim();
+  const color = /^([0-9a-f]{6}|[0-9a-f]{3})$/i.test(trimmed) ? "#" + trimmed : trimmed;
   const context = document.createElement("canvas").getContext("2d");
   const read = ["#000000", "#ffffff"].map((sentinel) => {
     context.fillStyle = sentinel;

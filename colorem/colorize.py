@@ -96,10 +96,14 @@ class Colorizer:
         """Whether colorize() takes colour hints: a model with a hint input, run by PyTorch."""
         return bool(getattr(self.model, "accepts_hints", False)) and self._onnx is None
 
-    def check_hints(self, hints: Sequence[Sequence[Hint | dict]]) -> list[list[Hint]] | None:
-        """One list of hints per photo -> Hint lists, checked before any photo is read; None when
-        there are none at all (a hint model then runs as the automatic one)."""
-        hints = [as_hints(photo_hints) for photo_hints in hints]
+    def check_hints(self, hints: Sequence[Sequence[Hint | dict] | None], photos: int) -> list[list[Hint]] | None:
+        """One list of hints per photo (None or [] for none) -> Hint lists, checked before any photo is read;
+        None when there are none at all (a hint model then runs as the automatic one)."""
+        if isinstance(hints, (str, bytes, dict)) or not hasattr(hints, "__len__"):
+            raise HintError(f"hints hold one list per photo ([] or None for none), not {type(hints).__name__}")
+        if len(hints) != photos:
+            raise HintError(f"hints hold one list per photo ([] or None for none): {len(hints)} given for {photos}")
+        hints = [as_hints(photo_hints) if photo_hints is not None else [] for photo_hints in hints]
         if not any(hints):
             return None
         if not self.accepts_hints:
@@ -179,8 +183,12 @@ class Colorizer:
                        hints: Sequence[Sequence[Hint | dict]] | None = None) -> list:
         """Colorize several photos with one forward pass; decoding errors raise for the failing one.
         `hints`, when given, holds one list of hints per photo."""
-        render_size = check_options(render_size or self.render_size, saturation, temperature)
-        hints = self.check_hints(hints) if hints is not None else None
+        one_photo = isinstance(images, (str, bytes, os.PathLike, Image.Image)) or getattr(images, "ndim", 4) < 4
+        if one_photo or hasattr(images, "read"):
+            raise TypeError("colorize_batch takes a list of photos; colorize() takes one")
+        images = list(images)
+        render_size = check_options(render_size, saturation, temperature, self.render_size)
+        hints = self.check_hints(hints, len(images)) if hints is not None else None
         prepared = [self.prepare(image, render_size) for image in images]
         if not prepared:
             return []

@@ -109,7 +109,7 @@ def split_existing(items: Sequence[tuple[Path, Path]], options: FolderOptions) -
 def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], options: FolderOptions) -> Iterator[ItemResult]:
     """Colorize (source, path relative to the output) pairs; yields one ItemResult per input as it finishes.
     An output that exists already is skipped (a rerun resumes) unless options.overwrite."""
-    render_size = check_options(options.render_size or colorizer.render_size, options.saturation, options.temperature)
+    render_size = check_options(options.render_size, options.saturation, options.temperature, colorizer.render_size)
     todo, done = split_existing(items, options)
     for source, target in done:
         yield ItemResult(source, target, "skipped")

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import re
 from dataclasses import dataclass
 
 import kornia.filters
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -73,9 +75,9 @@ def parse_color(color) -> tuple[int, int, int]:
         if len(digits) == 3:
             digits = "".join(2 * digit for digit in digits)
         return tuple(int(digits[index:index + 2], 16) for index in (0, 2, 4))  # type: ignore[return-value]
-    if (isinstance(color, (tuple, list)) and len(color) == 3
-            and all(isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255 for value in color)):
-        return tuple(color)  # type: ignore[return-value]
+    if (isinstance(color, (tuple, list, np.ndarray)) and len(color) == 3 and all(
+            isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 <= value <= 255 for value in color)):
+        return tuple(int(value) for value in color)  # type: ignore[return-value]
     raise HintError(f"hint colour {color!r} is neither a hex string nor three integers 0..255")
 
 
@@ -196,7 +198,7 @@ def follow_hints(ab: torch.Tensor, l: torch.Tensor, hints: torch.Tensor, reach: 
 
 
 def _coordinate(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise HintError(f"hint {name} must be a finite number, not {value!r}")
     return float(value)
 

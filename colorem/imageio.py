@@ -14,7 +14,7 @@ import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -22,7 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from colorem.atomic import write_atomic
 from colorem.errors import ImageReadError, ImageTooLargeError, NotEnoughMemoryError
 
-ImageInput = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
+ImageInput = Union[str, os.PathLike, bytes, bytearray, BinaryIO, Image.Image, np.ndarray]
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: larger than any camera photo, far below a bomb
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -72,6 +72,8 @@ def describe(source: ImageInput) -> str:
         return f"<PIL image {source.mode} {source.size[0]}x{source.size[1]}>"
     if isinstance(source, np.ndarray):
         return f"<array {source.dtype} {source.shape}>"
+    if isinstance(getattr(source, "name", None), str):  # an open file
+        return source.name
     return f"<{type(source).__name__}>"
 
 
@@ -101,7 +103,12 @@ def read_image(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS, name
             if isinstance(error, ImageReadError):
                 raise
             raise ImageReadError(label, f"cannot open the file ({error.strerror or error})") from None
-    raise ImageReadError(label, f"unsupported input type {type(source).__name__}")
+    if isinstance(source, io.TextIOBase):
+        raise ImageReadError(label, "the file is open in text mode; open it with 'rb'")
+    if hasattr(source, "read") and hasattr(source, "seek"):  # an open binary file or io.BytesIO
+        return _decode(source, label, max_pixels)
+    raise ImageReadError(label, f"unsupported input type {type(source).__name__} (give a path, bytes, an open "
+                                "binary file, a PIL image or a numpy array)")
 
 
 def _missing_reason(path: Path) -> str:
@@ -194,6 +201,9 @@ def _photo_from_pil(image: Image.Image, label: str, max_pixels: int) -> Photo:
     return Photo(np.ascontiguousarray(gray, dtype=np.float32), alpha=alpha, name=label)
 
 
+FLOAT_SLACK = 1e-3  # rounding in the caller's arithmetic, clipped away
+
+
 def _photo_from_array(array: np.ndarray, label: str, max_pixels: int) -> Photo:
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
         raise ImageReadError(label, f"expected an (H, W), (H, W, 3) or (H, W, 4) array, got shape {array.shape}")
@@ -205,6 +215,10 @@ def _photo_from_array(array: np.ndarray, label: str, max_pixels: int) -> Photo:
     elif np.issubdtype(array.dtype, np.floating):
         if not np.isfinite(array).all():
             raise ImageReadError(label, "the array holds NaN or infinite values")
+        low, high = float(array.min(initial=0.0)), float(array.max(initial=0.0))
+        if low < -FLOAT_SLACK or high > 1.0 + FLOAT_SLACK:  # 0..255 floats would all come back white
+            raise ImageReadError(label, f"a float array must hold values in [0, 1], this one spans {low:g} to {high:g}"
+                                        + (" (divide 0..255 values by 255)" if high <= 255.0 and low >= 0.0 else ""))
         values = np.clip(array.astype(np.float32), 0.0, 1.0)
     else:
         raise ImageReadError(label, f"unsupported array dtype {array.dtype} (use uint8, uint16 or float in [0, 1])")

@@ -4,6 +4,7 @@ built or read: a bad value is one OptionError that names it, never a crash (or a
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from colorem.errors import OptionError
@@ -37,18 +38,21 @@ EMBEDDER_OPTIONS: dict[str, tuple] = {
 
 
 def check_number(name: str, value: Any, limits: tuple[float, float], integer: bool = False) -> float | int:
-    """`value` as a finite number (an int when `integer`) within `limits`, else an OptionError naming `name`."""
+    """`value` as a finite number within `limits`, returned as a Python int when `integer`, else as it was
+    a float (numpy scalars count: np.int64(128) is a whole number); else an OptionError naming `name`."""
     low, high = limits
     kind = "a whole number" if integer else "a number"
-    wrong_type = isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int))
+    wrong_type = (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                  or (integer and not isinstance(value, numbers.Integral)))
     if wrong_type or not math.isfinite(value) or not low <= value <= high:
         raise OptionError(f"{name} must be {kind} from {low:g} to {high:g}, not {value!r}")
-    return value
+    return int(value) if integer else float(value)
 
 
-def check_options(render_size: Any, saturation: Any, temperature: Any = None) -> int:
-    """The per-call colorize options; returns the render size."""
-    check_number("render_size", render_size, RENDER_SIZE, integer=True)
+def check_options(render_size: Any, saturation: Any, temperature: Any, default_render_size: int) -> int:
+    """The per-call colorize options; returns the render size (None: the model's, `default_render_size`)."""
+    render_size = check_number("render_size", default_render_size if render_size is None else render_size,
+                               RENDER_SIZE, integer=True)
     check_number("saturation", saturation, SATURATION)
     if temperature is not None:
         check_number("temperature", temperature, TEMPERATURE)

@@ -84,7 +84,7 @@ def colorize_video(colorizer: Colorizer, source: str | os.PathLike, target: str 
     output; the target is then left untouched."""
     source, target = Path(source), Path(target)
     av = _av(source)
-    render_size = check_options(options.render_size or colorizer.render_size, options.saturation, options.temperature)
+    render_size = check_options(options.render_size, options.saturation, options.temperature, colorizer.render_size)
     started = time.perf_counter()
     reader = _open_input(av, source, colorizer.max_pixels)
     temporary = target.parent / f".{target.stem}.{secrets.token_hex(4)}.part{target.suffix}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import json
 import math
 import urllib.request
@@ -77,6 +78,12 @@ def gray_photo(tmp_path, width=120, height=90) -> Path:
     return path
 
 
+def png_bytes(width, height) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 128).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def natural_size(page, selector):
     return page.eval_on_selector(selector, "img => [img.naturalWidth, img.naturalHeight]")
 
@@ -107,6 +114,16 @@ def test_upload_compare_and_download(page, tmp_path):
     with Image.open(download.path()) as image:
         image.load()
         assert image.format == "PNG" and image.size == (120, 90)
+
+
+def test_a_tiff_the_browser_cannot_show_still_has_a_before_side(page, tmp_path):
+    path = tmp_path / "scan.tif"
+    Image.open(gray_photo(tmp_path)).save(path)  # colorem reads TIFF; Chromium cannot display it
+    page.set_input_files("#file", str(path))
+    page.wait_for_function("() => document.querySelector('#after').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('#before').naturalWidth > 0")  # not a broken image
+    assert natural_size(page, "#before") == natural_size(page, "#after") == [120, 90]
+    assert page.eval_on_selector("#before", "img => getComputedStyle(img).filter") == "grayscale(1)"
 
 
 def test_pick_a_sample(page):
@@ -170,6 +187,14 @@ def test_the_api_docs_render_with_the_network_blocked(browser, server):
     page.wait_for_selector(".swagger-ui .info .title", timeout=20_000)
     assert "colorem" in page.text_content(".swagger-ui .info .title")
     page.wait_for_selector(".opblock-summary-path[data-path=\"/api/colorize\"]")
+    # "Try it out" with nothing but a photo works: Swagger UI's pre-filled fields are valid options.
+    page.click(".opblock-summary-path[data-path=\"/api/colorize\"]")
+    page.click("button.try-out__btn")
+    page.set_input_files(".opblock-body input[type=file]", files=[{"name": "photo.png", "mimeType": "image/png",
+                                                                  "buffer": png_bytes(64, 48)}])
+    page.click("button.execute")
+    page.wait_for_selector(".responses-table .response .response-col_status", timeout=20_000)
+    assert page.text_content(".live-responses-table .response .response-col_status").strip().startswith("200")
     context.close()
     assert outside == []
 
@@ -292,6 +317,11 @@ def test_place_pick_move_and_remove_colour_hints(browser, hint_server, tmp_path)
         page.set_input_files("#hints-import", str(hints_file))
         page.wait_for_function("() => document.querySelector('#hints-message').textContent.startsWith('Could not')")
         assert "hint 1 is not {x, y, color" in page.text_content("#hints-message")
+        assert [hint["color"] for hint in json.loads(page.get_attribute("#after", "data-hints"))] == [blue]
+        hints_file.write_text(json.dumps([exported[0]] * 257))  # over the server's limit: refused here, hints kept
+        page.set_input_files("#hints-import", str(hints_file))
+        page.wait_for_function("() => document.querySelector('#hints-message').textContent.includes('257 hints')")
+        assert "at most 256" in page.text_content("#hints-message")
         assert [hint["color"] for hint in json.loads(page.get_attribute("#after", "data-hints"))] == [blue]
         hints_file.write_text(json.dumps({"hints": [{**exported[0], "color": "FireBrick"}, exported[1]]}))  # #b22222
         page.set_input_files("#hints-import", str(hints_file))

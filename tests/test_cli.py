@@ -103,6 +103,7 @@ BAD_OPTIONS = [
     ("evaluate", ["--contact-images", "-1"]), pytest.param("evaluate", ["--device", "cuda"], marks=NO_CUDA),
     ("serve", ["--port", "70000"]), ("serve", ["--concurrency", "0"]), ("serve", ["--max-waiting", "-1"]),
     ("serve", ["--torch-threads", "0"]), ("serve", ["--max-render-size", "8"]), ("serve", ["--max-upload-mb", "0"]),
+    ("serve", ["--max-upload-mb", "nan"]), ("serve", ["--max-upload-mb", "inf"]), ("serve", ["--max-pixels", "0"]),
     pytest.param("serve", ["--precision", "fp16"], marks=NO_CUDA),
     ("export", ["--render-size", "7"]),
 ]

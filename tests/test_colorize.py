@@ -161,6 +161,8 @@ def test_shipped_default_model_colorizes_the_samples_with_real_chroma():
     ({"temperature": float("nan")}, "temperature"), ({"temperature": float("inf")}, "temperature"),
     ({"temperature": 0.0}, "temperature"), ({"saturation": float("inf")}, "saturation"),
     ({"render_size": float("nan")}, "render_size"), ({"render_size": True}, "render_size"),
+    ({"render_size": 0}, "render_size"), ({"render_size": np.bool_(True)}, "render_size"),
+    ({"saturation": np.float32("nan")}, "saturation"),
 ])
 def test_non_finite_and_out_of_range_options_are_refused(constant, options, field):
     from colorem.errors import OptionError
@@ -247,3 +249,47 @@ def test_memory_per_pixel_of_a_large_photo(tmp_path):
     growth_per_pixel = int(result.stdout.split()[-1]) / (4000 * 3000)
     print(f"peak growth {growth_per_pixel:.1f} bytes per pixel")
     assert growth_per_pixel < 24
+
+
+def test_numpy_numbers_are_numbers_like_python_ones(constant):
+    """Sizes and positions often come from numpy (np.nonzero, array shapes): they are taken as plain numbers."""
+    gray = np.asarray(photo(40, 30).convert("L"))
+    ys, xs = np.nonzero(gray >= 0)
+    plain = np.asarray(constant.colorize(gray, render_size=48, saturation=1.5))
+    assert np.array_equal(np.asarray(constant.colorize(gray, render_size=np.int64(48), saturation=np.float32(1.5))), plain)
+    from colorem.hints import Hint, as_hints
+
+    hint = as_hints([{"x": xs[-1], "y": ys[-1], "color": np.array([178, 34, 34])}])[0]
+    assert (hint.x, hint.y, hint.rgb()) == (39, 29, (178, 34, 34))
+    assert Hint(np.float32(2.5), np.int16(3), (np.uint8(1), 2, 3)).to_dict() == {"x": 2.5, "y": 3, "color": "#010203"}
+
+
+def test_float_arrays_outside_0_to_1_are_refused_not_whitened(constant):
+    pixels = np.asarray(photo(20, 10)).astype(np.float32)  # 0..255 floats: clipped, they would come back white
+    with pytest.raises(ImageReadError, match=r"values in \[0, 1\].*divide 0..255 values by 255"):
+        constant.colorize(pixels)
+    assert constant.colorize(pixels / 255.0).shape == (10, 20, 3)
+    assert constant.colorize(np.clip(pixels / 255.0 + 1e-4, 0, None)).shape == (10, 20, 3)  # rounding is clipped
+
+
+def test_an_open_binary_file_is_a_photo_too(constant, tmp_path):
+    path = tmp_path / "photo.png"
+    photo(30, 20).save(path)
+    with open(path, "rb") as handle:
+        assert constant.colorize(handle).size == (30, 20)
+    assert constant.colorize(io.BytesIO(path.read_bytes())).size == (30, 20)
+    with open(path, encoding="latin-1") as handle, pytest.raises(ImageReadError, match="text mode; open it with 'rb'"):
+        constant.colorize(handle)
+
+
+def test_colorize_batch_misuse_is_a_clear_error(constant):
+    from colorem.hints import HintError
+
+    with pytest.raises(TypeError, match="colorize_batch takes a list of photos; colorize\\(\\) takes one"):
+        constant.colorize_batch("photo.jpg")
+    hint = {"x": 1, "y": 1, "color": "firebrick"}
+    with pytest.raises(HintError, match=r"one list per photo \(\[\] or None for none\): 1 given for 2"):
+        constant.colorize_batch([photo(), photo()], hints=[[hint]])
+    sizes = [image.size for image in constant.colorize_batch((p for p in [photo(30, 20), photo(20, 30)]))]
+    assert sizes == [(30, 20), (20, 30)]  # any iterable of photos, a generator too
+    assert len(constant.colorize_batch(np.zeros((2, 8, 8), np.uint8)[..., None].repeat(3, -1))) == 2  # (N, H, W, 3)

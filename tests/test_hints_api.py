@@ -5,6 +5,7 @@ of conftest.hint_model(): gray without hints, a hint's hue around each hint."""
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 
@@ -204,7 +205,7 @@ def test_rest_hints_field(client):
 @pytest.mark.parametrize("hints, message", [
     ("[{", "not valid JSON"),
     ('[{"x": 1, "y": 1, "color": "rouge"}]', "neither sRGB hex"),
-    ('{"x": 1}', "must be a JSON list"),
+    ('{"x": 1}', "must be a list of"),
     ([{"x": 500, "y": 1, "color": "#b22222"}], "outside the 300x200 photo"),
     ([{"x": 1, "y": 1, "color": "#b22222"}] * (MAX_HINTS + 1), f"at most {MAX_HINTS}"),
 ])
@@ -214,6 +215,27 @@ def test_rest_bad_hints_are_422_naming_the_field(client, hints, message):
     body = response.json()
     assert body["error"].startswith("Invalid options: hints") and message in body["error"]
     assert body["detail"][0]["field"] == "hints"
+
+
+def test_rest_takes_the_most_hints_in_long_form_and_a_hints_file(client):
+    """256 hints written out at length (colour names, fractional pixels: over 16 KiB of JSON) are options like
+    any others, and the page's exported file may be sent as a file part (curl -F hints=@hints.json)."""
+    many = [{"x": 10.123456789 + index % 16 * 17.5, "y": 7.987654321 + index // 16 * 11.5, "color": "lightgoldenrodyellow"}
+            for index in range(MAX_HINTS)]
+    assert len(json.dumps(many)) > 16 * 1024
+    response, image = post(client, many)
+    assert response.status_code == 200, response.text
+    one = {"hints": [{"x": 50, "y": 100, "color": "#b22222"}]}
+    _, as_field = post(client, one)
+    buffer = io.BytesIO()
+    photo(300, 200).convert("L").save(buffer, format="PNG")
+    as_file = client.post("/api/colorize", files={"file": ("photo.png", buffer.getvalue(), "image/png"),
+                                                  "hints": ("photo-hints.json", json.dumps(one), "application/json")})
+    assert as_file.status_code == 200, as_file.text
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(as_file.content))), np.asarray(as_field))
+    too_many = client.post("/api/colorize", files={"file": ("photo.png", buffer.getvalue(), "image/png"),
+                                                   "hints": ("h.json", json.dumps(many * 2), "application/json")})
+    assert too_many.status_code == 422 and too_many.json()["detail"][0]["field"] == "hints"
 
 
 def test_rest_hints_to_a_model_without_a_hint_input(tiny_weights):

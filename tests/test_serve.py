@@ -23,6 +23,7 @@ from colorem.hints import MAX_HINTS  # noqa: E402
 from colorem.limits import RENDER_SIZE, SATURATION  # noqa: E402
 from colorem.models import create_model  # noqa: E402
 from colorem.serve import Settings, create_app, packaged_samples  # noqa: E402
+from colorem.serve.app import PAGE_SECURITY  # noqa: E402
 from colorem.weights import ModelCard, save_weights  # noqa: E402
 
 BOUNDARY = "colorem-test-boundary"
@@ -96,6 +97,36 @@ def test_page_and_static_files(client):
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert client.get("/static/app.css").headers["content-type"].startswith("text/css")
     assert_error(client.get("/static/missing.js"), 404)
+    same_page = client.get("/static/index.html")  # the page's file is reachable there too: as safe as at /
+    assert same_page.status_code == 200 and same_page.text == page.text
+    for response in (same_page, script):
+        assert {key: response.headers.get(key) for key in PAGE_SECURITY} == PAGE_SECURITY
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/api/config", "/api/samples/astronaut.jpg"])
+def test_head_answers_like_get_without_a_body(client, path):
+    got, head = client.get(path), client.head(path)
+    assert got.status_code == head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == got.headers["content-type"]
+
+
+def test_a_download_keeps_a_name_in_any_script(client):
+    response = post_photo(client, photo_bytes(20, 10), filename="祖母 1950.jpg")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-disposition"] == (
+        "attachment; filename=\"1950-colorized.png\"; filename*=UTF-8''%E7%A5%96%E6%AF%8D%201950-colorized.png")
+    windows = post_photo(client, photo_bytes(20, 10), filename="C:\\photos\\été.jpg")  # never a path
+    assert windows.headers["content-disposition"] == \
+        "attachment; filename=\"t-colorized.png\"; filename*=UTF-8''%C3%A9t%C3%A9-colorized.png"
+
+
+def test_the_api_docs_try_it_out_works_with_a_file_alone(client):
+    form = client.get("/openapi.json").json()["paths"]["/api/colorize"]["post"]["requestBody"]["content"]
+    properties = form["multipart/form-data"]["schema"]["properties"]
+    assert properties["hints"]["example"] == "[]"  # what Swagger UI fills in: no hints, not the word "string"
+    assert properties["render_size"]["default"] == client.get("/api/config").json()["render_size"]
+    response = post_photo(client, photo_bytes(20, 10), fields={"hints": "[]", "render_size": "32"})
+    assert response.status_code == 200, response.text
 
 
 def test_models(client):

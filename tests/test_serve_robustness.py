@@ -286,6 +286,39 @@ def test_slow_clients_hold_no_slot_or_queue_place(tiny_weights, tmp_path):
         assert client.post("/api/colorize", files={"file": ("after.jpg", jpeg_bytes(96, 64))}).status_code == 200
 
 
+ABANDONED = 5
+
+
+def test_a_photo_whose_client_left_is_dropped_unrun(tiny_weights, tmp_path):
+    """A page that cancels a request it no longer wants (a slider moved again) closes the connection: a photo
+    still waiting for its slot then is never colorized, so the queue drains at once for the next user."""
+    with live_server(tiny_weights, tmp_path, "--concurrency", "1", "--max-waiting", "16") as server, \
+            httpx.Client(base_url=server.url, timeout=30) as client:
+        body, content_type = multipart(jpeg_bytes(2400, 1800))  # each ~1 s at render 1024 on one thread
+        head = (f"POST /api/colorize?render_size=1024 HTTP/1.1\r\nHost: {HOST}:{server.port}\r\n"
+                f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        sockets = []
+        try:
+            for _ in range(ABANDONED):
+                sockets.append(socket.create_connection((HOST, server.port), timeout=30))
+                sockets[-1].sendall(head + body)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:  # every body received: one running, the rest waiting
+                health = client.get("/healthz").json()
+                if health["receiving"] == 0 and health["running"] + health["waiting"] + health["served"] == ABANDONED:
+                    break
+                time.sleep(0.02)
+            assert health["waiting"] >= 2, health
+        finally:
+            for sock in sockets:
+                sock.close()
+        while (health := client.get("/healthz").json())["running"] + health["waiting"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert health["served"] + health["dropped"] == ABANDONED
+        assert health["dropped"] >= 1 and health["served"] <= ABANDONED - health["dropped"], health
+        assert client.post("/api/colorize", files={"file": ("after.jpg", jpeg_bytes(96, 64))}).status_code == 200
+
+
 # Raw request targets: sent byte for byte, so no client collapses "..", decodes %2F or drops a "//".
 TRAVERSALS = [
     "/api/samples/../../pyproject.toml",

@@ -128,7 +128,7 @@ def _colorize(args: argparse.Namespace, inputs: list[tuple[Path, Path]], options
               hints: tuple[Hint, ...], one_file: bool) -> None:
     """One file through the public API (Colorizer.colorize), several through the streaming folder runner."""
     colorizer = load_colorizer(args, backend=args.backend)  # even with nothing to do: a bad model is an error
-    colorizer.check_hints([hints])  # hints for a model without a hint input: exit 2 before any photo is read
+    colorizer.check_hints([hints], 1)  # hints for a model without a hint input: exit 2 before any photo is read
     if one_file and inputs:
         result = colorize_one(colorizer, *inputs[0], options, hints)
         counts[result.status] += 1

@@ -20,9 +20,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for everyone)")
     parser.add_argument("--port", type=ranged(int, 0, 65535), default=defaults["port"].default,
                         help="TCP port (default: 8000; 0: any free port)")
-    parser.add_argument("--max-upload-mb", type=float, default=defaults["max_upload_mb"].default,
+    parser.add_argument("--max-upload-mb", type=ranged(float, 0.001, 1_000_000), default=defaults["max_upload_mb"].default,
                         help="largest upload accepted, in MB (default: %(default)s)")
-    parser.add_argument("--max-pixels", type=int, default=defaults["max_pixels"].default,
+    parser.add_argument("--max-pixels", type=ranged(int, 1), default=defaults["max_pixels"].default,
                         help="largest image accepted, in pixels (default: %(default)s)")
     parser.add_argument("--max-render-size", type=ranged(int, *RENDER_SIZE), default=defaults["max_render_size"].default,
                         help="largest render size a request may ask for (default: %(default)s)")

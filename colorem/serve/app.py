@@ -10,6 +10,7 @@ import time
 from dataclasses import asdict
 from functools import partial
 from importlib import resources
+from urllib.parse import quote
 import anyio
 import numpy as np
 from fastapi import FastAPI, Query, Request
@@ -48,6 +49,15 @@ PAGE_SECURITY = {
 }
 
 
+class PageFiles(StaticFiles):
+    """The page's own files under /static, with the page's security headers (index.html is there too)."""
+
+    async def get_response(self, path: str, scope):
+        response = await super().get_response(path, scope)
+        response.headers.update(PAGE_SECURITY)
+        return response
+
+
 class ErrorBody(BaseModel):
     error: str
     detail: object | None = None
@@ -58,7 +68,8 @@ class Gate:
     within the upload deadline, holding no slot and no place in the queue). Waiting: the photo is in memory
     and queued for a slot (at most `max_waiting`). Running: one of `concurrency` slots colorizes it. A
     request is refused with 503 before its body is read when the queue is full, so a burst cannot exhaust
-    memory, and a slow client cannot keep others out for longer than the deadline."""
+    memory, and a slow client cannot keep others out for longer than the deadline. A photo whose client has
+    gone by its turn is dropped unrun, so a page that cancels a request it no longer wants frees its place."""
 
     def __init__(self, concurrency: int, max_waiting: int, max_receiving: int):
         self.concurrency = concurrency
@@ -69,6 +80,7 @@ class Gate:
         self.in_flight = 0  # waiting or running
         self.running = 0
         self.served = 0
+        self.dropped = 0  # requests whose client had gone when their turn came: never run
 
     @property
     def waiting(self) -> int:
@@ -101,8 +113,11 @@ class Gate:
             self.in_flight -= 1
 
     @contextlib.asynccontextmanager
-    async def slot(self):
+    async def slot(self, request: Request):
         async with self.semaphore:
+            if await request.is_disconnected():
+                self.dropped += 1
+                raise ApiError(499, "The client closed the connection before its photo's turn.")
             self.running += 1
             try:
                 yield
@@ -157,10 +172,18 @@ def _colorize_bytes(colorizer, data: bytes, name: str, options: ColorizeOptions,
     return encode_image(image, options.pillow_format), photo.size
 
 
-def _download_name(filename: str, image_format: str) -> str:
+def _content_disposition(filename: str, image_format: str) -> str:
+    """The download's name: the upload's stem + "-colorized" + the format's extension, as ASCII in `filename`
+    and, when the stem has other characters (e.g. "祖母.jpg"), whole in RFC 6266's `filename*`, which browsers
+    prefer; never a path, quotes or control characters."""
     stem = filename.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")[:80] or "photo"
-    return f"{stem}-colorized.{'jpg' if image_format == 'jpeg' else image_format}"
+    suffix = f"-colorized.{'jpg' if image_format == 'jpeg' else image_format}"
+    ascii_stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")[:80] or "photo"
+    header = f'attachment; filename="{ascii_stem}{suffix}"'
+    full_stem = re.sub(r'[\x00-\x1f\x7f"]+', "_", stem).strip(" .")[:80]
+    if full_stem and not full_stem.isascii():
+        header += f"; filename*=UTF-8''{quote(full_stem + suffix, safe='')}"
+    return header
 
 
 def _status_for(error: ImageReadError) -> tuple[int, str]:
@@ -228,6 +251,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.warmup:
             await anyio.to_thread.run_sync(_warm_up, colorizer)
         app.state.colorizer = colorizer
+        form_schema["properties"]["render_size"]["default"] = colorizer.render_size  # "Try it out" starts there
         app.state.samples = load_samples(settings.samples_dir)
         app.state.gate = Gate(settings.concurrency, settings.max_waiting, settings.max_receiving)
         app.state.page = (resources.files("colorem.serve") / "static" / "index.html").read_text(encoding="utf-8")
@@ -258,7 +282,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz(request: Request):
         gate: Gate = request.app.state.gate
         return {"status": "ok", "running": gate.running, "waiting": gate.waiting, "receiving": gate.receiving,
-                "concurrency": gate.concurrency, "served": gate.served}
+                "concurrency": gate.concurrency, "served": gate.served, "dropped": gate.dropped}
 
     @app.get("/api/config", summary="Limits and defaults the page uses")
     async def config(request: Request):
@@ -318,7 +342,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(data, media_type=found.media_type, headers={"Cache-Control": "public, max-age=3600"})
 
     # HEAD answers like GET without the body (uvicorn drops it); one operation each in the API docs.
-    for path, endpoint in (("/api/samples/{name}", sample), ("/api/samples/{name}/original", sample_original)):
+    for path, endpoint in (("/", page), ("/healthz", healthz), ("/api/config", config),
+                           ("/api/samples/{name}", sample), ("/api/samples/{name}/original", sample_original)):
         app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
 
     form_schema = {
@@ -327,10 +352,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "properties": {
             "file": {"type": "string", "format": "binary", "description": "the photo (JPEG, PNG, WebP, BMP, TIFF, GIF)"},
             "saturation": {"type": "number", "minimum": SATURATION[0], "maximum": SATURATION[1], "default": 1.0},
-            "render_size": {"type": "integer", "minimum": RENDER_SIZE[0], "maximum": settings.max_render_size},
+            "render_size": {"type": "integer", "minimum": RENDER_SIZE[0], "maximum": settings.max_render_size,
+                            "description": "default: the model's (GET /api/config)"},
             "format": {"type": "string", "enum": ["png", "jpeg", "webp"], "default": "png"},
             "hints": {"type": "string", "description": 'colour hints for a model with a hint input (GET /api/config: '
-                      'accepts_hints), JSON: [{"x": 120, "y": 80, "color": "#3a6ea5"}, ...] in the photo\'s pixels'},
+                      'accepts_hints), JSON: [{"x": 120, "y": 80, "color": "#3a6ea5"}, ...] in the photo\'s pixels',
+                      "example": "[]"},
         },
     }
 
@@ -358,24 +385,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with gate.receive():
             upload = await read_upload(request, settings.max_upload_bytes, settings.upload_timeout)
         with gate.admit():
+            # Asking once resumes reading the connection (uvicorn pauses it once a body is complete), so a client
+            # that leaves while its photo waits is seen when the slot comes (Gate.slot).
+            await request.is_disconnected()
             values = {"saturation": saturation, "render_size": render_size, "format": format, "hints": None}
             values.update({key: value for key, value in upload.fields.items() if key in values})
             options = parse_options(values, state.colorizer.render_size, settings.max_render_size)
-            async with gate.slot():
+            async with gate.slot(request):
                 started = time.perf_counter()
                 data, (width, height) = await anyio.to_thread.run_sync(partial(
                     _colorize_bytes, state.colorizer, upload.data, upload.filename, options, settings.max_pixels))
                 elapsed_ms = (time.perf_counter() - started) * 1000
-        filename = _download_name(upload.filename, options.format)
         return Response(data, media_type=options.media_type, headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Disposition": _content_disposition(upload.filename, options.format),
             "X-Image-Size": f"{width}x{height}",
             "Server-Timing": f"colorize;dur={elapsed_ms:.1f}",
             "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff",
         })
 
-    app.mount("/static", StaticFiles(packages=[("colorem.serve", "static")]), name="static")
+    app.mount("/static", PageFiles(packages=[("colorem.serve", "static")]), name="static")
     _install_docs(app)
     return app
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -52,8 +53,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {self.concurrency}")
-        if self.max_upload_mb <= 0:
-            raise ValueError(f"max_upload_mb must be positive, not {self.max_upload_mb}")
+        if not 0 < self.max_upload_mb < math.inf:
+            raise ValueError(f"max_upload_mb must be a positive number, not {self.max_upload_mb}")
         if self.max_pixels < 1:
             raise ValueError(f"max_pixels must be positive, not {self.max_pixels}")
         if not self.upload_timeout > 0:

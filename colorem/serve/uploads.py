@@ -18,7 +18,7 @@ from colorem.hints import Hint, HintError, parse_hints_json
 
 # Room for multipart boundaries, part headers and the small option fields around the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
-MAX_FIELD_BYTES = 16 * 1024  # the largest option is `hints`: 256 hints of about 45 bytes of JSON each
+MAX_FIELD_BYTES = 64 * 1024  # the largest option is `hints`: 256 hints of up to ~250 bytes of JSON each
 OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "jpg": ("JPEG", "image/jpeg"),
                   "webp": ("WEBP", "image/webp")}
 # What a number in a form field or query may look like: ASCII digits only ("1²" and "١٢" are digits to
@@ -101,7 +101,7 @@ async def _read_upload(request: Request, max_bytes: int) -> Upload:
         if int(declared) > body_limit:
             raise too_large(max_bytes)  # refused before a single body byte is read
     parser = MultiPartParser(request.headers, _limited(request.stream(), body_limit, max_bytes),
-                             max_files=1, max_fields=16, max_part_size=MAX_FIELD_BYTES)
+                             max_files=2, max_fields=16, max_part_size=MAX_FIELD_BYTES)  # the photo, a hints file
     try:
         form = await parser.parse()
     except MultiPartException as error:
@@ -118,6 +118,13 @@ async def _read_upload(request: Request, max_bytes: int) -> Upload:
         if len(data) > max_bytes:
             raise too_large(max_bytes)
         fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
+        hints = form.get("hints")
+        if isinstance(hints, UploadFile):  # the page's exported hints file, sent as a file (curl -F hints=@f.json)
+            text = await hints.read(MAX_FIELD_BYTES + 1)
+            if len(text) > MAX_FIELD_BYTES:
+                raise ApiError(422, f"Invalid options: hints: the hints file is over {MAX_FIELD_BYTES // 1024} KiB",
+                               [{"field": "hints", "message": f"over {MAX_FIELD_BYTES // 1024} KiB"}])
+            fields["hints"] = text.decode("utf-8", errors="replace")
         return Upload(data=data, filename=upload.filename or "photo", fields=fields)
     finally:
         await form.close()
@@ -161,8 +168,7 @@ def parse_options(values: dict[str, str | float | int | None], default_render_si
         try:
             hints = parse_hints_json(str(raw))
         except HintError as error:
-            problems.append({"field": "hints", "message": f"must be a JSON list of {{x, y, color}} ({error})",
-                             "value": str(raw)[:200]})
+            problems.append({"field": "hints", "message": f"are refused ({error})", "value": str(raw)[:200]})
     if problems:
         raise ApiError(422, "Invalid options: " + "; ".join(f"{p['field']} {p['message']}" for p in problems),
                        problems)

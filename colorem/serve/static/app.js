@@ -35,10 +35,12 @@ function setStatus(text, progress) {
   }
 }
 
-function showError(message) {
+// keepResult: the error is about the hints (e.g. the server refused them), so the photo, its last result and
+// the hint tools stay, and the hints can be fixed or removed there.
+function showError(message, keepResult = false) {
   ui.error.textContent = message;
   ui.error.hidden = !message;
-  if (message) {  // the previous result no longer matches what was chosen
+  if (message && !keepResult) {  // the previous result no longer matches what was chosen
     ui.compare.hidden = true;
     ui.download.hidden = true;
     ui.originalLink.hidden = true;
@@ -103,7 +105,7 @@ async function pickSample(sample, button) {
   setStatus(`Loading the sample “${sample.title}”…`, null);
   try {
     const response = await fetch(sample.url);
-    if (!response.ok) throw new Error(await errorMessage(response));
+    if (!response.ok) throw new Error((await errorMessage(response)).message);
     choose(await response.blob(), sample.name, sample.description, sample.original_url);
   } catch (error) {
     setStatus("");
@@ -139,13 +141,17 @@ async function loadSamples() {
 
 // --- colorizing ------------------------------------------------------------------------------
 // `response` is a fetch Response or a Blob with a status: both have text().
+// -> { message, hints: whether the server refused the hints }
 async function errorMessage(response) {
   try {
     const body = await response.text();
     const parsed = JSON.parse(body);
-    if (parsed && parsed.error) return parsed.error;
+    if (parsed && parsed.error) {
+      const fields = Array.isArray(parsed.detail) ? parsed.detail.map((problem) => problem && problem.field) : [];
+      return { message: parsed.error, hints: fields.length > 0 && fields.every((field) => field === "hints") };
+    }
   } catch (ignored) { /* not JSON: fall through */ }
-  return `The server answered ${response.status || "with an error"}.`;
+  return { message: `The server answered ${response.status || "with an error"}.`, hints: false };
 }
 
 function colorize() {
@@ -178,12 +184,14 @@ function colorize() {
   xhr.onload = () => finish(xhr, async () => {
     if (xhr.status !== 200) {
       setStatus("");
-      showError(await errorMessage(Object.assign(xhr.response || new Blob(), { status: xhr.status })));
+      const { message, hints: aboutHints } = await errorMessage(Object.assign(xhr.response || new Blob(), { status: xhr.status }));
+      showError(message, aboutHints && !ui.compare.hidden);
       return;
     }
-    showResult(photo, xhr.response, xhr.getResponseHeader("Content-Disposition"), xhr.getResponseHeader("Server-Timing"));
+    showResult(photo, xhr.response, xhr.getResponseHeader("Content-Disposition"), performance.now() - sent);
     ui.after.dataset.hints = sentHints; // which hints this result shows (tests wait on it)
   });
+  const sent = performance.now();
   xhr.send(form);
 }
 
@@ -194,9 +202,19 @@ function finish(xhr, then) {
   then();
 }
 
-function showResult(photo, blob, disposition, timing) {
-  const match = /filename="([^"]+)"/.exec(disposition || "");
-  const filename = match ? match[1] : "colorized." + ui.format.value;
+// The server's name for the download: RFC 6266's filename* (UTF-8, e.g. a name in Chinese) when given, else filename.
+function downloadName(disposition) {
+  const full = /filename\*=UTF-8''([^;]+)/i.exec(disposition || "");
+  if (full) {
+    try { return decodeURIComponent(full[1]); } catch (error) { /* malformed: use the ASCII name */ }
+  }
+  const plain = /filename="([^"]+)"/.exec(disposition || "");
+  return plain ? plain[1] : null;
+}
+
+function showResult(photo, blob, disposition, milliseconds) {
+  const filename = downloadName(disposition) || "colorized." + ui.format.value;
+  ui.before.classList.remove("from-result");
   ui.before.src = replaceUrl("before", photo.blob);
   ui.before.alt = `Before: ${photo.label}, in black and white`;
   ui.after.src = replaceUrl("after", blob);
@@ -210,10 +228,17 @@ function showResult(photo, blob, disposition, timing) {
   ui.compare.hidden = false;
   ui.empty.hidden = true;
   ui.hints.hidden = false;
-  const seconds = /dur=([\d.]+)/.exec(timing || "");
-  setStatus(seconds ? `Done in ${(Number(seconds[1]) / 1000).toFixed(2)} s.` : "Done.");
+  setStatus(`Done in ${(milliseconds / 1000).toFixed(2)} s.`);
   if (window.matchMedia("(max-width: 800px)").matches) ui.compare.scrollIntoView({ behavior: "smooth", block: "start" });
 }
+
+// A photo the browser cannot show (TIFF): the before side becomes the result, shown in gray like any before
+// side (.before's filter), whose lightness is the photo's.
+ui.before.addEventListener("error", () => {
+  if (!urls.after || ui.before.classList.contains("from-result")) return;
+  ui.before.classList.add("from-result");
+  ui.before.src = urls.after;
+});
 
 // --- the before/after slider -----------------------------------------------------------------
 function moveSlider() {
@@ -444,6 +469,8 @@ function readHints(text) {
   let data = JSON.parse(text);
   if (data && !Array.isArray(data) && Array.isArray(data.hints)) data = data.hints;
   if (!Array.isArray(data)) throw new Error("expected a list of {x, y, color}");
+  const most = config.max_hints || 256;
+  if (data.length > most) throw new Error(`${data.length} hints; at most ${most} are allowed`);
   const [width, height] = photoSize();
   return data.map((item, index) => {
     const color = item ? hexColor(item.color) : null;

@@ -589,3 +589,21 @@ def test_serve_binds_before_it_announces_and_logs_one_line_per_request(tiny_mode
     text = log_path.read_text()
     assert re.search(r"INFO: +GET /healthz 200 \d+ ms\n", text), text
     assert re.search(r"INFO: +GET /api/nothing-here 404 \d+ ms\n", text), text
+
+
+@pytest.mark.parametrize("params, fields, names", [
+    ({}, {"render-size": "16"}, ["render-size"]),  # the CLI's spelling: refused, not rendered at the default size
+    ({"hints": "[]"}, {}, ["hints"]),
+    ({"saturation": "abc"}, {"saturation": "2"}, ["saturation"]),  # which one was meant? neither is guessed
+    ({"colour": "1"}, {"size": "2"}, ["colour", "size"]),
+])
+def test_unknown_or_doubled_options_are_422_not_ignored(client, params, fields, names):
+    response = post_photo(client, photo_bytes(20, 10), params=params, fields=fields)
+    body = assert_error(response, 422)
+    assert [problem["field"] for problem in body["detail"]] == names
+
+
+@pytest.mark.parametrize("path", ["/healthz/", "/api/colorize/", "/api/config/"])
+def test_a_trailing_slash_is_a_json_404_not_a_bare_redirect(client, path):
+    response = client.post(path) if "colorize" in path else client.get(path)
+    assert_error(response, 404)

@@ -34,6 +34,7 @@ from colorem.serve.settings import Settings
 from colorem.serve.uploads import (
     ApiError,
     ColorizeOptions,
+    gather_options,
     parse_options,
     read_upload,
 )
@@ -265,6 +266,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # FastAPI's /docs and /redoc load their scripts from a CDN; ours come from the package
         redoc_url=None,
+        redirect_slashes=False,  # /healthz/ is a JSON 404 like any unknown path, not a bare redirect
     )
     app.state.settings = settings
     app.add_middleware(AccessLog)
@@ -373,7 +375,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     async def colorize(
         request: Request,
-        # Read as text and checked by parse_options, like the form fields: one strict parser for both.
+        # Declared for the API docs; read with the form fields by gather_options and checked as text by
+        # parse_options: one strict parser for both.
         saturation: str | None = Query(None, description="scale the predicted colour: 0 gray, 1 as predicted "
                                        f"({SATURATION[0]:g} to {SATURATION[1]:g})"),
         render_size: str | None = Query(None, description="side of the square the network sees (default: the "
@@ -388,8 +391,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Asking once resumes reading the connection (uvicorn pauses it once a body is complete), so a client
             # that leaves while its photo waits is seen when the slot comes (Gate.slot).
             await request.is_disconnected()
-            values = {"saturation": saturation, "render_size": render_size, "format": format, "hints": None}
-            values.update({key: value for key, value in upload.fields.items() if key in values})
+            values = gather_options(dict(request.query_params), upload.fields)
             options = parse_options(values, state.colorizer.render_size, settings.max_render_size)
             async with gate.slot(request):
                 started = time.perf_counter()

@@ -130,6 +130,24 @@ async def _read_upload(request: Request, max_bytes: int) -> Upload:
         await form.close()
 
 
+OPTIONS = ("saturation", "render_size", "format", "hints")  # hints: a form field or file only (JSON is long)
+
+
+def gather_options(query: dict[str, str], fields: dict[str, str]) -> dict[str, str]:
+    """The options of one request, from its query string and its form fields; a name colorem does not know
+    (render-size for render_size, say) or one given in both places is a 422, never silently ignored."""
+    problems = [{"field": name, "message": "is not an option (they are: " + ", ".join(OPTIONS) + ")"}
+                for name in (*query, *fields) if name not in OPTIONS]
+    if "hints" in query:
+        problems.append({"field": "hints", "message": "goes in a form field, not the query string"})
+    problems += [{"field": name, "message": "is given both in the query string and as a form field"}
+                 for name in query if name in fields]
+    if problems:
+        raise ApiError(422, "Invalid options: " + "; ".join(f"{p['field']} {p['message']}" for p in problems),
+                       problems)
+    return {**query, **fields}
+
+
 def parse_options(values: dict[str, str | float | int | None], default_render_size: int,
                   max_render_size: int) -> ColorizeOptions:
     """Check saturation, render_size, format and hints (from the query string or form fields, as text): each

@@ -318,6 +318,11 @@ def test_place_pick_move_and_remove_colour_hints(browser, hint_server, tmp_path)
         page.wait_for_function("() => document.querySelector('#hints-message').textContent.startsWith('Could not')")
         assert "hint 1 is not {x, y, color" in page.text_content("#hints-message")
         assert [hint["color"] for hint in json.loads(page.get_attribute("#after", "data-hints"))] == [blue]
+        current_file = tmp_path / "current.json"  # its name tells its message from the one before
+        current_file.write_text(json.dumps([{**exported[0], "color": "currentColor"}]))  # a canvas's black, not a colour
+        page.set_input_files("#hints-import", str(current_file))
+        page.wait_for_function("() => document.querySelector('#hints-message').textContent.includes('current.json')")
+        assert "hint 1 is not {x, y, color" in page.text_content("#hints-message")
         hints_file.write_text(json.dumps([exported[0]] * 257))  # over the server's limit: refused here, hints kept
         page.set_input_files("#hints-import", str(hints_file))
         page.wait_for_function("() => document.querySelector('#hints-message').textContent.includes('257 hints')")

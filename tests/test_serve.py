@@ -244,6 +244,7 @@ def test_413_image_over_the_pixel_limit(client):
     Image.new("L", (2000, 1001), 90).save(buffer, format="PNG")  # 2 MP of one gray: a small file
     body = assert_error(post_photo(client, buffer.getvalue()), 413)
     assert "pixels" in body["detail"]
+    assert body["error"] == "The image has too many pixels: 2000x1001 = 2,002,000 pixels is over the limit of 2,000,000."
 
 
 def test_415_not_an_image(client):

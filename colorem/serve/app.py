@@ -189,7 +189,7 @@ def _content_disposition(filename: str, image_format: str) -> str:
 
 def _status_for(error: ImageReadError) -> tuple[int, str]:
     if isinstance(error, ImageTooLargeError):
-        return 413, "The image has too many pixels."
+        return 413, f"The image has too many pixels: {error.reason}."
     if error.reason == "not a recognised image format":
         return 415, "That file is not an image colorem can read (use JPEG, PNG, WebP, BMP, TIFF or GIF)."
     if error.reason == "the data is empty":

@@ -454,6 +454,7 @@ ui.hintsExport.addEventListener("click", () => {
 function hexColor(text) {
   if (typeof text !== "string") return null;
   const trimmed = text.trim();
+  if (/^currentcolor$/i.test(trimmed)) return null; // the canvas's current colour (black), not one the server knows
   const color = /^([0-9a-f]{6}|[0-9a-f]{3})$/i.test(trimmed) ? "#" + trimmed : trimmed;
   const context = document.createElement("canvas").getContext("2d");
   const read = ["#000000", "#ffffff"].map((sentinel) => {

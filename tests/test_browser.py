@@ -312,6 +312,21 @@ def test_place_pick_move_and_remove_colour_hints(browser, hint_server, tmp_path)
         reverted = result_image(page)
         assert math.hypot(*ab_near(reverted, placed[0]["x"], placed[0]["y"])) < 3  # gray again, as without hints
         assert hue_difference(ab_near(reverted, moved["x"], moved["y"]), blue) < 25
+        # By keyboard alone: with Place hints on, the photo is the next stop after the slider; Enter places a hint
+        # at its centre, the arrows move it, Delete removes it and leaves the focus on the photo's other hint.
+        assert page.get_attribute("#hint-mode", "aria-pressed") == "true"  # still on from the clicks above
+        page.focus("#slider")
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "markers"
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.className") == "marker"
+        page.keyboard.press("ArrowRight")
+        keyed = json.loads(page.evaluate("JSON.stringify(hints.map(({x, y}) => [x, y]))"))[-1]
+        assert keyed == [width // 2 + round(max(width, height) / 100), height // 2]
+        page.keyboard.press("Delete")
+        assert page.evaluate("document.activeElement.className") == "marker"  # the hint before it
+        assert len(json.loads(page.evaluate("JSON.stringify(hints)"))) == 1
+
         hints_file = tmp_path / "hints.json"
         hints_file.write_text(json.dumps([{**exported[0], "color": "bleu"}]))  # not a colour: refused, hints kept
         page.set_input_files("#hints-import", str(hints_file))

@@ -369,17 +369,33 @@ function openPicker(hint) {
   } catch (ignored) { /* older browsers: the focused colour field is one click away */ }
 }
 
-function placeHint(event) {
-  if (!placing() || event.target !== ui.markers || !config.accepts_hints) return;
+// A new hint at (x, y) with colorem's colour there; null when there are as many as the server takes.
+function addHint(x, y) {
+  if (!placing() || !config.accepts_hints) return null;
   if (hints.length >= (config.max_hints || 256)) {
     ui.hintsMessage.textContent = `At most ${config.max_hints} hints.`;
-    return;
+    return null;
   }
-  const [x, y] = pointFromEvent(event);
   const hint = { x, y, color: predictedColor(x, y) };
   hints.push(hint);
   renderHints(); // not re-colorized yet: the predicted colour changes nothing until it is picked
-  openPicker(hint);
+  return hint;
+}
+
+function placeHint(event) {
+  if (event.target !== ui.markers) return;
+  const hint = addHint(...pointFromEvent(event));
+  if (hint) openPicker(hint);
+}
+
+// By keyboard: Enter or Space on the photo places a hint at its centre, focused so the arrow keys move it.
+function placeHintByKey(event) {
+  if (event.target !== ui.markers || (event.key !== "Enter" && event.key !== " ")) return;
+  event.preventDefault();
+  const [width, height] = photoSize();
+  if (!addHint(Math.floor(width / 2), Math.floor(height / 2))) return;
+  ui.markers.lastElementChild.focus();
+  ui.hintsMessage.textContent += " Move the new hint with the arrow keys; pick its colour in the list below.";
 }
 
 function dragHint(event, hint, marker) {
@@ -408,8 +424,10 @@ function keyHint(event, hint) {
   const [width, height] = photoSize();
   const step = Math.max(1, Math.round(Math.max(width, height) / 100));
   const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+  let index = hints.indexOf(hint);
   if (event.key === "Delete" || event.key === "Backspace") {
-    hints.splice(hints.indexOf(hint), 1);
+    hints.splice(index, 1);
+    index = Math.max(0, index - 1); // the focus goes to the hint before it
   } else if (moves[event.key]) {
     hint.x = Math.min(Math.max(hint.x + moves[event.key][0], 0), width - 1);
     hint.y = Math.min(Math.max(hint.y + moves[event.key][1], 0), height - 1);
@@ -417,9 +435,8 @@ function keyHint(event, hint) {
     return;
   }
   event.preventDefault();
-  const index = hints.indexOf(hint);
   hintsChanged();
-  if (index >= 0) ui.markers.children[index].focus();
+  (ui.markers.children[index] || ui.markers).focus(); // the last one deleted: the photo itself
 }
 
 function placing() {
@@ -430,8 +447,10 @@ ui.hintMode.addEventListener("click", () => {
   const on = !placing();
   ui.hintMode.setAttribute("aria-pressed", String(on));
   ui.stage.classList.toggle("placing", on);
+  ui.markers.tabIndex = on ? 0 : -1; // reachable by Tab while placing: Enter places a hint at the centre
 });
 ui.markers.addEventListener("click", placeHint);
+ui.markers.addEventListener("keydown", placeHintByKey);
 
 ui.hintsClear.addEventListener("click", () => {
   hints = [];

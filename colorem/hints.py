@@ -102,6 +102,8 @@ def parse_hints_json(text: str | bytes) -> list[Hint]:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as error:
         raise HintError(f"hints are not valid JSON ({error})") from None
+    except RecursionError:  # "[[[[...]]]]" nested deeper than Python's parser goes
+        raise HintError("hints are nested too deeply to be a list of {x, y, color}") from None
     if isinstance(data, dict) and "hints" in data:
         data = data["hints"]
     if not isinstance(data, list):

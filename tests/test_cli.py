@@ -210,3 +210,38 @@ def test_non_finite_options_are_one_line_and_exit_2(folder, tmp_path, tiny_weigh
     lines = error.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("colorem") and "error:" in lines[0] and option[0][2:] in lines[0], lines
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_an_output_that_is_its_own_input_is_refused_and_the_originals_kept(folder, tmp_path, tiny_weights, capsys):
+    before = {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+    for target, extra in [(folder, []), (folder, ["--overwrite"]), (folder / "a.jpg", ["--overwrite"])]:
+        inputs = [str(folder / "a.jpg")] if target.suffix else [str(folder), "-r"]
+        code, error = run_cli(["colorize", *inputs, "-o", str(target), "--model", str(tiny_weights), *extra], capsys)
+        assert code == 2 and "would write over the input" in error and error.count("\n") == 1, error
+    assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_read_again(folder, tiny_weights, capsys):
+    args = ["colorize", str(folder), "-o", str(folder / "colour"), "-r", "--model", str(tiny_weights)]
+    assert main(args) == 1  # broken.jpg
+    capsys.readouterr()
+    assert main(args) == 1
+    assert "colorized 0, skipped 3" in capsys.readouterr().err  # not its own results, a level deeper
+    assert not (folder / "colour" / "colour").exists()
+
+
+@pytest.mark.parametrize("inputs, output, message", [
+    ([""], "out", "an input is empty"),  # "$UNSET": never the current folder
+    (["a.jpg"], "out.gif", "not .gif"),
+    (["a.jpg"], "out.png --format jpg", "names a .png file, but --format is jpg"),
+    (["a.jpg"], "FILE", "is a file; give a folder"),
+    (["a.jpg", "b.png"], "/proc/colorem/out", "cannot make the output folder"),
+])
+def test_a_bad_input_or_output_is_one_line_and_exit_2_before_any_work(folder, tmp_path, tiny_weights, capsys,
+                                                                       inputs, output, message):
+    (tmp_path / "FILE").write_text("a file, not a folder")
+    output, *extra = output.split()
+    inputs = [str(folder / name) if name else name for name in inputs]
+    code, error = run_cli(["colorize", *inputs, "-o", str(tmp_path / output), *extra, "--model", str(tiny_weights)], capsys)
+    assert code == 2 and message in error and error.count("\n") == 1, error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["FILE", "in"]

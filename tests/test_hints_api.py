@@ -141,9 +141,10 @@ def test_cli_hints_land_where_they_should(hint_weights, big_gray, tmp_path):
     (["--hint", "4000,600,#b22222"], "outside the 2000x1200 photo"),
     (["--hints", "missing.json"], "cannot read the hints file"),
     (["--hints", "{bad json"], "not valid JSON"),
+    (["--hints", "[" * 100_000 + "]" * 100_000], "nested too deeply"),  # once a RecursionError traceback
 ])
 def test_cli_bad_hints_exit_2_with_one_line(hint_weights, big_gray, tmp_path, capsys, arguments, message):
-    if arguments[0] == "--hints" and arguments[1].startswith("{"):
+    if arguments[0] == "--hints" and arguments[1][0] in "{[":
         (tmp_path / "bad.json").write_text(arguments[1])
         arguments = ["--hints", str(tmp_path / "bad.json")]
     elif arguments[0] == "--hints":
@@ -206,6 +207,7 @@ def test_rest_hints_field(client):
     ("[{", "not valid JSON"),
     ('[{"x": 1, "y": 1, "color": "rouge"}]', "neither sRGB hex"),
     ('{"x": 1}', "must be a list of"),
+    ("[" * 20_000 + "]" * 20_000, "nested too deeply"),  # 40 KB; once a 500 (RecursionError)
     ([{"x": 500, "y": 1, "color": "#b22222"}], "outside the 300x200 photo"),
     ([{"x": 1, "y": 1, "color": "#b22222"}] * (MAX_HINTS + 1), f"at most {MAX_HINTS}"),
 ])

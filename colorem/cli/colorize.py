@@ -9,7 +9,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from colorem.cli.common import add_model_arguments, load_colorizer, ranged
+from colorem.cli.common import (add_model_arguments, check_inputs, load_colorizer, prepare_output, ranged,
+                                refuse_writing_over_inputs)
 from colorem.colorize import Colorizer
 from colorem.errors import ColoremError, OptionError
 from colorem.folder import (FolderOptions, ItemResult, colorize_files, failure_reason, rank_share, split_existing,
@@ -56,18 +57,21 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run)
 
 
-def collect_inputs(patterns: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
+def collect_inputs(patterns: list[str], recursive: bool, output: Path | None = None) -> tuple[list[tuple[Path, Path]], list[str]]:
     """(file, path relative to the output folder) for every image the patterns name, in order; and the glob
-    patterns that matched no file."""
+    patterns that matched no file. An `output` folder inside an input folder is not read, so a rerun with -r
+    does not colorize its own results."""
     found: list[tuple[Path, Path]] = []
     unmatched: list[str] = []
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
             walker = path.rglob("*") if recursive else path.glob("*")
+            results = output.resolve() if output is not None and output.resolve() != path.resolve() else None
             # a broken link is listed too (and reported as failed): never silently left out
             files = sorted(p for p in walker if (p.is_file() or p.is_symlink() and not p.exists())
-                           and p.suffix.lower() in IMAGE_EXTENSIONS)
+                           and p.suffix.lower() in IMAGE_EXTENSIONS
+                           and not (results and p.parent.resolve().is_relative_to(results)))
             found += [(file, file.relative_to(path)) for file in files]
         elif path.exists() or path.is_symlink() or not glob.has_magic(pattern):
             # a file, or a name that is not a pattern: a missing file, broken link or link loop is reported
@@ -98,20 +102,28 @@ def read_hints(args: argparse.Namespace) -> tuple[Hint, ...]:
 
 def run(args: argparse.Namespace) -> int:
     hints = read_hints(args)
-    inputs, unmatched = collect_inputs(args.inputs, args.recursive)
+    check_inputs(args.inputs)
+    output = Path(args.output)
+    extension = output.suffix.lower().lstrip(".")
+    single_file = extension in FORMATS and not output.is_dir()
+    inputs, unmatched = collect_inputs(args.inputs, args.recursive, output=None if single_file else output)
     if not inputs and not unmatched:
         print("colorem: nothing to colorize", file=sys.stderr)
         return 2
     if hints and len(inputs) > 1:
         raise HintError(f"hints are in one photo's pixels: give exactly one input photo with --hint/--hints, not {len(inputs)}")
-    output = Path(args.output)
-    single_file = output.suffix.lower().lstrip(".") in FORMATS and not output.is_dir()
+    if f".{extension}" in IMAGE_EXTENSIONS and not single_file and not output.is_dir():
+        raise OptionError(f"-o {output}: colorem writes {', '.join(sorted(set(FORMATS)))} files, not .{extension}")
     if single_file and len(inputs) > 1:
         raise ColoremError(f"-o {output} names one file, but {len(inputs)} photos were given; "
                            f"give a folder for several (e.g. -o {output.with_suffix('')}/)")
+    if single_file and args.format not in ("same", extension) and FORMATS.get(args.format) != FORMATS[extension]:
+        raise OptionError(f"-o {output} names a .{extension} file, but --format is {args.format}")
     options = FolderOptions(output=output, format=args.format, render_size=args.render_size, saturation=args.saturation,
                            temperature=args.temperature, quality=args.quality, overwrite=args.overwrite,
                            batch_size=args.batch_size, workers=args.workers, single_file=single_file)
+    refuse_writing_over_inputs(((source, target_for(options, relative, alpha)) for source, relative in inputs
+                                for alpha in (False, True)), output)
     for pattern in unmatched:
         print(f"failed: {pattern}: the pattern matched no files", file=sys.stderr)
     # Under torchrun, this rank's share; everything otherwise. Outputs that exist are done: a rerun resumes.
@@ -129,6 +141,7 @@ def _colorize(args: argparse.Namespace, inputs: list[tuple[Path, Path]], options
     """One file through the public API (Colorizer.colorize), several through the streaming folder runner."""
     colorizer = load_colorizer(args, backend=args.backend)  # even with nothing to do: a bad model is an error
     colorizer.check_hints([hints], 1)  # hints for a model without a hint input: exit 2 before any photo is read
+    prepare_output(options.output, options.single_file)
     if one_file and inputs:
         result = colorize_one(colorizer, *inputs[0], options, hints)
         counts[result.status] += 1

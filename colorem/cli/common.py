@@ -1,8 +1,12 @@
-"""Options shared by the subcommands that load a model, and the argparse type for bounded numbers."""
+"""Options shared by the subcommands that load a model, the argparse type for bounded numbers, and the
+checks of inputs and outputs that colorize and video share."""
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
+from typing import Iterable
 
 from colorem.colorize import Colorizer, load
 from colorem.device import PRECISIONS
@@ -42,3 +46,31 @@ def add_model_arguments(parser: argparse.ArgumentParser, model: bool = True) -> 
 def load_colorizer(args: argparse.Namespace, model: str | None = None, **kwargs) -> Colorizer:
     options = {"weights": args.embedder_weights} if getattr(args, "embedder_weights", None) else None
     return load(model or args.model, device=args.device, precision=args.precision, embedder_options=options, **kwargs)
+
+
+def check_inputs(patterns: list[str]) -> None:
+    """An empty input ("" from an unset shell variable) would name the current folder: refused."""
+    if any(not pattern.strip() for pattern in patterns):
+        raise OptionError("an input is empty (an unset shell variable?); name the files, folders or patterns")
+
+
+def prepare_output(output: Path, single_file: bool) -> None:
+    """The output folder (made if missing), or the folder of an output file, checked writable before any
+    work is done: a bad -o is one usage error, not one failure per photo after it was colorized."""
+    if not single_file and output.exists() and not output.is_dir():
+        raise OptionError(f"-o {output} is a file; give a folder for the results (or a file name for one input)")
+    folder = output.parent if single_file else output
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OptionError(f"cannot make the output folder {folder}: {error.strerror or error}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OptionError(f"cannot write in the output folder {folder}: permission denied")
+
+
+def refuse_writing_over_inputs(pairs: Iterable[tuple[Path, Path]], output: Path) -> None:
+    """(input, output) pairs: an output that is its own input (-o the input folder, say) is refused, since
+    --overwrite would replace the original."""
+    for source, target in pairs:
+        if target.exists() and source.exists() and os.path.samefile(source, target):
+            raise OptionError(f"-o {output} would write over the input {source} itself; choose another output")

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from colorem.errors import OptionError
+
 FLICKER_L_STEP = 2.0  # pixels whose L changes less than this between two frames count towards flicker
 
 
@@ -30,11 +32,11 @@ class StabilizeOptions:
 
     def __post_init__(self):
         if not 0.0 <= self.strength < 1.0:
-            raise ValueError(f"strength must be in [0, 1), not {self.strength!r}")
+            raise OptionError(f"strength must be in [0, 1), not {self.strength!r}")
         if not self.l_tolerance > 0.0:
-            raise ValueError(f"l_tolerance must be above 0, not {self.l_tolerance!r}")
+            raise OptionError(f"l_tolerance must be above 0, not {self.l_tolerance!r}")
         if not 0.0 < self.cut_threshold <= 1.0:
-            raise ValueError(f"cut_threshold must be in (0, 1], not {self.cut_threshold!r}")
+            raise OptionError(f"cut_threshold must be in (0, 1], not {self.cut_threshold!r}")
 
 
 def l_histogram(l: torch.Tensor, bins: int) -> torch.Tensor:

@@ -32,7 +32,8 @@ BATCH_PIXELS = 8 << 20  # frames per forward pass are capped so that a batch hol
 REORDER_WINDOW = 8  # frames over which timestamps attached in decode order are put back in order
 _ENCODERS = {".webm": ("libvpx-vp9", {"crf": "{crf}", "b": "0", "deadline": "realtime", "cpu-used": "8"})}
 _DEFAULT_ENCODER = ("libx264", {"crf": "{crf}", "preset": "{preset}"})
-_AUDIO_CODECS = {".webm": ("opus", "vorbis")}  # containers that refuse most audio codecs
+# Containers that refuse most audio codecs (AVI takes AAC into its header, then fails on the first packet).
+_AUDIO_CODECS = {".webm": ("opus", "vorbis"), ".avi": ("mp3", "mp2", "ac3", "pcm_s16le", "pcm_u8")}
 
 
 @dataclass(frozen=True)

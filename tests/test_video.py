@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,7 +20,8 @@ from colorem.color import rgb_to_lab
 from colorem.errors import VideoError
 from colorem.temporal import StabilizeOptions, TemporalFilter, flicker
 from colorem.video import _Timestamps
-from tests.conftest import SAMPLES
+from tests.conftest import REPO, SAMPLES
+from tests.test_cli import run_cli
 
 av = pytest.importorskip("av")
 
@@ -266,7 +271,9 @@ def test_cli_a_bad_video_fails_alone(clip, tiny_weights, tmp_path, capsys):
     broken_lines = [line for line in err.splitlines() if "broken.mp4" in line]  # its error alone: no empty progress bar
     assert len(broken_lines) == 1 and broken_lines[0].startswith("failed: ")
     assert sorted(p.name for p in out.iterdir()) == ["pan-and-cut.mp4"]
-    assert main(["video", str(clip), "-o", str(out), "--model", str(tiny_weights)]) == 1  # refuses to replace
+    capsys.readouterr()
+    assert main(["video", str(clip), "-o", str(out), "--model", str(tiny_weights)]) == 0  # a rerun resumes
+    assert "colorized 0, skipped 1 (outputs exist; --overwrite replaces them), failed 0" in capsys.readouterr().err
     assert main(["video", str(clip), "-o", str(out), "--model", str(tiny_weights), "--skip-existing"]) == 0
     single = tmp_path / "one.mov"
     assert main(["video", str(clip), "-o", str(single), "--model", str(tiny_weights)]) == 0
@@ -282,3 +289,36 @@ def test_webm_is_vp9_and_refuses_audio_it_cannot_hold(clip, tiny, tmp_path):
     with pytest.raises(VideoError, match="cannot copy its aac audio into .webm"):
         tiny.colorize_video(clip, tmp_path / "with-sound.webm")
     assert sorted(p.name for p in tmp_path.iterdir() if "webm" in p.name) == ["colour.webm"]
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--strength", "2"], "--strength"), (["--strength", "nan"], "--strength"), (["--crf", "52"], "--crf"),
+    (["--preset", "bogus"], "--preset"), (["--render-size", "7"], "--render-size"), (["--batch-size", "0"], "--batch-size"),
+    (["--temperature", "nan"], "temperature"), (["-o", "TWO.mp4"], "names one file, but 2 videos"),
+    (["-o", "frames.gif"], "not .gif"), (["-o", "SAME"], "would write over the input"), (["-o", "FILE"], "is a file"),
+])
+def test_cli_video_usage_errors_are_one_line_and_exit_2_before_any_work(clip, tiny_weights, tmp_path, capsys,
+                                                                          option, message):
+    (tmp_path / "FILE").write_text("not a folder")
+    inputs = [str(clip), str(clip.with_name("copy.mp4"))] if "TWO.mp4" in option else [str(clip)]
+    clip.with_name("copy.mp4").write_bytes(clip.read_bytes())
+    output = {"TWO.mp4": tmp_path / "two.mp4", "frames.gif": tmp_path / "frames.gif", "SAME": clip,
+              "FILE": tmp_path / "FILE"}.get(option[-1], tmp_path / "out")
+    option = [] if option[0] == "-o" else option
+    code, error = run_cli(["video", *inputs, "-o", str(output), "--model", str(tiny_weights), *option], capsys)
+    assert code == 2 and message in error and error.count("\n") == 1 and "Traceback" not in error, error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["FILE"]
+
+
+def test_cli_video_stopped_by_sigterm_leaves_no_partial_file(shared_data, tiny_weights, tmp_path):
+    out = tmp_path / "out"  # vtest.avi: 795 frames, so it is still running when the signal comes
+    process = subprocess.Popen([sys.executable, "-m", "colorem", "video", str(shared_data / "video" / "vtest.avi"),
+                                "-o", str(out), "--model", str(tiny_weights), "--render-size", "32"],
+                               cwd=REPO, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out.exists() and any(out.iterdir())) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)  # until the temporary output exists
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 128 + signal.SIGTERM, process.stderr.read()
+    assert "terminated" in process.stderr.read()
+    assert list(out.iterdir()) == []  # the .part file was removed on the way out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 EPILOG = """\
@@ -22,7 +23,7 @@ continuing:
 
 outputs in --out: checkpoints/step-*.pt (last N kept), metrics.jsonl, samples/step-*.png
 (gray | prediction | original), tensorboard/, config.json, ab_prior.json (classification losses).
-SIGINT/SIGTERM write a checkpoint and exit cleanly; a second signal stops at once.
+SIGINT/SIGTERM write a checkpoint and exit with 130/143; a second signal stops at once.
 
 multi-GPU / multi-node: torchrun --nproc_per_node=8 [--nnodes=2 --rdzv-endpoint=HOST:PORT ...] -m colorem train ...
 (NCCL on GPUs, gloo on CPUs; each rank reads its own share of shards; rank 0 writes).
@@ -99,11 +100,14 @@ def run(args: argparse.Namespace) -> int:
         summary = trainer.fit(until=args.until)
     finally:
         distributed.cleanup()
-    if env.is_main:
-        if summary["status"] == "interrupted":
+    if summary["status"] == "interrupted":
+        if env.is_main:
             print(f"stopped by {summary['signal']} at step {summary['step']}; checkpoint written. "
                   f"Continue with: colorem train --out {args.out} --resume auto", file=sys.stderr)
-        else:
-            print(f"done: step {summary['step']}, {summary['images']} images, skipped {summary['skipped'] or 'none'}, "
-                  f"validation {json.dumps(summary['metrics'])}", file=sys.stderr)
+        # 128 + the signal, as a shell reports it: `colorem train ... && colorem export ...` stops here rather
+        # than exporting a run that has not finished
+        return 128 + signal.Signals[summary["signal"] or "SIGTERM"].value  # None: another rank was signalled
+    if env.is_main:
+        print(f"done: step {summary['step']}, {summary['images']} images, skipped {summary['skipped'] or 'none'}, "
+              f"validation {json.dumps(summary['metrics'])}", file=sys.stderr)
     return 0

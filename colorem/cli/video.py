@@ -8,10 +8,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from colorem.cli.common import add_model_arguments, load_colorizer
-from colorem.errors import ColoremError
+from colorem.cli.common import (add_model_arguments, check_inputs, load_colorizer, prepare_output, ranged,
+                                refuse_writing_over_inputs)
+from colorem.errors import ColoremError, OptionError
+from colorem.imageio import IMAGE_EXTENSIONS
+from colorem.limits import RENDER_SIZE, SATURATION, check_options
 from colorem.temporal import StabilizeOptions
 from colorem.video import VIDEO_EXTENSIONS, VideoOptions, colorize_video, is_video
+
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -19,21 +24,27 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help=f"video files (any container FFmpeg reads) or folders of {', '.join(VIDEO_EXTENSIONS)} files")
     parser.add_argument("-o", "--output", required=True,
                         help="output folder, or a file name (.mp4, .mov, .mkv, .webm, .avi) for one input")
-    parser.add_argument("--render-size", type=int, default=None, help="side of the square the network sees (default: the model's)")
-    parser.add_argument("--saturation", type=float, default=1.0, help="scale the predicted colour (0 = gray, 1 = as predicted)")
+    parser.add_argument("--render-size", type=ranged(int, *RENDER_SIZE), default=None,
+                        help="side of the square the network sees, %d to %d (default: the model's)" % RENDER_SIZE)
+    parser.add_argument("--saturation", type=ranged(float, *SATURATION), default=1.0,
+                        help="scale the predicted colour, %g to %g (0 = gray, 1 = as predicted)" % SATURATION)
     parser.add_argument("--temperature", type=float, default=None,
                         help="classification models: annealed-mean temperature (see colorem colorize --help)")
     parser.add_argument("--per-frame", action="store_true",
                         help="colorize every frame on its own, without temporal stabilization (flickers; for comparison)")
-    parser.add_argument("--strength", type=float, default=StabilizeOptions.strength,
-                        help="weight of the running colour where a pixel's lightness did not change (0..1)")
-    parser.add_argument("--crf", type=int, default=VideoOptions.crf, help="encoder quality: lower is better and larger")
-    parser.add_argument("--preset", default=VideoOptions.preset, help="x264 speed preset (ultrafast ... veryslow)")
-    parser.add_argument("--batch-size", type=int, default=VideoOptions.batch_size, help="frames per forward pass")
+    parser.add_argument("--strength", type=ranged(float, 0.0, 0.999), default=StabilizeOptions.strength,
+                        help="weight of the running colour where a pixel's lightness did not change, 0 to 0.999 "
+                             "(default: %(default)s)")
+    parser.add_argument("--crf", type=ranged(int, 0, 51), default=VideoOptions.crf,
+                        help="encoder quality, 0 to 51: lower is better and larger (default: %(default)s)")
+    parser.add_argument("--preset", default=VideoOptions.preset, choices=X264_PRESETS, metavar="PRESET",
+                        help=f"x264 speed preset: {', '.join(X264_PRESETS)} (default: %(default)s)")
+    parser.add_argument("--batch-size", type=ranged(int, 1), default=VideoOptions.batch_size, help="frames per forward pass")
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
                         help="inference backend (see colorem colorize --help)")
     existing = parser.add_mutually_exclusive_group()
-    existing.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist")
+    existing.add_argument("--skip-existing", action="store_true",
+                          help="leave outputs that already exist and count them as skipped (the default: a rerun resumes)")
     existing.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     add_model_arguments(parser)
     parser.set_defaults(func=run)
@@ -49,31 +60,39 @@ def collect_videos(patterns: list[str]) -> list[Path]:
 
 
 def target_for(source: Path, output: Path, single_file: bool) -> Path:
+    """The output file: -o itself, or in the -o folder the source's name, as .mp4 unless it is a video container
+    that holds H.264 and its audio well (AVI does not hold AAC, which most cameras record)."""
     if single_file:
         return output
-    return output / (source.name if is_video(source) else f"{source.stem}.mp4")
+    keep = is_video(source) and source.suffix.lower() != ".avi"
+    return output / (source.name if keep else f"{source.stem}.mp4")
 
 
 def run(args: argparse.Namespace) -> int:
+    check_inputs(args.inputs)
     sources = collect_videos(args.inputs)
     if not sources:
         print("colorem: no videos to colorize", file=sys.stderr)
         return 2
     output = Path(args.output)
-    single_file = len(sources) == 1 and is_video(output)
+    single_file = is_video(output) and not output.is_dir()
+    if single_file and len(sources) > 1:
+        raise OptionError(f"-o {output} names one file, but {len(sources)} videos were given; "
+                          f"give a folder for several (e.g. -o {output.with_suffix('')}/)")
+    if not single_file and output.suffix.lower() in IMAGE_EXTENSIONS and not output.is_dir():
+        raise OptionError(f"-o {output}: colorem video writes {', '.join(VIDEO_EXTENSIONS)} files, not {output.suffix}")
+    targets = [(source, target_for(source, output, single_file)) for source in sources]
+    refuse_writing_over_inputs(targets, output)
     options = VideoOptions(render_size=args.render_size, saturation=args.saturation, temperature=args.temperature,
                            stabilize=not args.per_frame, stabilize_options=StabilizeOptions(strength=args.strength),
                            batch_size=args.batch_size, crf=args.crf, preset=args.preset)
     colorizer = load_colorizer(args, backend=args.backend)
+    check_options(options.render_size, options.saturation, options.temperature, colorizer.render_size)  # once, here
+    prepare_output(output, single_file)
     counts = {"done": 0, "skipped": 0, "failed": 0}
-    for source in sources:
-        target = target_for(source, output, single_file)
-        if target.exists() and not args.overwrite:
-            if args.skip_existing:
-                counts["skipped"] += 1
-                continue
-            print(f"failed: {source}: {target} exists (use --skip-existing or --overwrite)", file=sys.stderr)
-            counts["failed"] += 1
+    for source, target in targets:
+        if target.exists() and not args.overwrite:  # done already: a rerun resumes
+            counts["skipped"] += 1
             continue
         bar = None  # drawn from the first written frame on, so a file that cannot be read prints only its error
 
@@ -98,5 +117,6 @@ def run(args: argparse.Namespace) -> int:
               f"{result.frames / max(result.seconds, 1e-9):.1f} frames/s"
               f"{', audio copied' if result.audio else ''}{f', {result.cuts} scene cuts' if result.cuts else ''}",
               file=sys.stderr)
-    print(f"colorized {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']} -> {output}", file=sys.stderr)
+    skipped = f"skipped {counts['skipped']}" + (" (outputs exist; --overwrite replaces them)" if counts["skipped"] else "")
+    print(f"colorized {counts['done']}, {skipped}, failed {counts['failed']} -> {output}", file=sys.stderr)
     return 1 if counts["failed"] else 0

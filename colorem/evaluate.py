@@ -32,6 +32,7 @@ from colorem.imageio import IMAGE_EXTENSIONS, read_image, write_image
 from colorem.metrics import METRICS, colorfulness, score_batch
 
 GRAY = "gray"  # the baseline row: every pixel's ab is 0
+MIN_SIDE = 7  # SSIM's window (colorem.metrics.ssim_rgb)
 BOOTSTRAP_SAMPLES = 1000
 CONTACT_IMAGES = 6  # rows of the contact sheet
 EVAL_RENDER_SIZE = 256  # one size for every model compared, and the size the published figures use
@@ -151,9 +152,15 @@ class Truth:
 
 def read_truth(path: str | Path, render_size: int, index: int = 0) -> Truth:
     """One colour photo -> its Truth (its Lab, the true ab, is rgb_to_lab(truth.rgb), best batched); an
-    unreadable file raises ImageReadError."""
+    unreadable file, one smaller than SSIM's window, or one with no colour to score (black and white: the
+    gray baseline would score an infinite PSNR on it) raises ImageReadError, so it is skipped and listed."""
     photo = read_image(path)
+    width, height = photo.size
+    if min(width, height) < MIN_SIDE:
+        raise ImageReadError(str(path), f"{width}x{height} is smaller than the {MIN_SIDE}x{MIN_SIDE} that SSIM needs")
     rgb = torch.from_numpy(photo.rgb).permute(2, 0, 1)[None]
+    if photo.gray is not None or (rgb.amax(dim=1) - rgb.amin(dim=1)).max() < 1.5 / 255:
+        raise ImageReadError(str(path), "a black-and-white photo: there is no colour to score")
     prepared = prepare_photo(photo, render_size)
     return Truth(index, Path(path).name, rgb, prepared.l_rows(0, rgb.shape[-2]), prepared.l_small)
 
@@ -293,7 +300,7 @@ class _Tally:
 
     def evaluation(self, seed: int, settings: dict) -> Evaluation:
         if not self.names:
-            failures = f" ({len(self.failures)} unreadable)" if self.failures else ""
+            failures = f" ({len(self.failures)} skipped)" if self.failures else ""
             raise ColoremError(f"no photo could be scored{failures}")
         joined = {row: {metric: np.concatenate(parts) for metric, parts in metrics.items()}
                   for row, metrics in self.scores.items()}

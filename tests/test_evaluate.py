@@ -243,6 +243,32 @@ def test_cli_end_to_end(tiny_weights, photo_folder, tmp_path, capsys):
                  "--out", str(out)]) == 2
 
 
+def test_photos_that_cannot_be_scored_are_skipped_and_named_never_poison_the_report(tiny_weights, photo_folder,
+                                                                                      tmp_path, capsys):
+    photo(6, 40).save(photo_folder / "sliver.png")  # under SSIM's 7x7 window: once a RuntimeError, no report
+    photo(48, 40).convert("L").save(photo_folder / "black-and-white.png")  # once made gray's mean PSNR infinite
+    photo(48, 40).convert("L").convert("RGB").save(photo_folder / "gray-as-rgb.png")
+    out = tmp_path / "out"
+    code = main(["evaluate", "--model", str(tiny_weights), "--images", str(photo_folder), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "sliver.png: 6x40 is smaller than the 7x7" in captured.err
+    assert captured.err.count("there is no colour to score") == 2
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["images"] == 5 and math.isfinite(summary["metrics"][GRAY]["psnr_rgb"]["mean"])
+
+
+def test_a_bad_report_folder_is_one_line_and_exit_2_before_scoring(tiny_weights, photo_folder, tmp_path, capsys):
+    (tmp_path / "afile").write_text("a file")
+    assert main(["evaluate", "--model", str(tiny_weights), "--images", str(photo_folder),
+                 "--out", str(tmp_path / "afile")]) == 2
+    captured = capsys.readouterr()
+    assert "is a file; give a folder" in captured.err and captured.err.count("\n") == 1 and not captured.out
+    (tmp_path / "empty").mkdir()
+    assert main(["evaluate", "--images", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == f"colorem: error: no images in {tmp_path / 'empty'}\n"
+
+
 def test_cli_defaults_to_the_shipped_model_as_colorize_does(photo_folder, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["evaluate", "--images", str(photo_folder), "--out", str(out), "--limit", "2", "--contact-images", "0"]) == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from colorem.cli.common import add_model_arguments, load_colorizer, ranged
+from colorem.cli.common import add_model_arguments, load_colorizer, prepare_output, ranged
 from colorem.errors import ColoremError
 from colorem.limits import RENDER_SIZE
 from colorem.evaluate import CONTACT_IMAGES, EVAL_RENDER_SIZE, GRAY, evaluate, find_images, markdown_table, write_report
@@ -68,10 +68,10 @@ def run(args: argparse.Namespace) -> int:
     hints = hint_counts(args.hints)
     images = find_images(args.images, args.limit)
     if not images:
-        print(f"colorem: no images in {args.images}", file=sys.stderr)
-        return 2
+        raise ColoremError(f"no images in {args.images}")
     started = time.perf_counter()
     colorizers = {name: load_colorizer(args, model) for name, model in zip(row_names(models), models)}
+    prepare_output(Path(args.out), single_file=False)  # a bad --out is found now, not after the scoring
     with tqdm(total=len(images), unit="img", file=sys.stderr, disable=len(images) < 2) as progress:
         evaluation = evaluate(colorizers, images, render_size=args.render_size, batch_size=args.batch_size,
                               seed=args.seed, contact_images=args.contact_images, progress=progress.update,

@@ -99,7 +99,11 @@ def test_a_run_saved_before_a_key_existed_resumes_as_it_ran():
 
 @pytest.mark.parametrize("override, message", [("run.steps=many", "run.steps: expected int, got str 'many'"),
                                                ("optim.learning_rate=1", "unknown key 'optim.learning_rate'"),
-                                               ("model.skips=maybe", "model.skips: expected bool")])
+                                               ("model.skips=maybe", "model.skips: expected bool"),
+                                               ("optim.lr=nan", "optim.lr must be a number from 1e-12 to 10, not nan"),
+                                               ("optim.lr=-1", "optim.lr must be a number"),
+                                               ("data.zoom=inf", "data.zoom must be a number"),
+                                               ("model.architecture=nope", "model.architecture: unknown 'nope'")])
 def test_a_bad_override_is_a_usage_error_of_one_line(tmp_path, capsys, override, message):
     from colorem.cli import main
 
@@ -107,6 +111,21 @@ def test_a_bad_override_is_a_usage_error_of_one_line(tmp_path, capsys, override,
     error = capsys.readouterr().err
     assert error.startswith("colorem: error: ") and message in error and len(error.splitlines()) == 1
     assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_an_output_that_is_a_file_or_another_network_to_resume_is_one_line_and_exit_2(photos, tmp_path, capsys):
+    from colorem.cli import main
+
+    (tmp_path / "afile").write_text("not a run folder")
+    assert main(cli_train_args(photos, tmp_path / "afile", "run.steps=1")) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"colorem: error: --out {tmp_path / 'afile'} is a file; give a folder"
+    run = tmp_path / "run"
+    assert main(cli_train_args(photos, run, "run.steps=1")) == 0
+    capsys.readouterr()
+    assert main([*cli_train_args(photos, run, "run.steps=2", "model.architecture=color-em-half"), "--resume", "auto"]) == 2
+    error = capsys.readouterr().err.splitlines()[-1]  # once a page of load_state_dict size mismatches
+    assert error.startswith("colorem: error: ") and "model.architecture='color-em-tiny'" in error
+    assert "asks for 'color-em-half'" in error and len(list_checkpoints(run)) == 1
 
 
 @pytest.mark.parametrize("weights, message", [("missing.safetensors", "No such file"), ("junk.safetensors", "header")])

@@ -54,11 +54,11 @@ def check_inputs(patterns: list[str]) -> None:
         raise OptionError("an input is empty (an unset shell variable?); name the files, folders or patterns")
 
 
-def prepare_output(output: Path, single_file: bool) -> None:
+def prepare_output(output: Path, single_file: bool, option: str = "-o") -> None:
     """The output folder (made if missing), or the folder of an output file, checked writable before any
     work is done: a bad -o is one usage error, not one failure per photo after it was colorized."""
     if not single_file and output.exists() and not output.is_dir():
-        raise OptionError(f"-o {output} is a file; give a folder for the results (or a file name for one input)")
+        raise OptionError(f"{option} {output} is a file; give a folder")
     folder = output.parent if single_file else output
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         raise ColoremError(f"no images in {args.images}")
     started = time.perf_counter()
     colorizers = {name: load_colorizer(args, model) for name, model in zip(row_names(models), models)}
-    prepare_output(Path(args.out), single_file=False)  # a bad --out is found now, not after the scoring
+    prepare_output(Path(args.out), single_file=False, option="--out")  # a bad --out is found now, not after the scoring
     with tqdm(total=len(images), unit="img", file=sys.stderr, disable=len(images) < 2) as progress:
         evaluation = evaluate(colorizers, images, render_size=args.render_size, batch_size=args.batch_size,
                               seed=args.seed, contact_images=args.contact_images, progress=progress.update,

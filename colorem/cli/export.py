@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from colorem.cli.common import ranged
+from colorem.cli.common import prepare_output, ranged
 from colorem.limits import RENDER_SIZE
 
 
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     output = Path(args.output)
+    prepare_output(output, single_file=True)  # an unwritable folder: one line, exit 2, before the run is read
     export_format = args.format or ("onnx" if output.suffix == ".onnx" else "safetensors")
     if export_format == "onnx":
         return _export_onnx(args, output)

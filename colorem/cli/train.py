@@ -9,10 +9,15 @@ import argparse
 import logging
 import signal
 import sys
+from pathlib import Path
+
+from colorem.cli.common import prepare_output
+from colorem.errors import ColoremError
 
 EPILOG = """\
 presets: configs/original.toml (the original recipe), configs/quick-cpu.toml (a few minutes on a CPU),
-configs/default.toml (the shipped default model; configs/train-default.sh trains and exports it).
+configs/default.toml (stage 1 of the shipped default model; bash configs/train-default-v4.sh makes the
+default v4 from scratch and exports it, as MODEL_CARD.md says).
 
 continuing:
   --resume auto          continue this run (--out) from its newest good checkpoint: same optimizer,
@@ -81,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
         config = apply_overrides(saved_config(checkpoint["config"]), overrides).validate()
     else:
         config = load_config(args.config, overrides)
+    if checkpoint is not None:
+        check_same_network(saved_config(checkpoint["config"]), config, path)
+    if not args.print_config:
+        prepare_output(Path(args.out), single_file=False, option="--out")  # a file or an unwritable folder: one line, exit 2
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
@@ -111,3 +120,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"done: step {summary['step']}, {summary['images']} images, skipped {summary['skipped'] or 'none'}, "
               f"validation {json.dumps(summary['metrics'])}", file=sys.stderr)
     return 0
+
+
+NETWORK_KEYS = ("architecture", "embedder", "embed_dim", "embedder_options", "head", "hints", "skips")
+
+
+def check_same_network(saved, config, path) -> None:
+    """A resumed run keeps its network: another architecture (or head, embedder, hint input, skips) in the
+    config or the overrides is one clear error, not a page of size mismatches from load_state_dict."""
+    for key in NETWORK_KEYS:
+        before, after = getattr(saved.model, key), getattr(config.model, key)
+        if before != after:
+            raise ColoremError(f"{path} holds a network with model.{key}={before!r}, but the config asks for {after!r}; "
+                               "resume with the run's own settings, or start a new run with another --out")

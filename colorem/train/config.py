@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import typing
 from dataclasses import asdict, dataclass, field
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from colorem.errors import ColoremError
+from colorem.models import list_models
 
 try:
     import tomllib
@@ -114,6 +116,17 @@ class RunConfig:
     tensorboard: bool = True  # when tensorboard is installed
 
 
+# The float settings' ranges, checked by Config.validate: a NaN learning rate once reached torch as a
+# traceback, and a NaN in any of these would train nothing without saying why.
+FLOAT_RANGES = {
+    "optim.lr": (1e-12, 10.0), "optim.weight_decay": (0.0, 10.0), "optim.momentum": (0.0, 1.0),
+    "optim.min_lr_ratio": (0.0, 1.0), "optim.grad_clip": (0.0, 1e6), "optim.ema": (0.0, 0.999999),
+    "optim.hint_lr_scale": (1e-6, 1e4), "data.rotation": (0.0, 180.0), "data.zoom": (0.0, 0.9),
+    "data.shear": (0.0, 89.0), "data.gray_threshold": (0.0, 1.0), "loss.huber_delta": (1e-6, 10.0),
+    "loss.colorfulness_weight": (0.0, 100.0), "loss.mse_weight": (0.0, 100.0),
+}
+
+
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -150,6 +163,13 @@ class Config:
             raise ConfigError("optim.accumulate, data.batch_size, data.shard_mix and run.steps must be at least 1")
         if not 0.0 <= self.loss.rebalance <= 1.0:
             raise ConfigError("loss.rebalance (λ) must lie in [0, 1]")
+        if self.model.architecture not in list_models():
+            raise ConfigError(f"model.architecture: unknown {self.model.architecture!r}; colorem has {', '.join(list_models())}")
+        for key, (low, high) in FLOAT_RANGES.items():
+            section, name = key.split(".")
+            value = getattr(getattr(self, section), name)
+            if not (math.isfinite(value) and low <= value <= high):
+                raise ConfigError(f"{key} must be a number from {low:g} to {high:g}, not {value!r}")
         return self
 
 

@@ -245,3 +245,26 @@ def test_a_bad_input_or_output_is_one_line_and_exit_2_before_any_work(folder, tm
     code, error = run_cli(["colorize", *inputs, "-o", str(tmp_path / output), *extra, "--model", str(tiny_weights)], capsys)
     assert code == 2 and message in error and error.count("\n") == 1, error
     assert sorted(path.name for path in tmp_path.iterdir()) == ["FILE", "in"]
+
+
+def test_several_folders_keep_their_names_and_a_photo_named_twice_is_done_once(tmp_path, tiny_weights, capsys):
+    for year, seed in (("2019", 1), ("2020", 2)):  # cameras repeat their file names
+        (tmp_path / "cam" / year).mkdir(parents=True)
+        photo(24, 16, seed).save(tmp_path / "cam" / year / "IMG_0001.jpg")
+    out = tmp_path / "out"
+    first = tmp_path / "cam" / "2019" / "IMG_0001.jpg"
+    assert main(["colorize", str(tmp_path / "cam" / "2019"), str(tmp_path / "cam" / "2020"), "-o", str(out),
+                 "--model", str(tiny_weights)]) == 0
+    assert sorted(str(path.relative_to(out)) for path in out.rglob("*.jpg")) == ["2019/IMG_0001.jpg", "2020/IMG_0001.jpg"]
+    capsys.readouterr()
+    assert main(["colorize", str(first), str(first.parent / ".." / "2019" / "IMG_0001.jpg"), "-o", str(tmp_path / "one"),
+                 "--model", str(tiny_weights)]) == 0
+    assert "colorized 1, skipped 0, failed 0" in capsys.readouterr().err
+
+
+def test_max_pixels_raises_or_lowers_the_size_limit(tmp_path, tiny_weights, capsys):
+    Image.new("L", (300, 200), 100).save(tmp_path / "scan.png")  # 60,000 pixels
+    args = ["colorize", str(tmp_path / "scan.png"), "-o", str(tmp_path / "out.png"), "--model", str(tiny_weights)]
+    assert main([*args, "--max-pixels", "59999"]) == 1
+    assert "300x200 = 60,000 pixels is over the limit of 59,999" in capsys.readouterr().err
+    assert main([*args, "--max-pixels", "60000"]) == 0

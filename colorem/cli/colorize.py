@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from colorem.cli.common import (add_model_arguments, check_inputs, load_colorizer, prepare_output, ranged,
+from colorem.cli.common import (add_max_pixels, add_model_arguments, check_inputs, load_colorizer, prepare_output, ranged,
                                 refuse_writing_over_inputs)
 from colorem.colorize import Colorizer
 from colorem.errors import ColoremError, OptionError
@@ -53,6 +53,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=ranged(int, 0), default=None, help="decoding processes (default: automatic)")
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
                         help="inference backend (auto: ONNX Runtime for fp32 on CPU when an exported .onnx is beside the weights)")
+    add_max_pixels(parser)
     add_model_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -63,6 +64,9 @@ def collect_inputs(patterns: list[str], recursive: bool, output: Path | None = N
     does not colorize its own results."""
     found: list[tuple[Path, Path]] = []
     unmatched: list[str] = []
+    # Several folders keep their names in the output (cam/2019 and cam/2020 -> out/2019/, out/2020/), so
+    # cameras' repeated file names (IMG_0001.jpg) do not collide; one folder's photos go straight into -o.
+    several_folders = sum(Path(pattern).is_dir() for pattern in patterns) > 1
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
@@ -72,7 +76,8 @@ def collect_inputs(patterns: list[str], recursive: bool, output: Path | None = N
             files = sorted(p for p in walker if (p.is_file() or p.is_symlink() and not p.exists())
                            and p.suffix.lower() in IMAGE_EXTENSIONS
                            and not (results and p.parent.resolve().is_relative_to(results)))
-            found += [(file, file.relative_to(path)) for file in files]
+            prefix = Path(path.resolve().name) if several_folders else Path()
+            found += [(file, prefix / file.relative_to(path)) for file in files]
         elif path.exists() or path.is_symlink() or not glob.has_magic(pattern):
             # a file, or a name that is not a pattern: a missing file, broken link or link loop is reported
             # as failed with its reason (read_image's), never silently dropped
@@ -84,7 +89,10 @@ def collect_inputs(patterns: list[str], recursive: bool, output: Path | None = N
             elif not matches:
                 found.append((path, Path(path.name)))  # reported as missing, not silently dropped
             found += [(Path(match), Path(Path(match).name)) for match in matches if not Path(match).is_dir()]
-    return found, unmatched
+    unique: dict[Path, tuple[Path, Path]] = {}  # a file named twice (a.jpg and ./a.jpg, a folder and a file in it)
+    for file, relative in found:                  # is done once
+        unique.setdefault(file.resolve() if file.exists() else file, (file, relative))
+    return list(unique.values()), unmatched
 
 
 def read_hints(args: argparse.Namespace) -> tuple[Hint, ...]:

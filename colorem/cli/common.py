@@ -10,6 +10,7 @@ from typing import Iterable
 
 from colorem.colorize import Colorizer, load
 from colorem.device import PRECISIONS
+from colorem.imageio import DEFAULT_MAX_PIXELS
 from colorem.errors import OptionError, check_range
 
 
@@ -43,8 +44,16 @@ def add_model_arguments(parser: argparse.ArgumentParser, model: bool = True) -> 
                        help="local weights file for an external embedder (inception_resnet_v2)")
 
 
+def add_max_pixels(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-pixels", type=ranged(int, 1), default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help="largest image (or video frame) read, in pixels (default: %(default)s; more for "
+                             "very large scans; the limit guards against decompression bombs)")
+
+
 def load_colorizer(args: argparse.Namespace, model: str | None = None, **kwargs) -> Colorizer:
     options = {"weights": args.embedder_weights} if getattr(args, "embedder_weights", None) else None
+    if getattr(args, "max_pixels", None):
+        kwargs.setdefault("max_pixels", args.max_pixels)
     return load(model or args.model, device=args.device, precision=args.precision, embedder_options=options, **kwargs)
 
 

@@ -55,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
     listener = bind(args.host, args.port)  # first: a busy port fails before the model is loaded
     # Loading here, not in the app's lifespan, turns missing weights into one clear error line.
     colorizer = load_colorizer(args)
-    colorizer.max_pixels = args.max_pixels
     options = {key: value for key, value in (("concurrency", args.concurrency), ("max_waiting", args.max_waiting))
                if value is not None}
     try:

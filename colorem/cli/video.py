@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from colorem.cli.common import (add_model_arguments, check_inputs, load_colorizer, prepare_output, ranged,
+from colorem.cli.common import (add_max_pixels, add_model_arguments, check_inputs, load_colorizer, prepare_output, ranged,
                                 refuse_writing_over_inputs)
 from colorem.errors import ColoremError, OptionError
 from colorem.imageio import IMAGE_EXTENSIONS
@@ -46,6 +46,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     existing.add_argument("--skip-existing", action="store_true",
                           help="leave outputs that already exist and count them as skipped (the default: a rerun resumes)")
     existing.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    add_max_pixels(parser)
     add_model_arguments(parser)
     parser.set_defaults(func=run)
 

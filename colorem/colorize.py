@@ -108,7 +108,8 @@ class Colorizer:
             return None
         if not self.accepts_hints:
             if getattr(self.model, "accepts_hints", False):
-                raise HintError("the onnxruntime backend does not take colour hints; use backend='torch'")
+                raise HintError("the onnxruntime backend does not take colour hints; use the torch backend "
+                                "(--backend torch, or backend='torch' in colorem.load)")
             raise HintError(f"the model {self.card.name or self.card.architecture!r} takes no colour hints "
                             "(its card's architecture_options has no hints: true)")
         return hints
@@ -133,7 +134,8 @@ class Colorizer:
         temperature = self.temperature if temperature is None else temperature
         if self._onnx is not None:
             if hints is not None:
-                raise HintError("the onnxruntime backend does not take colour hints; use backend='torch'")
+                raise HintError("the onnxruntime backend does not take colour hints; use the torch backend "
+                                "(--backend torch, or backend='torch' in colorem.load)")
             default = getattr(self.model, "temperature", 1.0)
             ab = self._onnx(l_small, default if temperature is None else temperature)
         else:

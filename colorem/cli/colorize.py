@@ -35,7 +35,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="classification models: annealed-mean temperature, between the predicted "
                              "distribution's mode (near 0) and its mean (1); the model card says which is more vivid")
     parser.add_argument("--format", default="same", choices=OUTPUT_FORMATS,
-                        help="output format; 'same' keeps the input's (PNG when it cannot be written or has alpha)")
+                        help="output format; 'same' keeps the input's (PNG for GIF input, and for JPEG with alpha)")
     parser.add_argument("--quality", type=ranged(int, *QUALITY_RANGE), default=92,
                         help="JPEG/WebP quality, %d to %d (default: %%(default)s)" % QUALITY_RANGE)
     existing = parser.add_mutually_exclusive_group()

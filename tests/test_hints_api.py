@@ -157,7 +157,9 @@ def test_cli_bad_hints_exit_2_with_one_line(hint_weights, big_gray, tmp_path, ca
 
 
 def test_cli_hints_need_one_photo_and_a_hint_model(hint_weights, tiny_weights, big_gray, tmp_path, capsys):
-    assert main(["colorize", str(big_gray), str(big_gray), "-o", str(tmp_path / "out"), "--model", str(hint_weights),
+    other = tmp_path / "other.png"  # another photo: the same one named twice is one photo
+    other.write_bytes(big_gray.read_bytes())
+    assert main(["colorize", str(big_gray), str(other), "-o", str(tmp_path / "out"), "--model", str(hint_weights),
                  "--hint", "1,1,#b22222"]) == 2
     assert "exactly one input photo" in capsys.readouterr().err
     assert main(["colorize", str(big_gray), "-o", str(tmp_path / "o.png"), "--model", str(tiny_weights),

@@ -10,8 +10,8 @@ from typing import Iterable
 
 from colorem.colorize import Colorizer, load
 from colorem.device import PRECISIONS
-from colorem.imageio import DEFAULT_MAX_PIXELS
 from colorem.errors import OptionError, check_range
+from colorem.imageio import DEFAULT_MAX_PIXELS
 
 
 def ranged(kind: type, low, high=None):

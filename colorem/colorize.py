@@ -96,6 +96,15 @@ class Colorizer:
         """Whether colorize() takes colour hints: a model with a hint input, run by PyTorch."""
         return bool(getattr(self.model, "accepts_hints", False)) and self._onnx is None
 
+    def check_options(self, render_size: int | None, saturation: float, temperature: float | None) -> int:
+        """The per-call options, checked against colorem's limits and this model; returns the render size
+        (None: the card's). A temperature for a model that regresses ab has nothing to act on: an OptionError."""
+        render_size = check_options(render_size, saturation, temperature, self.render_size)
+        if temperature is not None and getattr(self.model, "head", "classification") == "regression":
+            raise OptionError(f"temperature {temperature:g}: the model {self.card.name or self.card.architecture!r} "
+                              "predicts colours directly (a regression head); temperature is for classification models")
+        return render_size
+
     def check_hints(self, hints: Sequence[Sequence[Hint | dict] | None], photos: int) -> list[list[Hint]] | None:
         """One list of hints per photo (None or [] for none) -> Hint lists, checked before any photo is read;
         None when there are none at all (a hint model then runs as the automatic one)."""
@@ -189,7 +198,7 @@ class Colorizer:
         if one_photo or hasattr(images, "read"):
             raise TypeError("colorize_batch takes a list of photos; colorize() takes one")
         images = list(images)
-        render_size = check_options(render_size, saturation, temperature, self.render_size)
+        render_size = self.check_options(render_size, saturation, temperature)
         hints = self.check_hints(hints, len(images)) if hints is not None else None
         prepared = [self.prepare(image, render_size) for image in images]
         if not prepared:

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from colorem.colorize import Colorizer, Prepared
 from colorem.errors import ColoremError, NotEnoughMemoryError, check_range
 from colorem.imageio import FORMATS, QUALITY_RANGE, write_image
-from colorem.limits import RENDER_SIZE, SATURATION, check_options
+from colorem.limits import RENDER_SIZE, SATURATION
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def split_existing(items: Sequence[tuple[Path, Path]], options: FolderOptions) -
 def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], options: FolderOptions) -> Iterator[ItemResult]:
     """Colorize (source, path relative to the output) pairs; yields one ItemResult per input as it finishes.
     An output that exists already is skipped (a rerun resumes) unless options.overwrite."""
-    render_size = check_options(options.render_size, options.saturation, options.temperature, colorizer.render_size)
+    render_size = colorizer.check_options(options.render_size, options.saturation, options.temperature)
     todo, done = split_existing(items, options)
     for source, target in done:
         yield ItemResult(source, target, "skipped")

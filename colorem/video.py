@@ -24,7 +24,6 @@ import torch
 
 from colorem.colorize import Colorizer, finish_rgb8, gray8_to_l, render_l
 from colorem.errors import VideoError, install_hint
-from colorem.limits import check_options
 from colorem.temporal import StabilizeOptions, TemporalFilter
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
@@ -85,7 +84,7 @@ def colorize_video(colorizer: Colorizer, source: str | os.PathLike, target: str 
     output; the target is then left untouched."""
     source, target = Path(source), Path(target)
     av = _av(source)
-    render_size = check_options(options.render_size, options.saturation, options.temperature, colorizer.render_size)
+    render_size = colorizer.check_options(options.render_size, options.saturation, options.temperature)
     started = time.perf_counter()
     reader = _open_input(av, source, colorizer.max_pixels)
     temporary = target.parent / f".{target.stem}.{secrets.token_hex(4)}.part{target.suffix}"

@@ -268,3 +268,10 @@ def test_max_pixels_raises_or_lowers_the_size_limit(tmp_path, tiny_weights, caps
     assert main([*args, "--max-pixels", "59999"]) == 1
     assert "300x200 = 60,000 pixels is over the limit of 59,999" in capsys.readouterr().err
     assert main([*args, "--max-pixels", "60000"]) == 0
+
+
+
+def test_a_temperature_for_a_model_without_one_is_a_usage_error(folder, tmp_path, tiny_weights, capsys):
+    code, error = run_cli(["colorize", str(folder / "a.jpg"), "-o", str(tmp_path / "out.png"), "--model", str(tiny_weights),
+                           "--temperature", "0.5"], capsys)  # tiny-random regresses ab: once silently ignored
+    assert code == 2 and "temperature is for classification models" in error and error.count("\n") == 1, error

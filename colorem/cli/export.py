@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from colorem.cli.common import prepare_output, ranged
-from colorem.limits import RENDER_SIZE
+from colorem.limits import CARD_RENDER_SIZE
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-ema", action="store_true", help="export the live weights even when the run kept an EMA")
     parser.add_argument("--name", default="", help="name in the card (default: the output file's stem)")
     parser.add_argument("--description", default="", help="description in the card")
-    parser.add_argument("--render-size", type=ranged(int, *RENDER_SIZE), default=None,
+    parser.add_argument("--render-size", type=ranged(int, *CARD_RENDER_SIZE), default=None,
                         help="default render size in the card (default: the training crop)")
     parser.add_argument("--temperature", type=float, default=None,
                         help="classification heads: the default annealed-mean temperature in the card (default: the run's)")

@@ -12,7 +12,7 @@ from colorem.cli.common import (add_max_pixels, add_model_arguments, check_input
                                 refuse_writing_over_inputs)
 from colorem.errors import ColoremError, OptionError
 from colorem.imageio import IMAGE_EXTENSIONS
-from colorem.limits import RENDER_SIZE, SATURATION, check_options
+from colorem.limits import RENDER_SIZE, SATURATION
 from colorem.temporal import StabilizeOptions
 from colorem.video import VIDEO_EXTENSIONS, VideoOptions, colorize_video, is_video
 
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
                            stabilize=not args.per_frame, stabilize_options=StabilizeOptions(strength=args.strength),
                            batch_size=args.batch_size, crf=args.crf, preset=args.preset)
     colorizer = load_colorizer(args, backend=args.backend)
-    check_options(options.render_size, options.saturation, options.temperature, colorizer.render_size)  # once, here
+    colorizer.check_options(options.render_size, options.saturation, options.temperature)  # once, before any file
     prepare_output(output, single_file)
     counts = {"done": 0, "skipped": 0, "failed": 0}
     for source, target in targets:

@@ -275,3 +275,14 @@ def test_a_temperature_for_a_model_without_one_is_a_usage_error(folder, tmp_path
     code, error = run_cli(["colorize", str(folder / "a.jpg"), "-o", str(tmp_path / "out.png"), "--model", str(tiny_weights),
                            "--temperature", "0.5"], capsys)  # tiny-random regresses ab: once silently ignored
     assert code == 2 and "temperature is for classification models" in error and error.count("\n") == 1, error
+
+
+def test_a_recursive_glob_keeps_the_folders_below_it_and_follows_a_link_loop_once(tmp_path, tiny_weights, capsys):
+    for year, seed in (("2019", 1), ("2020", 2)):
+        (tmp_path / "cam" / year).mkdir(parents=True)
+        photo(24, 16, seed).save(tmp_path / "cam" / year / "IMG_0001.jpg")
+    (tmp_path / "cam" / "2020" / "back").symlink_to("..")  # ** follows it round and round
+    out = tmp_path / "out"
+    assert main(["colorize", str(tmp_path / "cam" / "**" / "*.jpg"), "-r", "-o", str(out), "--model", str(tiny_weights)]) == 0
+    assert "colorized 2, skipped 0, failed 0" in capsys.readouterr().err
+    assert sorted(str(path.relative_to(out)) for path in out.rglob("*.jpg")) == ["2019/IMG_0001.jpg", "2020/IMG_0001.jpg"]

@@ -88,11 +88,26 @@ def collect_inputs(patterns: list[str], recursive: bool, output: Path | None = N
                 unmatched.append(pattern)
             elif not matches:
                 found.append((path, Path(path.name)))  # reported as missing, not silently dropped
-            found += [(Path(match), Path(Path(match).name)) for match in matches if not Path(match).is_dir()]
-    unique: dict[Path, tuple[Path, Path]] = {}  # a file named twice (a.jpg and ./a.jpg, a folder and a file in it)
-    for file, relative in found:                  # is done once
-        unique.setdefault(file.resolve() if file.exists() else file, (file, relative))
+            root = _pattern_root(pattern)  # 'cam/**/*.jpg' keeps the folders below cam/ in the output
+            found += [(Path(match), Path(match).relative_to(root)) for match in matches if not Path(match).is_dir()]
+    # A file named twice (a.jpg and ./a.jpg, a folder and a file in it, a link loop under **) is done once, under
+    # its shortest name.
+    unique: dict[Path, tuple[Path, Path]] = {}
+    for file, relative in found:
+        key = file.resolve() if file.exists() else file
+        if key not in unique or len(relative.parts) < len(unique[key][1].parts):
+            unique[key] = (file, relative)
     return list(unique.values()), unmatched
+
+
+def _pattern_root(pattern: str) -> Path:
+    """The folder a glob pattern starts from: its leading parts without wildcards ('.' for '*.jpg')."""
+    fixed: list[str] = []
+    for part in Path(pattern).parts:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
 
 
 def read_hints(args: argparse.Namespace) -> tuple[Hint, ...]:

@@ -47,6 +47,7 @@ class VideoOptions:
     batch_size: int = 8  # frames per forward pass
     crf: int = 18  # x264/VP9 constant-rate factor: lower is better quality and larger files
     preset: str = "veryfast"  # x264 speed preset
+    audio: bool = True  # copy the first audio stream (False: a silent output)
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ class _Job:
         self.fps = self.video_in.average_rate or self.video_in.guessed_rate
         self.time_base = self.video_in.time_base or (1 / Fraction(self.fps) if self.fps else Fraction(1, 25))
         self.video_out = _add_video_stream(writer, target, self.width, self.height, self.fps, self.time_base, options)
-        self.audio_in = reader.streams.audio[0] if reader.streams.audio else None
+        self.audio_in = reader.streams.audio[0] if reader.streams.audio and options.audio else None
         self.audio_out = None
         if self.audio_in is not None:
             codec = self.audio_in.codec_context.name if self.audio_in.codec_context else "unknown"
@@ -167,7 +168,8 @@ class _Job:
                 self.audio_out = writer.add_stream_from_template(self.audio_in)
             except (av.error.FFmpegError, ValueError) as error:
                 raise VideoError(str(source), f"cannot copy its {codec} audio into {target.suffix} ({error}); "
-                                              "write .mkv, which holds any") from None
+                                              "write .mkv, which holds any, or leave the sound out (audio=False, "
+                                              "--no-audio)") from None
         self.filter = TemporalFilter(options.stabilize_options) if options.stabilize else None
         step = round(1 / (Fraction(self.fps) * self.time_base)) if self.fps else 1
         self.timestamps = _Timestamps(max(1, step))

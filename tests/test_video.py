@@ -286,9 +286,12 @@ def test_webm_is_vp9_and_refuses_audio_it_cannot_hold(clip, tiny, tmp_path):
     assert result.frames == 12 and result.fps == Fraction(FPS) and result.cuts == 0
     with av.open(str(result.target)) as container:
         assert container.streams.video[0].codec_context.name == "vp9"
-    with pytest.raises(VideoError, match="cannot copy its aac audio into .webm"):
+    with pytest.raises(VideoError, match="cannot copy its aac audio into .webm.*--no-audio"):
         tiny.colorize_video(clip, tmp_path / "with-sound.webm")
     assert sorted(p.name for p in tmp_path.iterdir() if "webm" in p.name) == ["colour.webm"]
+    silent = tiny.colorize_video(clip, tmp_path / "without-sound.webm", audio=False)  # --no-audio
+    frames, _, facts = decode(silent.target)
+    assert not silent.audio and facts["audio"] == [] and len(frames) == silent.frames > 0
 
 
 @pytest.mark.parametrize("option, message", [

@@ -40,6 +40,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default=VideoOptions.preset, choices=X264_PRESETS, metavar="PRESET",
                         help=f"x264 speed preset: {', '.join(X264_PRESETS)} (default: %(default)s)")
     parser.add_argument("--batch-size", type=ranged(int, 1), default=VideoOptions.batch_size, help="frames per forward pass")
+    parser.add_argument("--no-audio", action="store_true",
+                        help="leave the sound out (for a container that cannot hold the source's audio, e.g. AAC in .webm)")
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
                         help="inference backend (see colorem colorize --help)")
     existing = parser.add_mutually_exclusive_group()
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     refuse_writing_over_inputs(targets, output)
     options = VideoOptions(render_size=args.render_size, saturation=args.saturation, temperature=args.temperature,
                            stabilize=not args.per_frame, stabilize_options=StabilizeOptions(strength=args.strength),
-                           batch_size=args.batch_size, crf=args.crf, preset=args.preset)
+                           batch_size=args.batch_size, crf=args.crf, preset=args.preset, audio=not args.no_audio)
     colorizer = load_colorizer(args, backend=args.backend)
     colorizer.check_options(options.render_size, options.saturation, options.temperature)  # once, before any file
     prepare_output(output, single_file)

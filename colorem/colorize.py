@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -29,9 +30,11 @@ from colorem.errors import ModelOutputError, NotEnoughMemoryError, OptionError
 from colorem.hints import Hint, HintError, as_hints, follow_hints, hint_map
 from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput, Photo, read_image
 from colorem.limits import check_options
-from colorem.onnx_backend import BACKENDS, OnnxBackend, export_onnx, onnxruntime_available
+from colorem.onnx_backend import (BACKENDS, OnnxBackend, export_onnx, onnx_fingerprint, onnxruntime_available,
+                                  weights_fingerprint)
 from colorem.weights import ModelCard, load_weights, resolve_weights
 
+log = logging.getLogger("colorem")
 CHUNK_PIXELS = 1 << 20  # full-resolution colour math runs in slices of about 1 MP to bound memory
 
 
@@ -372,7 +375,12 @@ def load(name_or_path: str | os.PathLike | None = None, *, device: str | torch.d
     .onnx beside the weights) or, failing that, exports the model in memory first (a few seconds).
     """
     model, card = load_weights(name_or_path, embedder_options)
-    if onnx_model is None and resolve_weights(name_or_path).with_suffix(".onnx").exists():
-        onnx_model = resolve_weights(name_or_path).with_suffix(".onnx")  # written by `colorem export --format onnx`
+    beside = resolve_weights(name_or_path).with_suffix(".onnx")  # written by `colorem export WEIGHTS -o X.onnx`
+    if onnx_model is None and backend != "torch" and beside.exists():
+        if onnx_fingerprint(beside) == weights_fingerprint(model):
+            onnx_model = beside
+        else:  # exported from other weights (these were replaced since), or not by colorem: never run in their place
+            log.warning(f"colorem: warning: {beside} was not exported from these weights; not used (rebuild it: "
+                        f"colorem export {resolve_weights(name_or_path)} -o {beside})")
     return Colorizer(model, card, device=device, precision=precision, max_pixels=max_pixels,
                      backend=backend, onnx_model=onnx_model)

@@ -7,6 +7,7 @@ Like the eager PyTorch model it takes L at the render size, (B, 1, R, R) in [0, 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import warnings
@@ -20,6 +21,36 @@ from colorem.errors import install_hint
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 OPSET = 18
+FINGERPRINT = "colorem_weights_sha256"  # ONNX metadata: which weights the graph was exported from
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """SHA-256 of the network's weights as float32 (names and values), so an exported .onnx can be told apart
+    from one exported from other weights: a .onnx left beside re-exported weights is never run in their place."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def onnx_fingerprint(path: str | os.PathLike) -> str | None:
+    """The weights fingerprint an exported .onnx carries (None: none, or the onnx package is missing)."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # a file onnx cannot parse: it carries nothing colorem can trust
+        return None
+    return next((entry.value for entry in model.metadata_props if entry.key == FINGERPRINT), None)
+
+
+def _with_fingerprint(model_proto, fingerprint: str):
+    entry = model_proto.metadata_props.add()
+    entry.key, entry.value = FINGERPRINT, fingerprint
+    return model_proto
 
 
 class _ExportedColorizer(nn.Module):
@@ -68,7 +99,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike | None = None, opset: 
             input_names=["l", "temperature"], output_names=["ab"],
             dynamic_shapes={"l": {0: batch, 2: height, 3: width}, "temperature": None},
         )
-    data = program.model_proto.SerializeToString()
+    data = _with_fingerprint(program.model_proto, weights_fingerprint(model)).SerializeToString()
     if path is not None:
         Path(path).write_bytes(data)
     return data
@@ -131,6 +162,14 @@ def quantize_onnx(model_bytes: bytes, path: str | os.PathLike, calibration: list
                     return next(self.items, None)
 
             quantize_static(str(source), str(path), Reader(), activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        import onnx
+
+        fingerprint = next((entry.value for entry in onnx.load_from_string(model_bytes).metadata_props
+                            if entry.key == FINGERPRINT), None)
+        if fingerprint is not None:  # the quantized graph keeps which weights it came from
+            quantized = onnx.load(str(path))
+            if not any(entry.key == FINGERPRINT for entry in quantized.metadata_props):
+                onnx.save(_with_fingerprint(quantized, fingerprint), str(path))
     finally:
         source.unlink(missing_ok=True)
     return path

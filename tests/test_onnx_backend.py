@@ -58,6 +58,21 @@ def test_exported_file_beside_weights_is_used_automatically(tmp_path):
     assert np.abs(np.asarray(result, np.int16) - np.asarray(reference, np.int16)).max() <= 2
 
 
+def test_a_stale_onnx_beside_replaced_weights_is_never_run_in_their_place(tmp_path, caplog):
+    weights = tmp_path / "m.safetensors"
+    old, new = create_model("color-em-tiny"), create_model("color-em-tiny")
+    save_weights(old, ModelCard(architecture="color-em-tiny", render_size=64), weights)
+    export_onnx(old, weights.with_suffix(".onnx"))
+    save_weights(new, ModelCard(architecture="color-em-tiny", render_size=64), weights)  # re-exported weights
+    colorizer = colorem.load(weights, precision="fp32")
+    assert colorizer.backend == "torch"  # the old graph would give the old model's colours
+    assert f"{weights.with_suffix('.onnx')} was not exported from these weights; not used" in caplog.text
+    reference = colorem.load(weights, precision="fp32", backend="torch").colorize(PHOTOS[0])
+    assert np.array_equal(np.asarray(colorizer.colorize(PHOTOS[0])), np.asarray(reference))
+    export_onnx(new, weights.with_suffix(".onnx"))  # rebuilt: used again
+    assert colorem.load(weights, precision="fp32").backend == "onnxruntime"
+
+
 def test_backend_choice():
     cpu = torch.device("cpu")
     assert choose_backend("auto", cpu, "bf16", have_onnx=True) == "torch"
@@ -84,6 +99,10 @@ def test_cli_export_onnx_and_int8(tmp_path, tiny_weights):
     l_small = torch.cat([reference.prepare(path, 64).l_small for path in PHOTOS])
     assert (fp32.predict_ab(l_small) - reference.predict_ab(l_small)).abs().max() <= 0.5
     assert (int8.predict_ab(l_small) - reference.predict_ab(l_small)).abs().mean() <= 3.0  # int8 costs some accuracy
+    from colorem.onnx_backend import onnx_fingerprint, weights_fingerprint
+
+    fingerprint = weights_fingerprint(reference.model)  # both graphs say which weights they came from
+    assert onnx_fingerprint(onnx_path) == onnx_fingerprint(int8_path) == fingerprint
 
 
 def test_the_onnxruntime_backend_prints_only_the_summary(tmp_path, tiny_weights):
@@ -97,3 +116,20 @@ def test_the_onnxruntime_backend_prints_only_the_summary(tmp_path, tiny_weights)
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [f"colorized 1, skipped 0, failed 0 -> {tmp_path / 'out'}"]
+
+
+
+@pytest.mark.parametrize("output, options, message", [
+    ("m.onnx", ["--prior-correction", "1"], "--prior-correction: a .onnx holds the network as it is"),  # once ignored
+    ("m.onnx", ["--fp16", "--vibrance", "1.2"], "--fp16, --vibrance: a .onnx holds the network as it is"),
+    ("m.safetensors", ["--int8"], "--int8 and --calibration quantize a .onnx output"),
+    ("m.txt", [], "write a .safetensors (weights + card) or a .onnx file"),
+    ("m.onnx", ["--format", "safetensors"], "as --format safetensors says"),
+])
+def test_export_options_that_would_be_ignored_are_usage_errors(tmp_path, tiny_weights, capsys, output, options, message):
+    from colorem.cli import main
+
+    assert main(["export", str(tiny_weights), "-o", str(tmp_path / output), *options]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1, error
+    assert list(tmp_path.iterdir()) == []

@@ -52,7 +52,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=ranged(int, 1), default=8, help="photos per forward pass")
     parser.add_argument("--workers", type=ranged(int, 0), default=None, help="decoding processes (default: automatic)")
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
-                        help="inference backend (auto: ONNX Runtime for fp32 on CPU when an exported .onnx is beside the weights)")
+                        help="inference backend (auto: ONNX Runtime for fp32 on CPU when a .onnx exported from these weights is beside them)")
     add_max_pixels(parser)
     add_model_arguments(parser)
     parser.set_defaults(func=run)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from colorem.cli.common import prepare_output, ranged
+from colorem.errors import OptionError
 from colorem.limits import CARD_RENDER_SIZE
 
 
@@ -45,8 +46,23 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     output = Path(args.output)
+    export_format = args.format or output.suffix.lstrip(".")
+    if output.suffix not in (".safetensors", ".onnx") or export_format != output.suffix.lstrip("."):
+        raise OptionError(f"-o {output}: write a .safetensors (weights + card) or a .onnx file"
+                          + (f", as --format {args.format} says" if args.format else ""))
+    if export_format == "onnx":
+        card_options = [flag for flag, value in (
+            ("--fp16", args.fp16), ("--name", args.name), ("--description", args.description),
+            ("--render-size", args.render_size), ("--temperature", args.temperature), ("--vibrance", args.vibrance),
+            ("--prior-correction", args.prior_correction), ("--ab-prior", args.ab_prior),
+            ("--average-with", args.average_with)) if value not in (None, False, "")]
+        if card_options:  # once silently ignored: the .onnx ran without the correction the user asked for
+            raise OptionError(f"{', '.join(card_options)}: a .onnx holds the network as it is; export a .safetensors "
+                              f"with these first, then its .onnx (colorem export {output.with_suffix('.safetensors')} "
+                              f"-o {output})")
+    elif args.int8 or args.calibration:
+        raise OptionError("--int8 and --calibration quantize a .onnx output; -o names a .safetensors")
     prepare_output(output, single_file=True)  # an unwritable folder: one line, exit 2, before the run is read
-    export_format = args.format or ("onnx" if output.suffix == ".onnx" else "safetensors")
     if export_format == "onnx":
         return _export_onnx(args, output)
     from colorem.train.export import export

@@ -103,7 +103,15 @@ def test_a_run_saved_before_a_key_existed_resumes_as_it_ran():
                                                ("optim.lr=nan", "optim.lr must be a number from 1e-12 to 10, not nan"),
                                                ("optim.lr=-1", "optim.lr must be a number"),
                                                ("data.zoom=inf", "data.zoom must be a number"),
-                                               ("model.architecture=nope", "model.architecture: unknown 'nope'")])
+                                               ("model.architecture=nope", "model.architecture: unknown 'nope'"),
+                                               ("model.head=xyz", "model.head must be one of"),
+                                               ("model.upsample=bogus", "model.upsample must be one of"),
+                                               ("model.embedder=bogus", "model.embedder must be one of"),
+                                               ("model.embed_dim=-5", "model.embed_dim must be from 0"),
+                                               ("optim.betas=[0.9,0.99,0.5]", "optim.betas must be two numbers"),
+                                               ("data.workers=-1", "data.workers must be at least 0"),
+                                               ("run.log_every=0", "run.log_every"),
+                                               ("run.checkpoint_every=0", "run.checkpoint_every")])
 def test_a_bad_override_is_a_usage_error_of_one_line(tmp_path, capsys, override, message):
     from colorem.cli import main
 
@@ -111,6 +119,16 @@ def test_a_bad_override_is_a_usage_error_of_one_line(tmp_path, capsys, override,
     error = capsys.readouterr().err
     assert error.startswith("colorem: error: ") and message in error and len(error.splitlines()) == 1
     assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_a_missing_prior_file_is_one_line_and_exit_2(photos, tmp_path, capsys):
+    from colorem.cli import main
+
+    args = cli_train_args(photos, tmp_path / "run", "run.steps=1", "model.head=classification", "loss.name=classification",
+                          f"loss.prior_file={tmp_path / 'nonexist.json'}")
+    assert main(args) == 2  # once a FileNotFoundError traceback
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith("colorem: error: cannot read the ab prior") and "nonexist.json" in error
 
 
 def test_an_output_that_is_a_file_or_another_network_to_resume_is_one_line_and_exit_2(photos, tmp_path, capsys):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from colorem.errors import ColoremError
-from colorem.models import list_models
+from colorem.models import EMBEDDERS, list_models
 
 try:
     import tomllib
@@ -163,6 +163,19 @@ class Config:
             raise ConfigError("optim.accumulate, data.batch_size, data.shard_mix and run.steps must be at least 1")
         if not 0.0 <= self.loss.rebalance <= 1.0:
             raise ConfigError("loss.rebalance (λ) must lie in [0, 1]")
+        model = self.model
+        for key, value, choices in (("model.head", model.head, ("regression", "classification")),
+                                    ("model.upsample", model.upsample, ("nearest", "bilinear")),
+                                    ("model.embedder", model.embedder, tuple(EMBEDDERS))):
+            if value not in choices:  # once a traceback, or (upsample) a run that could never be exported
+                raise ConfigError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
+        if not 0 <= model.embed_dim <= 4096:
+            raise ConfigError(f"model.embed_dim must be from 0 (the embedder's own) to 4096, not {model.embed_dim}")
+        if self.data.workers < 0 or min(self.run.log_every, self.run.checkpoint_every, self.run.keep_checkpoints) < 1:
+            raise ConfigError("data.workers must be at least 0; run.log_every, run.checkpoint_every and "
+                              "run.keep_checkpoints at least 1 (run.validate_every 0 turns validation off)")
+        if len(self.optim.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.optim.betas):
+            raise ConfigError(f"optim.betas must be two numbers in [0, 1), not {self.optim.betas!r}")
         if self.model.architecture not in list_models():
             raise ConfigError(f"model.architecture: unknown {self.model.architecture!r}; colorem has {', '.join(list_models())}")
         for key, (low, high) in FLOAT_RANGES.items():

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorem.color import AB_MAX, rgb_to_lab
+from colorem.errors import OptionError
 
 PRIOR_SIGMA = 5.0  # Gaussian smoothing of the empirical ab distribution, in Lab units (Zhang et al.)
 
@@ -98,8 +99,13 @@ def save_prior(prior: torch.Tensor, path: str | os.PathLike) -> None:
 
 
 def load_prior(path: str | os.PathLike) -> torch.Tensor:
-    values = json.loads(Path(path).read_text())
-    return torch.tensor(values["prior"], dtype=torch.float32)
+    """A saved ab prior (save_prior's JSON); one that cannot be read is an OptionError naming it."""
+    try:
+        values = json.loads(Path(path).read_text())
+        return torch.tensor(values["prior"], dtype=torch.float32)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        reason = getattr(error, "strerror", None) or f"{type(error).__name__}: {error}"
+        raise OptionError(f"cannot read the ab prior {path} ({reason})") from None
 
 
 class ColorLoss(nn.Module):

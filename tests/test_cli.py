@@ -100,7 +100,7 @@ BAD_OPTIONS = [
     pytest.param("colorize", ["--device", "cuda"], marks=NO_CUDA), pytest.param("colorize", ["--precision", "fp16"], marks=NO_CUDA),
     ("colorize", ["--backend", "onnxruntime", "--precision", "bf16"]),
     ("evaluate", ["--render-size", "7"]), ("evaluate", ["--batch-size", "0"]), ("evaluate", ["--limit", "0"]),
-    ("evaluate", ["--contact-images", "-1"]), pytest.param("evaluate", ["--device", "cuda"], marks=NO_CUDA),
+    ("evaluate", ["--contact-images", "-1"]), ("evaluate", ["--seed", "-5"]), pytest.param("evaluate", ["--device", "cuda"], marks=NO_CUDA),
     ("serve", ["--port", "70000"]), ("serve", ["--concurrency", "0"]), ("serve", ["--max-waiting", "-1"]),
     ("serve", ["--torch-threads", "0"]), ("serve", ["--max-render-size", "8"]), ("serve", ["--max-upload-mb", "0"]),
     ("serve", ["--max-upload-mb", "nan"]), ("serve", ["--max-upload-mb", "inf"]), ("serve", ["--max-pixels", "0"]),

@@ -264,6 +264,8 @@ def test_a_bad_report_folder_is_one_line_and_exit_2_before_scoring(tiny_weights,
                  "--out", str(tmp_path / "afile")]) == 2
     captured = capsys.readouterr()
     assert "is a file; give a folder" in captured.err and captured.err.count("\n") == 1 and not captured.out
+    assert main(["evaluate", "--model", str(tiny_weights), "--images", str(photo_folder), "--out", str(photo_folder)]) == 2
+    assert "is the --images folder" in capsys.readouterr().err  # its contact sheet would be scored next time
     (tmp_path / "empty").mkdir()
     assert main(["evaluate", "--images", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err == f"colorem: error: no images in {tmp_path / 'empty'}\n"

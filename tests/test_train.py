@@ -630,3 +630,16 @@ def test_cli_until_ends_a_sitting_that_resume_continues(photos, tmp_path):
     second = cli(*cli_train_args(photos, out, "run.steps=4", "run.checkpoint_every=10"), "--resume", "auto")
     assert second.returncode == 0, second.stderr
     assert list_checkpoints(out)[-1].name == "step-00000004.pt"
+
+
+@pytest.mark.parametrize("spec, name", [
+    ("../shared/data/train/train-{000..056}.tar", "train-{000..056}.tar"),
+    ("/home/me/photos/", "photos"),
+    ("https://bucket.example/shards/train-{000..009}.tar?X-Amz-Signature=s3cr3t", "train-{000..009}.tar"),
+    ('pipe:curl -s -H "Authorization: Bearer a.b.s3cr3t" https://host/a/train-0001.tar', "train-0001.tar"),
+    ("pipe:cat /data/train-000000.tar # Authorization=s3cr3t", "train-000000.tar"),
+])
+def test_a_card_names_data_without_paths_or_credentials(spec, name):
+    from colorem.train.export import file_name
+
+    assert file_name(spec) == name  # the card is published at GET /api/models

@@ -27,7 +27,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="folder for results.md, results.json, per_image.csv and contact_sheet.png")
     parser.add_argument("--limit", type=ranged(int, 1), default=None, help="score only the first N photos (by name)")
     parser.add_argument("--batch-size", type=ranged(int, 1), default=16, help="photos per forward pass")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and of the contact-sheet choice")
+    parser.add_argument("--seed", type=ranged(int, 0, 2**32 - 1), default=0, help="seed of the bootstrap and of the contact-sheet choice")
     parser.add_argument("--contact-images", type=ranged(int, 0), default=CONTACT_IMAGES,
                         help=f"photos (rows) on the contact sheet; 0 = none (default {CONTACT_IMAGES})")
     parser.add_argument("--hints", default=None, metavar="N[,N...]",
@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         raise ColoremError(f"no images in {args.images}")
     started = time.perf_counter()
     colorizers = {name: load_colorizer(args, model) for name, model in zip(row_names(models), models)}
+    if Path(args.out).resolve() == Path(args.images).resolve():  # the report would be scored as a photo next time
+        raise ColoremError(f"--out {args.out} is the --images folder; write the report elsewhere")
     prepare_output(Path(args.out), single_file=False, option="--out")  # a bad --out is found now, not after the scoring
     with tqdm(total=len(images), unit="img", file=sys.stderr, disable=len(images) < 2) as progress:
         evaluation = evaluate(colorizers, images, render_size=args.render_size, batch_size=args.batch_size,

@@ -165,8 +165,17 @@ def adjust_logits(model: nn.Module, prior: torch.Tensor, rebalance: float, stren
 def file_name(spec: str) -> str:
     """The last part of a data path, the name a card keeps: '../shared/data/train/train-{000..056}.tar' ->
     'train-{000..056}.tar', '/home/me/photos/' -> 'photos'. A card travels; the machine's paths mean nothing
-    elsewhere and tell others how that machine is laid out."""
-    return spec.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] if spec else spec
+    elsewhere and tell others how that machine is laid out. A URL's query ('?X-Amz-Signature=...') and whatever
+    follows a pipe command's file name ('pipe:curl -s URL -H "Authorization: ..."') are dropped too: they may
+    hold credentials, and the card is published (GET /api/models)."""
+    if not spec:
+        return spec
+    spec = spec.split("?", 1)[0]
+    if spec.startswith("pipe:"):  # the command's first argument that names a file, not its options
+        words = spec[len("pipe:"):].split()
+        paths = [word for word in words if "/" in word] or [word for word in words if "." in word]
+        spec = paths[0] if paths else "pipe"
+    return spec.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
 
 
 def public_config(config: dict) -> dict:

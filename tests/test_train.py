@@ -643,3 +643,11 @@ def test_a_card_names_data_without_paths_or_credentials(spec, name):
     from colorem.train.export import file_name
 
     assert file_name(spec) == name  # the card is published at GET /api/models
+
+
+
+def test_no_progress_logs_the_loss_instead_of_a_bar(photos, tmp_path):
+    result = cli(*cli_train_args(photos, tmp_path / "run", "run.steps=4", "run.log_every=2"))  # --no-progress
+    assert result.returncode == 0, result.stderr
+    steps = [line for line in result.stderr.splitlines() if " INFO step " in line]
+    assert [line.split(" INFO ")[1].split(" loss ")[0] for line in steps] == ["step 2/4", "step 4/4"], result.stderr

@@ -117,8 +117,9 @@ def run(args: argparse.Namespace) -> int:
         # than exporting a run that has not finished
         return 128 + signal.Signals[summary["signal"] or "SIGTERM"].value  # None: another rank was signalled
     if env.is_main:
+        metrics = {key: round(value, 4) if isinstance(value, float) else value for key, value in summary["metrics"].items()}
         print(f"done: step {summary['step']}, {summary['images']} images, skipped {summary['skipped'] or 'none'}, "
-              f"validation {json.dumps(summary['metrics'])}", file=sys.stderr)
+              f"validation {json.dumps(metrics)}", file=sys.stderr)
     return 0
 
 

@@ -324,6 +324,9 @@ class Trainer:
             record.update(step=self.step, epoch=self.data.position.epoch, lr=self.scheduler.get_last_lr()[0],
                           img_per_s=images_per_s, images=self.images_seen(), skipped=dict(self.data.skipped))
             bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{images_per_s:.1f}")
+            if self.env.is_main and not self.progress:  # --no-progress: the same figures as log lines
+                log.info("step %d/%d loss %.4f lr %.3g %.1f img/s", self.step, run.steps, record["loss"],
+                         record["lr"], images_per_s)
             if logger:
                 logger.write(record)
         if self.env.is_main and ((run.validate_every and self.step % run.validate_every == 0) or self.step == run.steps):

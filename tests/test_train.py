@@ -651,3 +651,9 @@ def test_no_progress_logs_the_loss_instead_of_a_bar(photos, tmp_path):
     assert result.returncode == 0, result.stderr
     steps = [line for line in result.stderr.splitlines() if " INFO step " in line]
     assert [line.split(" INFO ")[1].split(" loss ")[0] for line in steps] == ["step 2/4", "step 4/4"], result.stderr
+
+
+def test_too_few_photos_for_the_workers_says_what_to_lower(photos, tmp_path):
+    result = cli(*cli_train_args(photos, tmp_path / "run", "run.steps=1", "data.batch_size=8", "data.workers=2"))
+    assert result.returncode == 2, result.stderr  # 8 photos, 2 workers with 4 each: no worker fills a batch of 8
+    assert "2 decoding workers" in result.stderr and "lower data.workers or data.batch_size" in result.stderr

@@ -213,8 +213,13 @@ class DataIterator:
                 return batch
             self.position = Position(epoch=self.position.epoch + 1, layout=self.position.layout)
             self._iterator = None
+        streams = self.dataset.workers
         raise ColoremError("the training data yielded no usable batch in a whole epoch "
-                           f"(skipped so far: {self.skipped or 'none'}; batch size {self.dataset.batch_size})")
+                           f"(skipped so far: {self.skipped or 'none'}; batch size {self.dataset.batch_size}"
+                           + (f", {streams} decoding workers, each filling its own batches from its share of "
+                              "the photos: fewer usable photos than workers x batch size give none; lower "
+                              "data.workers or data.batch_size" if streams > 1 else
+                              ": fewer usable photos than that give none; lower data.batch_size") + ")")
 
     def __iter__(self):
         return self

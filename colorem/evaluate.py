@@ -218,7 +218,7 @@ def evaluate(colorizers: Mapping[str, Colorizer], images: Sequence[str | Path], 
                           "out-of-gamut colours losing chroma (not lightness), 8-bit sRGB",
                 "hints": {"counts": sorted(set(hints)), "patch_size": HINT_PATCH,
                           "simulated": "per photo from the true ab at the render size, seeded by (seed, photo index)"},
-                "models": {name: {"name": c.card.name, "architecture": c.card.architecture,
+                "models": {name: {"name": c.card.name, "architecture": c.card.architecture, "backend": c.backend,
                                   "precision": c.precision, "device": str(c.device)} for name, c in colorizers.items()}}
     return tally.evaluation(seed, settings)
 

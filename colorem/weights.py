@@ -108,6 +108,9 @@ def resolve_weights(name_or_path: str | os.PathLike | None) -> Path:
         return path.with_suffix(".safetensors")
     if path.exists():
         if path.suffix != ".safetensors":
+            if path.suffix == ".onnx":
+                raise WeightsError(f"{path}: a .onnx runs beside the weights it was exported from: name it "
+                                   f"WEIGHTS.onnx next to WEIGHTS.safetensors and pass --model WEIGHTS.safetensors")
             raise WeightsError(f"{path}: weights must be a .safetensors file (other formats may run code when loaded)")
         return path
     if not path.suffix and packaged_weights(str(name_or_path)).exists():

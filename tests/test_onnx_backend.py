@@ -133,3 +133,13 @@ def test_export_options_that_would_be_ignored_are_usage_errors(tmp_path, tiny_we
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1, error
     assert list(tmp_path.iterdir()) == []
+
+
+
+def test_a_onnx_passed_as_model_says_where_it_belongs(tmp_path, tiny_weights, capsys):
+    from colorem.cli import main
+
+    export_onnx(colorem.load(tiny_weights).model, tmp_path / "m.onnx")
+    photo(20, 10).save(tmp_path / "a.png")
+    assert main(["colorize", str(tmp_path / "a.png"), "-o", str(tmp_path / "out.png"), "--model", str(tmp_path / "m.onnx")]) == 2
+    assert "a .onnx runs beside the weights it was exported from" in capsys.readouterr().err

@@ -657,3 +657,9 @@ def test_too_few_photos_for_the_workers_says_what_to_lower(photos, tmp_path):
     result = cli(*cli_train_args(photos, tmp_path / "run", "run.steps=1", "data.batch_size=8", "data.workers=2"))
     assert result.returncode == 2, result.stderr  # 8 photos, 2 workers with 4 each: no worker fills a batch of 8
     assert "2 decoding workers" in result.stderr and "lower data.workers or data.batch_size" in result.stderr
+
+
+
+def test_missing_validation_photos_are_called_that(photos, tmp_path):
+    result = cli(*cli_train_args(photos, tmp_path / "run", "run.steps=1"), "--validation", str(tmp_path / "nonexist"))
+    assert result.returncode == 2 and "validation photos (data.validation) not found" in result.stderr, result.stderr

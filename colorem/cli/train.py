@@ -97,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         if env.is_main:
             if checkpoint is not None:
-                print(f"resuming {args.out} from {path} (step {checkpoint['step']})", file=sys.stderr)
+                print(f"resuming {args.out} from {path} (step {checkpoint['step']})"
+                      + ("; --init-from is not used: the run continues from its own weights" if args.init_from else ""),
+                      file=sys.stderr)
             elif args.resume:
                 print(f"no checkpoint in {args.out} yet: starting a new run", file=sys.stderr)
         trainer = Trainer(config, args.out, env=env, checkpoint=checkpoint, init_from=args.init_from,

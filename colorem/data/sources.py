@@ -26,7 +26,7 @@ class Source:
         return {"kind": self.kind, "count": len(self.items), "first": self.items[:1], "last": self.items[-1:]}
 
 
-def resolve_source(specs: str | os.PathLike | list) -> Source:
+def resolve_source(specs: str | os.PathLike | list, what: str = "training data") -> Source:
     """Folders (recursive), tar shards, globs, {000..009} brace patterns and pipe:/http(s): URLs -> one Source.
 
     A folder that holds *.tar files is read as shards, any other folder as image files."""
@@ -51,12 +51,12 @@ def resolve_source(specs: str | os.PathLike | list) -> Source:
         expanded = [match for pattern in _brace_expand(spec) for match in (sorted(glob.glob(pattern)) or [pattern])]
         for item in expanded:
             if not Path(item).exists():
-                raise ColoremError(f"training data not found: {item}")
+                raise ColoremError(f"{what} not found: {item}")
             (shards if item.endswith(SHARD_SUFFIXES) else files).append(item)
     if shards and files:
         raise ColoremError("mix either shards or image files in one run, not both")
     if not shards and not files:
-        raise ColoremError(f"no images or shards found in {', '.join(map(str, specs))}")
+        raise ColoremError(f"{what}: no images or shards found in {', '.join(map(str, specs))}")
     return Source("shards", shards) if shards else Source("files", files)
 
 

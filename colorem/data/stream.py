@@ -228,10 +228,10 @@ class DataIterator:
         self._iterator = None
 
 
-def load_fixed_images(specs, count: int, size: int) -> tuple[torch.Tensor, list[str]]:
+def load_fixed_images(specs, count: int, size: int, what: str = "validation photos") -> tuple[torch.Tensor, list[str]]:
     """The first `count` usable photos of a source, centre-cropped to size² without augmentation:
     the fixed validation images. Returns ((N, 3, S, S) uint8, keys)."""
-    source = resolve_source(specs)
+    source = resolve_source(specs, what)
     rgbs, keys = [], []
     for item in source.items:
         for key, data in read_items(source, item):

@@ -126,7 +126,8 @@ class Trainer:
         self.data.skipped = dict(skipped)
         self.validation = None
         if self.env.is_main:
-            self.validation = load_fixed_images(data.validation or data.train, data.validation_count, data.size)
+            self.validation = load_fixed_images(data.validation or data.train, data.validation_count, data.size,
+                                                "validation photos (data.validation)" if data.validation else "training data")
 
     # --- snapshot -----------------------------------------------------------------------------
     def _ab_prior(self, checkpoint: dict | None) -> torch.Tensor | None:

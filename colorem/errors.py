@@ -25,6 +25,10 @@ class ImageTooLargeError(ImageReadError):
     """An image declares more pixels than allowed (a decompression bomb, or simply too big)."""
 
 
+class UnsupportedFormatError(ImageReadError):
+    """The data is not in an image format colorem reads (not an image, or one such as ICO or TGA)."""
+
+
 class WeightsError(ColoremError):
     """Model weights are missing, unsafe or do not match their card."""
 

@@ -20,13 +20,23 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from colorem.atomic import write_atomic
-from colorem.errors import ImageReadError, ImageTooLargeError, NotEnoughMemoryError
+from colorem.errors import ImageReadError, ImageTooLargeError, NotEnoughMemoryError, UnsupportedFormatError
 
 ImageInput = Union[str, os.PathLike, bytes, bytearray, BinaryIO, Image.Image, np.ndarray]
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: larger than any camera photo, far below a bomb
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".pgm", ".ppm")
 QUALITY_RANGE = (1, 100)  # JPEG and WebP quality
+# The formats colorem reads, as Pillow names them (PPM covers PGM and PBM too). Any other is refused before
+# its header is parsed: Pillow's rarer decoders are less hardened, and some (ICO, ICNS) decode an embedded
+# image whose size their header does not bound.
+READ_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "PPM")
+READ_FORMAT_NAMES = "JPEG, PNG, WebP, TIFF, BMP, GIF or PGM/PPM"
+# A progressive JPEG is decoded scan by scan, each pass over every pixel: thousands of empty 10-byte scans
+# cost minutes of CPU. Real encoders write about 10 (libjpeg's progressive script; mozjpeg and jpegli a few
+# more), so far fewer than this are ever seen in a photo.
+MAX_JPEG_SCANS = 100
+_SOS = b"\xff\xda"  # start-of-scan marker; in entropy-coded data a 0xFF byte is always stuffed (FF 00)
 FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF", "bmp": "BMP"}
 
 
@@ -130,10 +140,12 @@ def _decode(stream, label: str, max_pixels: int) -> Photo:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with Image.open(stream) as image:
+            with Image.open(stream, formats=READ_FORMATS) as image:
                 size = image.size
                 _check_pixels(size, label, max_pixels)
                 image_format = image.format
+                if image_format in ("JPEG", "MPO"):
+                    _check_scans(stream, label)
                 # Animations and multi-page files: the first frame, where Image.open leaves them. Never ask
                 # for n_frames: Pillow walks every page to count them (quadratic in a TIFF's page count).
                 image.load()
@@ -145,7 +157,7 @@ def _decode(stream, label: str, max_pixels: int) -> Photo:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageTooLargeError(label, "the image declares too many pixels (decompression bomb?)") from None
         except UnidentifiedImageError:
-            raise ImageReadError(label, "not a recognised image format") from None
+            raise UnsupportedFormatError(label, f"not a recognised image format (colorem reads {READ_FORMAT_NAMES})") from None
         except MemoryError:
             raise NotEnoughMemoryError(label, size) from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as error:
@@ -155,6 +167,20 @@ def _decode(stream, label: str, max_pixels: int) -> Photo:
             else:
                 reason = f"the image data is corrupt ({reason})"
             raise ImageReadError(label, reason) from None
+
+
+def _check_scans(stream, label: str) -> None:
+    """Count a JPEG's start-of-scan markers before it is decoded: a C-speed pass over the bytes, in slices."""
+    position, scans, tail = stream.tell(), 0, b""
+    stream.seek(0)
+    while chunk := stream.read(1 << 20):
+        block = tail + chunk
+        scans += block.count(_SOS)
+        tail = block[-1:]  # a marker split across two slices is counted once, in the second
+    stream.seek(position)
+    if scans > MAX_JPEG_SCANS:
+        raise ImageTooLargeError(label, f"the JPEG has {scans:,} scans, more than the {MAX_JPEG_SCANS} any photo "
+                                    "encoder writes (a decoding bomb?)")
 
 
 def _check_pixels(size: tuple[int, int], label: str, max_pixels: int) -> None:

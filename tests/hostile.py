@@ -67,6 +67,32 @@ def png_bomb(width: int = 40000, height: int = 40000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", body) + _png_chunk(b"IEND", b"")
 
 
+def png_rgba(width: int, height: int, rows: int | None = None) -> bytes:
+    """A black RGBA PNG of width x height; only its first `rows` rows are stored when given (a bomb that
+    needs no megabytes of zlib work to build)."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    row = b"\x00" * (1 + 4 * width)
+    compressor = zlib.compressobj(9)
+    body = b"".join(compressor.compress(row) for _ in range(height if rows is None else rows)) + compressor.flush()
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", body) + _png_chunk(b"IEND", b"")
+
+
+def ico_bomb(width: int = 9400, height: int = 9400, rows: int | None = 64) -> bytes:
+    """An .ico whose directory says 256x256 but whose one image is a width x height RGBA PNG: Pillow
+    decodes the PNG at its own size, which the ICO header does not bound (issue 33: 355 KB, 9400x9400)."""
+    image = png_rgba(width, height, rows)
+    entry = struct.pack("<BBBBHHII", 0, 0, 0, 0, 1, 32, len(image), 6 + 16)  # 0 x 0 means 256 x 256
+    return struct.pack("<HHH", 0, 1, 1) + entry + image
+
+
+def jpeg_scan_bomb(width: int = 256, height: int = 256, scans: int = 5000) -> bytes:
+    """A progressive gray JPEG followed by `scans` empty 10-byte AC scans: each costs the decoder a pass
+    over every block (about 1.8 ms at 25 MP), so 5000 of them in 50 KB cost seconds."""
+    data = _save(Image.new("L", (width, height), 128), "JPEG", progressive=True, quality=75)
+    empty = b"\xff\xda" + struct.pack(">HBBBBBB", 8, 1, 1, 0x00, 1, 63, 0x10)  # component 1, AC 1..63, refinement
+    return data[:-2] + empty * scans + b"\xff\xd9"  # before the end-of-image marker
+
+
 def _animated(fmt: str) -> bytes:
     frames = [photo(48, 32, seed=i).convert("RGB") for i in range(3)]
     return _save(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
@@ -128,6 +154,14 @@ def build_cases() -> list[Case]:
         Case("document.jpg", _save(photo(), "PDF"), "rejected", "not a recognised image"),
         Case("archive.jpg", _zip(), "rejected", "not a recognised image"),
         Case("bomb.png", png_bomb(), "rejected", "pixels"),
+        Case("ico-bomb.ico", ico_bomb(), "rejected", "not a recognised image format", "an ICO is not read: its "
+             "header does not bound the PNG inside, which is 9400x9400"),
+        Case("scan-bomb.jpg", jpeg_scan_bomb(), "rejected", "5,006 scans", "refused before decoding"),
+        Case("targa.tga", _save(photo(30, 20), "TGA"), "rejected", "not a recognised image format", "not a listed format"),
+        Case("paintbrush.pcx", _save(photo(30, 20), "PCX"), "rejected", "not a recognised image format"),
+        Case("silicon-graphics.sgi", _save(photo(30, 20), "SGI"), "rejected", "not a recognised image format"),
+        Case("graymap.pgm", _save(photo(30, 20).convert("L"), "PPM"), "colorized", (30, 20), "PGM is read"),
+        Case("pixmap.ppm", _save(photo(30, 20), "PPM"), "colorized", (30, 20), "PPM is read"),
         Case("one-pixel.png", _save(Image.new("L", (1, 1), 128), "PNG"), "colorized", (1, 1)),
         Case("panorama.jpg", _save(photo(20000, 200).convert("L"), "JPEG", quality=80), "colorized", (20000, 200)),
         Case("sixteen-bit.png", _save(sixteen, "PNG"), "colorized", (96, 64)),

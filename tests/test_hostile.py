@@ -11,6 +11,7 @@ from PIL import Image
 import colorem
 from colorem.cli import main
 from colorem.errors import ColoremError, ImageReadError
+from colorem.imageio import IMAGE_EXTENSIONS
 from tests.hostile import build_cards, build_cases, write_card_case, write_corpus
 
 CASES = build_cases()
@@ -56,8 +57,20 @@ def test_cli_on_a_hostile_folder(tmp_path, tiny_weights, capsys):
     good = sorted(c.filename.rsplit(".", 1)[0] + ".png" for c in corpus if c.outcome == "colorized")
     assert produced == good  # every good file done, nothing else: no partial or temporary files left
     for case in corpus:
-        if case.outcome == "rejected":
+        if case.outcome == "rejected" and case.filename.endswith(IMAGE_EXTENSIONS):  # a folder lists only these
             assert re.search(rf"failed: .*{re.escape(case.filename)}: .*({case.expect})", err), case.filename
+
+
+@pytest.mark.parametrize("name", ["ico-bomb.ico", "targa.tga", "scan-bomb.jpg"])
+def test_cli_refuses_an_unlisted_format_or_a_scan_bomb_named_directly(name, tmp_path, tiny_weights, capsys):
+    """Issue 33: an .ico (whose PNG inside is 9400x9400) or a .tga named on the command line is refused
+    as a format colorem does not read; a JPEG of 5,006 scans as a decoding bomb. Nothing is written."""
+    case = next(case for case in CASES if case.filename == name)
+    path = case.write(tmp_path)
+    code = main(["colorize", str(path), "-o", str(tmp_path / "out.png"), "--model", str(tiny_weights)])
+    err = capsys.readouterr().err
+    assert code == 1 and not (tmp_path / "out.png").exists()
+    assert re.search(rf"failed: .*{re.escape(name)}: .*({case.expect})", err), err
 
 
 @pytest.mark.parametrize("case", CARDS, ids=[c.name for c in CARDS])

@@ -41,8 +41,8 @@ MAX_UPLOAD_MB = 4
 def expected_status(case) -> int:
     if case.outcome == "colorized":
         return 200
-    if "pixels" in case.expect:
-        return 413  # decompression bomb
+    if "pixels" in case.expect or "scans" in case.expect:
+        return 413  # decompression bomb, JPEG scan bomb
     if "not a recognised image" in case.expect:
         return 415
     return 422  # empty, truncated, corrupt

@@ -24,9 +24,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
 from colorem import __version__
-from colorem.errors import ImageReadError, ImageTooLargeError, ModelOutputError
+from colorem.errors import ImageReadError, ImageTooLargeError, ModelOutputError, UnsupportedFormatError
 from colorem.hints import MAX_HINTS, HintError
-from colorem.imageio import encode_image, read_image
+from colorem.imageio import READ_FORMAT_NAMES, encode_image, read_image
 from colorem.limits import RENDER_SIZE, SATURATION
 from colorem.models import list_models
 from colorem.serve.samples import load_samples
@@ -189,9 +189,10 @@ def _content_disposition(filename: str, image_format: str) -> str:
 
 def _status_for(error: ImageReadError) -> tuple[int, str]:
     if isinstance(error, ImageTooLargeError):
-        return 413, f"The image has too many pixels: {error.reason}."
-    if error.reason == "not a recognised image format":
-        return 415, "That file is not an image colorem can read (use JPEG, PNG, WebP, BMP, TIFF or GIF)."
+        what = "has too many pixels" if "pixels" in error.reason else "would take too much work to decode"
+        return 413, f"The image {what}: {error.reason}."
+    if isinstance(error, UnsupportedFormatError):
+        return 415, f"That file is not an image colorem can read (use {READ_FORMAT_NAMES})."
     if error.reason == "the data is empty":
         return 422, "The file is empty."
     return 422, "The image is corrupt or truncated."
@@ -352,7 +353,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "type": "object",
         "required": ["file"],
         "properties": {
-            "file": {"type": "string", "format": "binary", "description": "the photo (JPEG, PNG, WebP, BMP, TIFF, GIF)"},
+            "file": {"type": "string", "format": "binary", "description": f"the photo ({READ_FORMAT_NAMES})"},
             "saturation": {"type": "number", "minimum": SATURATION[0], "maximum": SATURATION[1], "default": 1.0},
             "render_size": {"type": "integer", "minimum": RENDER_SIZE[0], "maximum": settings.max_render_size,
                             "description": "default: the model's (GET /api/config)"},

@@ -265,7 +265,7 @@ async function loadConfig() {
     const response = await fetch("/api/config");
     if (response.ok) config = await response.json();
   } catch (ignored) { /* keep the defaults */ }
-  ui.limits.textContent = `JPEG, PNG, WebP, BMP, TIFF or GIF, up to ${megabytes(config.max_upload_bytes)}.`;
+  ui.limits.textContent = `JPEG, PNG, WebP, TIFF, BMP, GIF or PGM/PPM, up to ${megabytes(config.max_upload_bytes)}.`;
   const [low, high] = config.render_size_range;
   const sizes = new Set([128, 192, 256, 384, 512, 768, 1024, config.render_size]);
   for (const size of [...sizes].filter((s) => s >= low && s <= high).sort((a, b) => a - b)) {

@@ -286,3 +286,19 @@ def test_a_recursive_glob_keeps_the_folders_below_it_and_follows_a_link_loop_onc
     assert main(["colorize", str(tmp_path / "cam" / "**" / "*.jpg"), "-r", "-o", str(out), "--model", str(tiny_weights)]) == 0
     assert "colorized 2, skipped 0, failed 0" in capsys.readouterr().err
     assert sorted(str(path.relative_to(out)) for path in out.rglob("*.jpg")) == ["2019/IMG_0001.jpg", "2020/IMG_0001.jpg"]
+
+
+@pytest.mark.parametrize("package, extra, argv", [
+    ("onnxscript", "onnx", ["export", "{weights}", "-o", "{tmp}/d.onnx"]),
+    ("onnxruntime", "onnx", ["colorize", "{photo}", "-o", "{tmp}/c.png", "--model", "{weights}", "--backend", "onnxruntime"]),
+    ("braceexpand", "train", ["train", "--data", "{tmp}/shard-{{000..001}}.tar", "--out", "{tmp}/run", "--set", "run.steps=1"]),
+], ids=["export-onnx", "colorize-onnxruntime", "train-shards"])
+def test_a_missing_extra_is_one_line_naming_it(package, extra, argv, tiny_weights, tmp_path, monkeypatch, capsys):
+    """Issue 33 item 4: after a plain install these ended in ModuleNotFoundError tracebacks."""
+    monkeypatch.setitem(sys.modules, package, None)  # `import package` now fails as if it were not installed
+    photo(40, 30).convert("L").save(tmp_path / "p.jpg")
+    values = {"weights": tiny_weights, "tmp": tmp_path, "photo": tmp_path / "p.jpg"}
+    code, err = run_cli([part.format(**values) for part in argv], capsys)
+    assert code == 2
+    assert err.strip() == (f"colorem: error: colorem {argv[0]} needs {package}, which is not installed: "
+                           f'pip install ".[{extra}]" in the colorem checkout')

@@ -9,7 +9,12 @@ import sys
 import threading
 
 from colorem import __version__
-from colorem.errors import ColoremError
+from colorem.errors import ColoremError, install_hint
+
+# The optional packages a subcommand may import and the extra that installs each (pyproject.toml).
+EXTRAS = {"onnx": "onnx", "onnxscript": "onnx", "onnxruntime": "onnx", "webdataset": "train", "braceexpand": "train",
+          "tensorboard": "train", "av": "video", "fastapi": "serve", "starlette": "serve", "uvicorn": "serve",
+          "multipart": "serve", "python_multipart": "serve", "swagger_ui_bundle": "serve", "timm": "timm"}
 
 # Each subcommand lives in colorem/cli/<module>.py with register(subparsers); imported lazily so
 # `colorem colorize` does not pay for the server or trainer imports.
@@ -64,12 +69,30 @@ def main(argv: list[str] | None = None) -> int:
     except ColoremError as error:
         print(f"colorem: error: {error}", file=sys.stderr)
         return 2
+    except ImportError as error:
+        missing = missing_package(error)
+        if missing is None:
+            raise
+        print(f"colorem: error: colorem {args.command} needs {missing}, which is not installed: "
+              f"{install_hint(EXTRAS[missing])}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as interrupt:
         print("terminated" if isinstance(interrupt, Terminated) else "interrupted", file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def missing_package(error: BaseException | None) -> str | None:
+    """The optional package whose absence caused `error` (looked for along its causes, since colorem wraps some
+    ImportErrors in its own), when an extra installs it; else None: a real bug keeps its traceback."""
+    while error is not None:
+        name = getattr(error, "name", None) if isinstance(error, ModuleNotFoundError) else None
+        if name and name.split(".")[0] in EXTRAS:
+            return name.split(".")[0]
+        error = error.__cause__ or error.__context__
+    return None
 
 
 class Terminated(KeyboardInterrupt):

@@ -4,6 +4,7 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -302,3 +303,40 @@ def test_a_missing_extra_is_one_line_naming_it(package, extra, argv, tiny_weight
     assert code == 2
     assert err.strip() == (f"colorem: error: colorem {argv[0]} needs {package}, which is not installed: "
                            f'pip install ".[{extra}]" in the colorem checkout')
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's /sys")
+def test_an_output_folder_nobody_can_write_is_exit_2_before_reading(tiny_weights, tmp_path, capsys):
+    """Issue 33 item 5: as root, os.access called /sys writable; the photo was read, then its .part failed."""
+    photo(40, 30).convert("L").save(tmp_path / "x.jpg")
+    code, err = run_cli(["colorize", str(tmp_path / "x.jpg"), "-o", "/sys/x.png", "--model", str(tiny_weights)], capsys)
+    assert code == 2
+    assert err.strip().splitlines() == [err.strip()] and "cannot write in the output folder /sys" in err
+
+
+def test_export_refuses_to_write_over_its_own_source(tiny_weights, tmp_path, capsys):
+    """Issue 33 item 6: weights exported onto themselves were silently replaced (13.7 -> 27.4 MB)."""
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(tiny_weights.read_bytes())
+    weights.with_suffix(".json").write_bytes(tiny_weights.with_suffix(".json").read_bytes())
+    before = weights.read_bytes()
+    code, err = run_cli(["export", str(weights), "-o", str(tmp_path / "." / "w.safetensors"), "--fp16"], capsys)
+    assert code == 2 and "would write over the input" in err
+    assert weights.read_bytes() == before
+
+
+class NotATensor:
+    """A class a pickle can name: torch.load(weights_only=True) refuses it."""
+
+
+@pytest.mark.parametrize("kind", ["text", "pickle"])
+def test_export_of_a_file_that_is_no_checkpoint_says_so_without_torchs_advice(kind, tmp_path, capsys):
+    """Issue 33 item 7: torch's refusal advised re-running with weights_only=False, i.e. unpickling."""
+    source = tmp_path / ("notes.md" if kind == "text" else "evil.pt")
+    if kind == "text":
+        source.write_text("# not weights\n")
+    else:
+        torch.save({"x": NotATensor()}, source)
+    code, err = run_cli(["export", str(source), "-o", str(tmp_path / "y.safetensors")], capsys)
+    assert code == 2 and f"{source} is not a" in err
+    assert "weights_only" not in err and "Weights only" not in err and len(err.strip().splitlines()) == 1

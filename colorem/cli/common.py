@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -73,8 +74,11 @@ def prepare_output(output: Path, single_file: bool, option: str = "-o") -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OptionError(f"cannot make the output folder {folder}: {error.strerror or error}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OptionError(f"cannot write in the output folder {folder}: permission denied")
+    try:  # a real file, not os.access: root passes that test in /sys and /proc, then fails at each photo
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".colorem-probe-"):
+            pass
+    except OSError as error:
+        raise OptionError(f"cannot write in the output folder {folder}: {error.strerror or error}") from None
 
 
 def refuse_writing_over_inputs(pairs: Iterable[tuple[Path, Path]], output: Path) -> None:

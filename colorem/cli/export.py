@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import zipfile
 from pathlib import Path
 
-from colorem.cli.common import prepare_output, ranged
-from colorem.errors import OptionError
+from colorem.cli.common import prepare_output, ranged, refuse_writing_over_inputs
+from colorem.errors import ColoremError, OptionError
 from colorem.limits import CARD_RENDER_SIZE
 
 
@@ -62,17 +63,44 @@ def run(args: argparse.Namespace) -> int:
                               f"-o {output})")
     elif args.int8 or args.calibration:
         raise OptionError("--int8 and --calibration quantize a .onnx output; -o names a .safetensors")
+    source = Path(args.source)
+    check_source(source)
+    # weights re-carded in place would be read and replaced at once: refused, as colorize refuses its input
+    refuse_writing_over_inputs([(source, output), (source.with_suffix(".json"), output.with_suffix(".json"))], output)
     prepare_output(output, single_file=True)  # an unwritable folder: one line, exit 2, before the run is read
-    if export_format == "onnx":
-        return _export_onnx(args, output)
-    from colorem.train.export import export
+    try:
+        if export_format == "onnx":
+            return _export_onnx(args, output)
+        from colorem.train.export import export
 
-    path = export(args.source, output, dtype=torch.float16 if args.fp16 else None, use_ema=not args.no_ema,
-                  name=args.name, description=args.description, render_size=args.render_size, vibrance=args.vibrance,
-                  temperature=args.temperature, prior_correction=args.prior_correction, ab_prior=args.ab_prior,
-                  average_with=args.average_with)
+        path = export(args.source, output, dtype=torch.float16 if args.fp16 else None, use_ema=not args.no_ema,
+                      name=args.name, description=args.description, render_size=args.render_size,
+                      vibrance=args.vibrance, temperature=args.temperature, prior_correction=args.prior_correction,
+                      ab_prior=args.ab_prior, average_with=args.average_with)
+    except ColoremError as error:
+        if "UnpicklingError" not in str(error):
+            raise
+        # torch's refusal advises loading with weights_only=False, i.e. unpickling: never colorem's advice
+        raise OptionError(f"{source} is not a colorem checkpoint: it holds something other than tensors and plain "
+                          "containers (or is corrupt), and colorem never unpickles other objects") from None
     print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0
+
+
+def check_source(source: Path) -> None:
+    """A file given as SOURCE is exported weights (.safetensors, or its .json card) or a checkpoint, which
+    torch.save writes as a zip archive holding data.pkl; anything else is named for what it is not here, before
+    torch reads it."""
+    if not source.is_file() or source.suffix in (".safetensors", ".json"):
+        return  # a run folder, or a missing path: the export says which
+    try:
+        with zipfile.ZipFile(source) as archive:
+            if any(name.endswith("/data.pkl") or name == "data.pkl" for name in archive.namelist()):
+                return
+    except (zipfile.BadZipFile, OSError):
+        pass
+    raise OptionError(f"{source} is not a training run folder, a checkpoint (.pt, a PyTorch archive) or exported "
+                      ".safetensors weights")
 
 
 def _export_onnx(args: argparse.Namespace, output: Path) -> int:

@@ -75,6 +75,23 @@ def is_video(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
+# ISO media brands of still images (AVIF, HEIF): an "ftyp" box alone does not make a file a video.
+_IMAGE_BRANDS = (b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1")
+
+
+def sniff_video(path: str | os.PathLike) -> bool:
+    """Whether a file's first bytes are those of a video container (MP4/MOV, Matroska/WebM, AVI, FLV), whatever
+    its name; False for anything unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        return False
+    return ((head[4:8] == b"ftyp" and head[8:12] not in _IMAGE_BRANDS) or head[4:8] in (b"moov", b"mdat", b"wide")
+            or head.startswith(b"\x1a\x45\xdf\xa3") or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
+            or head.startswith(b"FLV\x01"))
+
+
 @torch.inference_mode()
 def colorize_video(colorizer: Colorizer, source: str | os.PathLike, target: str | os.PathLike,
                    options: VideoOptions = VideoOptions(),

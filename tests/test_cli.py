@@ -340,3 +340,34 @@ def test_export_of_a_file_that_is_no_checkpoint_says_so_without_torchs_advice(ki
     code, err = run_cli(["export", str(source), "-o", str(tmp_path / "y.safetensors")], capsys)
     assert code == 2 and f"{source} is not a" in err
     assert "weights_only" not in err and "Weights only" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_output_name_with_an_unknown_extension_is_refused(tiny_weights, tmp_path, capsys):
+    """Issue 33 item 8: -o out.xyz silently became a folder out.xyz/."""
+    photo(40, 30).convert("L").save(tmp_path / "x.jpg")
+    code, err = run_cli(["colorize", str(tmp_path / "x.jpg"), "-o", str(tmp_path / "out.xyz"), "--model", str(tiny_weights)], capsys)
+    assert code == 2 and "not .xyz" in err and not (tmp_path / "out.xyz").exists()
+    code, err = run_cli(["colorize", str(tmp_path / "x.jpg"), "-o", str(tmp_path / "out.d") + "/", "--model", str(tiny_weights)], capsys)
+    assert code == 0 and (tmp_path / "out.d" / "x.jpg").is_file()  # a trailing slash: a folder
+
+
+def _tiny_clip(path: Path) -> Path:
+    av = pytest.importorskip("av")
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for index in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32), 40 * index, np.uint8), format="gray")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("name, output", [("clip.mp4", "out.mp4"), ("clip-without-extension", "out")])
+def test_a_video_given_to_colorize_is_sent_to_colorem_video(name, output, tiny_weights, tmp_path, capsys):
+    """Issue 33 item 8: clip.mp4 -o out.mp4 made an empty folder out.mp4/, then failed as "not a recognised
+    image format". A video is known by its first bytes, whatever its name."""
+    clip = _tiny_clip(tmp_path / name)
+    code, err = run_cli(["colorize", str(clip), "-o", str(tmp_path / output), "--model", str(tiny_weights)], capsys)
+    assert code == 2 and f"{clip} is a video: colorize it with colorem video {clip} -o " in err
+    assert not (tmp_path / output).exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from colorem.folder import (FolderOptions, ItemResult, colorize_files, failure_r
 from colorem.hints import Hint, HintError, parse_hint_argument, parse_hints_json
 from colorem.imageio import FORMATS, IMAGE_EXTENSIONS, QUALITY_RANGE, write_image
 from colorem.limits import RENDER_SIZE, SATURATION
+from colorem.video import is_video, sniff_video
 
 OUTPUT_FORMATS = ("same", "png", "jpg", "webp", "tif")
 
@@ -133,10 +135,15 @@ def run(args: argparse.Namespace) -> int:
     if not inputs and not unmatched:
         print("colorem: nothing to colorize", file=sys.stderr)
         return 2
+    videos = [source for source, _ in inputs if source.suffix.lower() not in IMAGE_EXTENSIONS and sniff_video(source)]
+    if videos:  # else -o out.mp4 became a folder and the video failed as "not a recognised image format"
+        raise OptionError(f"{videos[0]} is a video: colorize it with colorem video {videos[0]} -o "
+                          f"{output if is_video(output) else output / videos[0].name}")
+    if output.suffix and extension not in FORMATS and not output.is_dir() and not args.output.endswith(("/", os.sep)):
+        raise OptionError(f"-o {output}: colorem writes {', '.join(sorted(set(FORMATS)))} files, not .{extension} "
+                          f"(for a folder, write -o {output}/)")
     if hints and len(inputs) > 1:
         raise HintError(f"hints are in one photo's pixels: give exactly one input photo with --hint/--hints, not {len(inputs)}")
-    if f".{extension}" in IMAGE_EXTENSIONS and not single_file and not output.is_dir():
-        raise OptionError(f"-o {output}: colorem writes {', '.join(sorted(set(FORMATS)))} files, not .{extension}")
     if single_file and len(inputs) > 1:
         raise ColoremError(f"-o {output} names one file, but {len(inputs)} photos were given; "
                            f"give a folder for several (e.g. -o {output.with_suffix('')}/)")

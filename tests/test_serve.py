@@ -608,3 +608,18 @@ def test_unknown_or_doubled_options_are_422_not_ignored(client, params, fields, 
 def test_a_trailing_slash_is_a_json_404_not_a_bare_redirect(client, path):
     response = client.post(path) if "colorize" in path else client.get(path)
     assert_error(response, 404)
+
+
+@pytest.mark.parametrize("params, fields, files, names", [
+    ([("saturation", "1"), ("saturation", "2")], {}, [], ["saturation"]),
+    ([], {"saturation": ["1", "2"]}, [], ["saturation"]),
+    ([], {}, [("file", ("second.jpg", b"x", "image/jpeg"))], ["file"]),
+    ([], {"hints": "[]"}, [("hints", ("hints.json", b"[]", "application/json"))], ["hints"]),
+], ids=["query", "form", "two-files", "two-hints"])
+def test_an_option_given_twice_in_one_place_is_422(client, params, fields, files, names):
+    """Issue 33 item 9: the last of -F saturation=1 -F saturation=2 (or of two file or hints parts) won."""
+    response = client.post("/api/colorize", params=params, data=fields,
+                           files=[("file", ("photo.jpg", photo_bytes(20, 10), "image/jpeg")), *files])
+    body = assert_error(response, 422)
+    assert [problem["field"] for problem in body["detail"]] == names
+    assert "given more than once" in body["error"]

@@ -392,7 +392,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Asking once resumes reading the connection (uvicorn pauses it once a body is complete), so a client
             # that leaves while its photo waits is seen when the slot comes (Gate.slot).
             await request.is_disconnected()
-            values = gather_options(dict(request.query_params), upload.fields)
+            values = gather_options(request.query_params.multi_items(), upload.fields, upload.doubled)
             options = parse_options(values, state.colorizer.render_size, settings.max_render_size)
             async with gate.slot(request):
                 started = time.perf_counter()

@@ -43,6 +43,7 @@ class Upload:
     data: bytes
     filename: str
     fields: dict[str, str]
+    doubled: tuple[str, ...] = ()  # form fields (the file too) given more than once: a 422 in gather_options
 
 
 @dataclass
@@ -117,6 +118,8 @@ async def _read_upload(request: Request, max_bytes: int) -> Upload:
         data = await upload.read(max_bytes + 1)
         if len(data) > max_bytes:
             raise too_large(max_bytes)
+        names = [key for key, _ in form.multi_items()]
+        doubled = tuple(dict.fromkeys(name for name in names if names.count(name) > 1))
         fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
         hints = form.get("hints")
         if isinstance(hints, UploadFile):  # the page's exported hints file, sent as a file (curl -F hints=@f.json)
@@ -125,7 +128,7 @@ async def _read_upload(request: Request, max_bytes: int) -> Upload:
                 raise ApiError(422, f"Invalid options: hints: the hints file is over {MAX_FIELD_BYTES // 1024} KiB",
                                [{"field": "hints", "message": f"over {MAX_FIELD_BYTES // 1024} KiB"}])
             fields["hints"] = text.decode("utf-8", errors="replace")
-        return Upload(data=data, filename=upload.filename or "photo", fields=fields)
+        return Upload(data=data, filename=upload.filename or "photo", fields=fields, doubled=doubled)
     finally:
         await form.close()
 
@@ -133,11 +136,17 @@ async def _read_upload(request: Request, max_bytes: int) -> Upload:
 OPTIONS = ("saturation", "render_size", "format", "hints")  # hints: a form field or file only (JSON is long)
 
 
-def gather_options(query: dict[str, str], fields: dict[str, str]) -> dict[str, str]:
-    """The options of one request, from its query string and its form fields; a name colorem does not know
-    (render-size for render_size, say) or one given in both places is a 422, never silently ignored."""
+def gather_options(query_items: list[tuple[str, str]], fields: dict[str, str],
+                   doubled_fields: tuple[str, ...] = ()) -> dict[str, str]:
+    """The options of one request, from its query string (name, value pairs, as sent) and its form fields; a
+    name colorem does not know (render-size for render_size, say), or one given twice (in both places, or twice
+    in one: which was meant?) is a 422, never silently ignored."""
+    names = [name for name, _ in query_items]
+    query = dict(query_items)
+    doubled = [*dict.fromkeys(name for name in names if names.count(name) > 1), *doubled_fields]
     problems = [{"field": name, "message": "is not an option (they are: " + ", ".join(OPTIONS) + ")"}
                 for name in (*query, *fields) if name not in OPTIONS]
+    problems += [{"field": name, "message": "is given more than once"} for name in doubled]
     if "hints" in query:
         problems.append({"field": "hints", "message": "goes in a form field, not the query string"})
     problems += [{"field": name, "message": "is given both in the query string and as a form field"}

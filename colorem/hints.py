@@ -54,6 +54,9 @@ class Hint:
     def from_dict(cls, values: dict) -> "Hint":
         if not isinstance(values, dict) or not {"x", "y", "color"} <= set(values):
             raise HintError(f"a hint is an object with x, y and color, not {values!r}")
+        unknown = [key for key in values if key not in ("x", "y", "color")]
+        if unknown:  # a misspelt or misplaced field is refused, never silently dropped
+            raise HintError(f"a hint has x, y and color only, not {', '.join(map(repr, unknown))}")
         return cls(values["x"], values["y"], values["color"])
 
     def to_dict(self) -> dict:
@@ -66,11 +69,11 @@ def parse_color(color) -> tuple[int, int, int]:
     if isinstance(color, str):
         match = _HEX.fullmatch(color.strip())
         if not match:
-            try:
-                return ImageColor.getcolor(color.strip(), "RGB")  # type: ignore[return-value]
-            except ValueError:
-                raise HintError(f"hint colour {color!r} is neither sRGB hex such as #3a6ea5 nor a CSS colour name "
-                                "such as steelblue") from None
+            # Names only: Pillow would also read #rgba, #rrggbbaa, rgb(), hsl() and hsv(), which are not documented
+            if color.strip().lower() not in ImageColor.colormap:
+                raise HintError(f"hint colour {color!r} is neither sRGB hex (#rrggbb or #rgb) such as #3a6ea5 nor a "
+                                "CSS colour name such as steelblue")
+            return ImageColor.getcolor(color.strip().lower(), "RGB")  # type: ignore[return-value]
         digits = match.group(1)
         if len(digits) == 3:
             digits = "".join(2 * digit for digit in digits)

@@ -115,7 +115,8 @@ def test_colours_parse(color, rgb):
     assert parse_color(color) == rgb
 
 
-@pytest.mark.parametrize("color", ["#12345", "bleu", "", "#gg0000", (256, 0, 0), (1, 2), (1.5, 2, 3), None])
+@pytest.mark.parametrize("color", ["#12345", "bleu", "", "#gg0000", (256, 0, 0), (1, 2), (1.5, 2, 3), None,
+                                   "#ff00", "#ff0000ff", "rgb(1,2,3)", "hsl(0,50%,50%)", "hsv(0,50%,50%)"])
 def test_bad_colours_are_clear_errors(color):
     with pytest.raises(HintError, match="colour"):
         parse_color(color)

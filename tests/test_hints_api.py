@@ -138,6 +138,9 @@ def test_cli_hints_land_where_they_should(hint_weights, big_gray, tmp_path):
     (["--hint", "left,600,#b22222"], "must be numbers"),
     (["--hint", "400,600,#zz2222"], "neither sRGB hex"),
     (["--hint", "400,600,rgb(1,2)"], "neither sRGB hex"),
+    (["--hint", "400,600,#ff00"], "neither sRGB hex"),  # issue 33: #rgba and rgb() were taken through Pillow
+    (["--hint", "400,600,rgb(1,2,3)"], "neither sRGB hex"),
+    (["--hints", '[{"x": 1, "y": 1, "color": "red", "extra": 1}]'], "x, y and color only, not 'extra'"),
     (["--hint", "4000,600,#b22222"], "outside the 2000x1200 photo"),
     (["--hints", "missing.json"], "cannot read the hints file"),
     (["--hints", "{bad json"], "not valid JSON"),
@@ -209,6 +212,9 @@ def test_rest_hints_field(client):
     ("[{", "not valid JSON"),
     ('[{"x": 1, "y": 1, "color": "rouge"}]', "neither sRGB hex"),
     ('{"x": 1}', "must be a list of"),
+    ('[{"x": 1, "y": 1, "color": "#ff00"}]', "neither sRGB hex"),  # issue 33: once taken as #rgba
+    ('[{"x": 1, "y": 1, "color": "rgb(1,2,3)"}]', "neither sRGB hex"),
+    ('[{"x": 1, "y": 1, "color": "red", "extra": 1}]', "x, y and color only, not 'extra'"),
     ("[" * 20_000 + "]" * 20_000, "nested too deeply"),  # 40 KB; once a 500 (RecursionError)
     ([{"x": 500, "y": 1, "color": "#b22222"}], "outside the 300x200 photo"),
     ([{"x": 1, "y": 1, "color": "#b22222"}] * (MAX_HINTS + 1), f"at most {MAX_HINTS}"),

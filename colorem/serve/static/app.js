@@ -474,7 +474,10 @@ function hexColor(text) {
   if (typeof text !== "string") return null;
   const trimmed = text.trim();
   if (/^currentcolor$/i.test(trimmed)) return null; // the canvas's current colour (black), not one the server knows
-  const color = /^([0-9a-f]{6}|[0-9a-f]{3})$/i.test(trimmed) ? "#" + trimmed : trimmed;
+  // hex or a name only: the canvas would also read rgb(), hsl() and #rgba, which the server refuses
+  const hex = /^#?([0-9a-f]{6}|[0-9a-f]{3})$/i.exec(trimmed);
+  if (!hex && !/^[a-z]+$/i.test(trimmed)) return null;
+  const color = hex ? "#" + hex[1] : trimmed;
   const context = document.createElement("canvas").getContext("2d");
   const read = ["#000000", "#ffffff"].map((sentinel) => {
     context.fillStyle = sentinel;
@@ -497,6 +500,8 @@ function readHints(text) {
     if (!(item && Number.isFinite(item.x) && Number.isFinite(item.y) && color)) {
       throw new Error(`hint ${index + 1} is not {x, y, color: "#rrggbb" or a colour name}`);
     }
+    const unknown = Object.keys(item).filter((key) => !["x", "y", "color"].includes(key));
+    if (unknown.length) throw new Error(`hint ${index + 1} has x, y and color only, not ${unknown.join(", ")}`);
     if (item.x < 0 || item.x >= width || item.y < 0 || item.y >= height) {
       throw new Error(`hint ${index + 1} at (${item.x}, ${item.y}) lies outside this ${width}×${height} photo`);
     }

@@ -136,15 +136,23 @@ def hint_map(hints: list[Hint], photo_size: tuple[int, int], render_size: int | 
     channels = torch.zeros(1, HINT_CHANNELS, out_h, out_w)
     if not hints:
         return channels
+    check_inside(hints, photo_size)
     colours = torch.tensor([parse_color(hint.color) for hint in hints], dtype=torch.float32) / 255.0
     ab = rgb_to_lab(colours.T[None, :, :, None])[0, 1:, :, 0].T  # (N, 2)
     for hint, (a, b) in zip(hints, ab.tolist()):
-        x, y = _coordinate(hint.x, "x"), _coordinate(hint.y, "y")
-        if not (0 <= x < width and 0 <= y < height):
-            raise HintError(f"hint at ({hint.x}, {hint.y}) lies outside the {width}x{height} photo")
+        x, y = float(hint.x), float(hint.y)
         column, row = min(int(x * out_w / width), out_w - 1), min(int(y * out_h / height), out_h - 1)
         channels[0, :, row, column] = torch.tensor([a / AB_MAX, b / AB_MAX, 1.0])
     return channels
+
+
+def check_inside(hints, photo_size: tuple[int, int]) -> None:
+    """A HintError for the first hint outside a photo of (width, height) pixels."""
+    width, height = photo_size
+    for hint in hints:
+        x, y = _coordinate(hint.x, "x"), _coordinate(hint.y, "y")
+        if not (0 <= x < width and 0 <= y < height):
+            raise HintError(f"hint at ({hint.x}, {hint.y}) lies outside the {width}x{height} photo")
 
 
 def spread_hints(hints: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

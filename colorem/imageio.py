@@ -169,6 +169,18 @@ def _decode(stream, label: str, max_pixels: int) -> Photo:
             raise ImageReadError(label, reason) from None
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of an image file as read_image would return it (EXIF orientation applied), from its
+    header alone: nothing is decoded."""
+    try:
+        with Image.open(path, formats=READ_FORMATS) as image:
+            width, height = image.size
+            turned = image.getexif().get(0x0112) in (5, 6, 7, 8)  # orientations that swap width and height
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ImageReadError(str(path), f"cannot read its size ({error})") from None
+    return (height, width) if turned else (width, height)
+
+
 def _check_scans(stream, label: str) -> None:
     """Count a JPEG's start-of-scan markers before it is decoded: a C-speed pass over the bytes, in slices."""
     position, scans, tail = stream.tell(), 0, b""

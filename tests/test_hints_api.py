@@ -326,3 +326,13 @@ def test_the_shipped_model_takes_a_hints_colour_where_it_was_given():
     assert hinted[:, spot[0], spot[1]].mean((1, 2)).norm() > 0.7 * hint_ab.norm()
     toward = lambda ab: (ab[:, planks[0], planks[1]].mean((1, 2)) @ hint_ab / hint_ab.norm())  # noqa: E731
     assert toward(hinted) > toward(plain) + 10  # the planks around the hint turn green, not a dot alone
+
+
+def test_cli_checks_hints_before_skipping_an_existing_output(hint_weights, tmp_path, capsys):
+    """Issue 33 item 11: with the output already there, a hint outside the photo was "skipped 1", exit 0."""
+    source, target = tmp_path / "p.png", tmp_path / "out.png"
+    photo(300, 200).convert("L").save(source)
+    target.write_bytes(b"an earlier result")
+    assert main(["colorize", str(source), "-o", str(target), "--model", str(hint_weights), "--hint", "9999,5,red"]) == 2
+    assert "outside the 300x200 photo" in capsys.readouterr().err
+    assert target.read_bytes() == b"an earlier result"

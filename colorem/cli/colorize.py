@@ -16,8 +16,8 @@ from colorem.colorize import Colorizer
 from colorem.errors import ColoremError, OptionError
 from colorem.folder import (FolderOptions, ItemResult, colorize_files, failure_reason, rank_share, split_existing,
                             target_for)
-from colorem.hints import Hint, HintError, parse_hint_argument, parse_hints_json
-from colorem.imageio import FORMATS, IMAGE_EXTENSIONS, QUALITY_RANGE, write_image
+from colorem.hints import Hint, HintError, check_inside, parse_hint_argument, parse_hints_json
+from colorem.imageio import FORMATS, IMAGE_EXTENSIONS, QUALITY_RANGE, image_size, write_image
 from colorem.limits import RENDER_SIZE, SATURATION
 from colorem.video import is_video, sniff_video
 
@@ -158,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"failed: {pattern}: the pattern matched no files", file=sys.stderr)
     # Under torchrun, this rank's share; everything otherwise. Outputs that exist are done: a rerun resumes.
     todo, done = split_existing(rank_share(inputs), options)
+    if hints and done:  # skipped, but a hint outside the photo is still a usage error, not "skipped 1"
+        check_inside(hints, image_size(done[0][0]))
     counts = {"done": 0, "skipped": len(done), "failed": len(unmatched)}
     if todo or done:
         _colorize(args, todo, options, counts, hints, one_file=len(inputs) == 1)

@@ -142,6 +142,7 @@ def test_cli_hints_land_where_they_should(hint_weights, big_gray, tmp_path):
     (["--hint", "400,600,rgb(1,2,3)"], "neither sRGB hex"),
     (["--hints", '[{"x": 1, "y": 1, "color": "red", "extra": 1}]'], "x, y and color only, not 'extra'"),
     (["--hint", "4000,600,#b22222"], "outside the 2000x1200 photo"),
+    (["--hint", "-1,5,#b22222"], "hint at (-1.0, 5.0) lies outside"),  # issue 33: argparse's "expected one argument"
     (["--hints", "missing.json"], "cannot read the hints file"),
     (["--hints", "{bad json"], "not valid JSON"),
     (["--hints", "[" * 100_000 + "]" * 100_000], "nested too deeply"),  # once a RecursionError traceback

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import signal
 import sys
 import threading
@@ -54,7 +55,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = join_negative_values(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -82,6 +83,21 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+NEGATIVE_VALUE = re.compile(r"-[0-9.][^=]*")  # "-1,5,red": argparse takes it for an option, "expected one argument"
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """`--hint -1,5,red` as `--hint=-1,5,red`, so a hint's negative coordinate reaches the hint check, which says
+    what is wrong with it."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] == "--hint" and NEGATIVE_VALUE.fullmatch(arg):
+            joined[-1] = f"--hint={arg}"
+        else:
+            joined.append(arg)
+    return joined
 
 
 def missing_package(error: BaseException | None) -> str | None:

@@ -101,6 +101,8 @@ def as_hints(values) -> list[Hint]:
 def parse_hints_json(text: str | bytes) -> list[Hint]:
     """The hints file the CLI, the REST API and the page share: a JSON list of {"x", "y", "color"}
     objects, or {"hints": [...]} around it. x, y are photo pixels; color is "#rrggbb"."""
+    if isinstance(text, str):
+        text = text.removeprefix("\ufeff")  # the byte-order mark Windows editors put before UTF-8
     try:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as error:

@@ -337,3 +337,19 @@ def test_cli_checks_hints_before_skipping_an_existing_output(hint_weights, tmp_p
     assert main(["colorize", str(source), "-o", str(target), "--model", str(hint_weights), "--hint", "9999,5,red"]) == 2
     assert "outside the 300x200 photo" in capsys.readouterr().err
     assert target.read_bytes() == b"an earlier result"
+
+
+def test_a_hints_file_with_a_utf8_byte_order_mark_is_read(hint_weights, tmp_path, capsys, client):
+    """Issue 33 item 13: a hints file saved by a Windows editor (UTF-8 with a BOM) was refused as bad JSON."""
+    hints = tmp_path / "hints.json"
+    hints.write_bytes(b"\xef\xbb\xbf" + json.dumps([{"x": 50, "y": 100, "color": "#b22222"}]).encode())
+    source = tmp_path / "p.png"
+    photo(300, 200).convert("L").save(source)
+    assert main(["colorize", str(source), "-o", str(tmp_path / "out.png"), "--model", str(hint_weights),
+                 "--hints", str(hints)]) == 0, capsys.readouterr().err
+    buffer = io.BytesIO()
+    photo(300, 200).convert("L").save(buffer, format="PNG")
+    response = client.post("/api/colorize", files={"file": ("p.png", buffer.getvalue(), "image/png"),
+                                                   "hints": ("hints.json", hints.read_bytes(), "application/json")})
+    assert response.status_code == 200, response.text
+    assert (tmp_path / "out.png").is_file()

@@ -1,11 +1,13 @@
 """Inference benchmark: model forward at 256² per precision/layout, and end-to-end file -> file.
 
-    python bench/colorize.py [--model WEIGHTS] [--repeats 20]
+    python bench/colorize.py [--model WEIGHTS [--model OTHER ...]] [--repeats 20] [--rounds 3]
     python bench/colorize.py --memory [--baseline OLD_CHECKOUT] [--runs 3]
 
 Without --model it times the original network (color-em-original, learned embedder) with random
-weights: speed does not depend on the weights' values. Each end-to-end case runs in a fresh
-subprocess so its peak memory (max RSS) is its own. Prints a Markdown table of medians.
+weights: speed does not depend on the weights' values. Several --model are timed side by side: in each of
+--rounds rounds every model is timed in turn, and the table gives the median over the rounds, so the
+machine's drift affects them alike. Each end-to-end case runs in a fresh subprocess (at bf16 where the CPU
+has it, and at fp32) so its peak memory (max RSS) is its own. Prints a Markdown table of medians.
 
 --memory colorizes 12 MP and 50 MP JPEG files (file -> JPEG file) and reports peak memory per pixel;
 with --baseline (a folder holding another version's `colorem/` package, e.g. from `git archive`) the
@@ -77,7 +79,9 @@ from colorem.colorize import Colorizer
 from colorem.imageio import write_image
 from colorem.models import create_model
 source, target, model_path, repeats = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-colorizer = colorem.load(model_path) if model_path else Colorizer.from_model(create_model("color-em-original"))
+precision = sys.argv[5] if len(sys.argv) > 5 else "auto"
+colorizer = (colorem.load(model_path, precision=precision) if model_path
+             else Colorizer.from_model(create_model("color-em-original"), precision=precision))
 def once():
     write_image(colorizer.colorize(source), target)
 once()
@@ -95,10 +99,11 @@ print(json.dumps({"ms": statistics.median(times) * 1000, "peak_mb": peak_mb(), "
 """
 
 
-def run_child(source: Path, target: Path, model_path: str | None, repeats: int, package_root: Path = REPO) -> dict:
+def run_child(source: Path, target: Path, model_path: str | None, repeats: int, package_root: Path = REPO,
+              precision: str = "auto") -> dict:
     """One fresh process colorizing `source` (once to warm up, then `repeats` timed); its median and peak RSS."""
     env = {**os.environ, "PYTHONPATH": str(package_root)}
-    result = subprocess.run([sys.executable, "-c", CHILD, str(source), str(target), model_path or "", str(repeats)],
+    result = subprocess.run([sys.executable, "-c", CHILD, str(source), str(target), model_path or "", str(repeats), precision],
                             capture_output=True, text=True, check=True, cwd=package_root, env=env)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -126,21 +131,26 @@ def memory_rows(model_path: str | None, runs: int, baseline: Path | None) -> lis
     return rows
 
 
-def end_to_end_rows(model_path: str | None, repeats: int) -> list[tuple[str, float, float]]:
+def end_to_end_rows(model_path: str | None, repeats: int, folder: Path) -> list[tuple[str, float, float]]:
     rows = []
-    with tempfile.TemporaryDirectory() as folder:
-        for label, (width, height), count in [("1 MP", (1152, 864), repeats), ("12 MP", (4000, 3000), max(3, repeats // 4))]:
-            source = Path(folder) / f"{width}x{height}.jpg"
+    for label, (width, height), count in [("1 MP", (1152, 864), repeats), ("12 MP", (4000, 3000), max(3, repeats // 4))]:
+        source = folder / f"{width}x{height}.jpg"
+        if not source.exists():
             make_photo(source, width, height)
-            measured = run_child(source, Path(folder) / "out.jpg", model_path, count)
+        for precision in ("auto", "fp32"):
+            measured = run_child(source, folder / "out.jpg", model_path, count, precision=precision)
+            if precision == "fp32" and measured["precision"] == rows[-1][0].rsplit("(", 1)[-1][:-1]:
+                continue  # auto already was fp32 on this CPU
             rows.append((f"colorize {label} JPEG file -> JPEG file ({measured['precision']})", measured["ms"], measured["peak_mb"]))
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None, help="weights to time (default: original network, random weights)")
+    parser.add_argument("--model", action="append", default=None,
+                        help="weights to time; repeat to time several side by side (default: original network, random weights)")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds in which every model is timed in turn")
     parser.add_argument("--memory", action="store_true", help="peak memory of 12 MP and 50 MP photos, file -> file")
     parser.add_argument("--baseline", type=Path, default=None,
                         help="with --memory: a folder holding another version's colorem/ package to compare against")
@@ -149,14 +159,26 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}")
     if args.memory:
         print("| photo | version | median time | median peak RSS | bytes per pixel |\n|---|---|---|---|---|")
-        for label, version, ms, peak_mb, per_pixel in memory_rows(args.model, args.runs, args.baseline):
+        for label, version, ms, peak_mb, per_pixel in memory_rows(args.model[0] if args.model else None, args.runs,
+                                                                   args.baseline):
             print(f"| {label} | {version} | {ms:.0f} ms | {peak_mb:.0f} MB | {per_pixel:.0f} |")
         return
-    print("| case | median | peak memory (max RSS) |\n|---|---|---|")
-    for label, ms in forward_rows(args.model, args.repeats):
-        print(f"| {label} | {ms:.1f} ms | |")
-    for label, ms, peak in end_to_end_rows(args.model, args.repeats):
-        print(f"| {label} | {ms:.0f} ms | {peak:.0f} MB |")
+    models = args.model or [None]
+    timed: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(args.rounds):
+            for model in models:
+                name = Path(model).stem if model else "color-em-original (random)"
+                for label, ms in forward_rows(model, args.repeats):
+                    timed.setdefault((name, label), []).append((ms, 0.0))
+                for label, ms, peak in end_to_end_rows(model, args.repeats, Path(folder)):
+                    timed.setdefault((name, label), []).append((ms, peak))
+    print(f"medians over {args.rounds} round(s), the models timed in turn in each\n")
+    print("| model | case | median | peak memory (max RSS) |\n|---|---|---|---|")
+    for (name, label), values in timed.items():
+        ms = statistics.median(value[0] for value in values)
+        peak = statistics.median(value[1] for value in values)
+        print(f"| {name} | {label} | {ms:.1f} ms | {f'{peak:.0f} MB' if peak else ''} |")
 
 
 if __name__ == "__main__":

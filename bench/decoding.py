@@ -15,7 +15,9 @@ gray's and false colour ≤ --max-false %). Four kinds are scored against the gl
 - ab upsampled to full size under the guidance of the full-resolution L (kornia's guided filter after the
   bilinear upsampling), at the global vibrance's colourfulness;
 - removing a share of each photo's mean predicted colour ("cast"), against sepia and other casts over a
-  whole photo, before the global vibrance.
+  whole photo, before the global vibrance;
+- the class distribution smoothed in space (a Gaussian of 1 or 2 cells over the probabilities before the
+  annealed mean), against isolated blotches where neighbouring cells disagree.
 
 Photos are scored as `colorem evaluate` scores them (what `colorem colorize` writes).
 """
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from kornia.filters import guided_blur
+from kornia.filters import gaussian_blur2d, guided_blur
 
 import colorem
 from colorem.color import AB_MAX
@@ -40,6 +42,7 @@ from calibrate import load_truth, score, search_vibrance
 from vibrance import photos
 
 CONFIDENCES = ("entropy", "maxp", "resultant", "chroma")
+SMOOTHING = {"distribution smoothed, sigma 1 cell": 1.0, "distribution smoothed, sigma 2 cells": 2.0}
 
 
 def decode(model, truth: dict, temperature: float) -> tuple[dict, dict, dict]:
@@ -47,10 +50,10 @@ def decode(model, truth: dict, temperature: float) -> tuple[dict, dict, dict]:
     averaged with those of the mirrored photo, mirrored back (test-time flip); each confidence map (B, 1, R, R)."""
     bins = model.bins.float()
     chroma = bins.norm(dim=1)
-    means, flipped, confidences = {}, {}, {name: {} for name in CONFIDENCES}
+    means, flipped, confidences = {}, {}, {name: {} for name in (*CONFIDENCES, *SMOOTHING)}
     with torch.no_grad():
         for size, (_, _, _, l_small) in truth.items():
-            parts: dict[str, list] = {name: [] for name in ("mean", "flip", *CONFIDENCES)}
+            parts: dict[str, list] = {name: [] for name in ("mean", "flip", *CONFIDENCES, *SMOOTHING)}
             for start in range(0, len(l_small), 8):
                 logits = model(l_small[start:start + 8], raw=True).float()  # (B, Q, R/2, R/2)
                 p = torch.softmax(logits / temperature, 1)
@@ -66,10 +69,15 @@ def decode(model, truth: dict, temperature: float) -> tuple[dict, dict, dict]:
                 mean_chroma = torch.einsum("bqhw,q->bhw", p, chroma)[:, None]
                 parts["resultant"].append(mean.norm(dim=1, keepdim=True) / mean_chroma.clamp_min(1e-6))
                 parts["chroma"].append(mean.norm(dim=1, keepdim=True) / AB_MAX)
-            up = lambda maps: F.interpolate(torch.cat(maps), size=l_small.shape[-2:], mode="nearest")  # noqa: E731
+                for name, sigma in SMOOTHING.items():
+                    side = 2 * math.ceil(3 * sigma) + 1
+                    smooth = gaussian_blur2d(p, (side, side), (sigma, sigma), border_type="replicate")
+                    parts[name].append(torch.einsum("bqhw,qc->bchw", smooth, bins))
+            # as the network upsamples its decoded ab (nearest for the seed's network, bilinear for the U-Nets)
+            up = lambda maps: F.interpolate(torch.cat(maps), size=l_small.shape[-2:], mode=model.upsample_mode)  # noqa: E731
             means[size] = up(parts["mean"])
             flipped[size] = up(parts["flip"])
-            for name in CONFIDENCES:
+            for name in (*CONFIDENCES, *SMOOTHING):
                 confidences[name][size] = up(parts[name])
     return means, flipped, confidences
 
@@ -88,6 +96,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=120)
     parser.add_argument("--render-size", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--prior-correction", type=float, default=1.0, help="strength, as colorem export's")
     parser.add_argument("--margin", type=float, default=0.5)
     parser.add_argument("--max-false", type=float, default=1.5)
     parser.add_argument("--step", type=float, default=0.05, help="vibrance step")
@@ -98,7 +107,7 @@ def main() -> None:
 
     base = colorem.load(args.model)
     model = base.model.eval()
-    adjust_logits(model, load_prior(args.ab_prior), base.card.provenance["config"]["loss"]["rebalance"], 1.0)
+    adjust_logits(model, load_prior(args.ab_prior), base.card.provenance["config"]["loss"]["rebalance"], args.prior_correction)
     with tempfile.TemporaryDirectory() as folder:
         images = photos(args.images, Path(folder), args.limit)
         truth = load_truth(images, args.render_size)
@@ -118,6 +127,8 @@ def main() -> None:
     best = most_colourful({size: torch.ones(1) for size in means})
     print(row("global vibrance (the card's)", best), flush=True)
     print(row("test-time flip average, global vibrance", under_the_rule(flipped)), flush=True)
+    for name in SMOOTHING:
+        print(row(f"{name}, global vibrance", under_the_rule(confidences[name])), flush=True)
     for name in args.confidences.split(","):
         pooled = torch.cat([maps.flatten() for maps in confidences[name].values()]).clamp_min(1e-3)
         for power in (0.25, 0.5, 1.0, 2.0):

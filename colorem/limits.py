@@ -8,34 +8,13 @@ import numbers
 from typing import Any
 
 from colorem.errors import OptionError
-from colorem.models import EMBEDDERS, list_models
+from colorem.models import list_models, model_spec
 
 RENDER_SIZE = (16, 2048)  # what a caller may ask for; the network's cost grows with the square
 CARD_RENDER_SIZE = (16, 1024)  # a card's default: 2048² took 6 GB for two tiny photos, 1024² about a quarter
 SATURATION = (0.0, 4.0)  # the user's scale on the predicted ab (1 = as calibrated)
 VIBRANCE = (0.0, 4.0)  # the card's calibrated scale on the predicted ab
 TEMPERATURE = (0.001, 10.0)  # annealed mean: near 0 the mode, 1 the mean, beyond that ever grayer
-
-# Every value a card's architecture_options may hold, with its type and range (or choices); anything else
-# is refused before a network is built, so a card cannot make colorem allocate what it pleases.
-ARCHITECTURE_OPTIONS: dict[str, tuple] = {
-    "embedder": (str, EMBEDDERS),
-    "embed_dim": (int, (1, 4096)),  # the original's 1000-way softmax; 1,000,000 reached 2.3 GB unchecked
-    "head": (str, ("regression", "classification")),
-    "bin_step": (float, (5.0, 50.0)),  # ab grid spacing: 10 gives 222 bins, 5 about 900
-    "temperature": (float, TEMPERATURE),
-    "upsample": (str, ("nearest", "bilinear")),
-    "embedder_options": (dict, None),
-    "hints": (bool, None),  # a colour-hint input (colorem.hints)
-    "skips": (bool, None),  # encoder-to-decoder skips (colorem.models.fusion)
-}
-EMBEDDER_OPTIONS: dict[str, tuple] = {
-    "width": (int, (1, 512)),  # learned embedder: channels of its first convolution
-    "input_size": (int, (16, 1024)),  # learned embedder: the side of its fixed-size copy of L
-    "weights": (str, None),  # inception_resnet_v2: a local weights file
-    "from_timm_cache": (bool, None),
-}
-
 
 def check_number(name: str, value: Any, limits: tuple[float, float], integer: bool = False) -> float | int:
     """`value` as a finite number within `limits`, returned as a Python int when `integer`, else as it was
@@ -73,10 +52,8 @@ def check_card(values: Any, source: str = "the model card") -> None:
     for key in ("name", "description", "license", "format"):
         if key in values and not isinstance(values[key], str):
             raise OptionError(f"{source}: {key} must be a string, not {values[key]!r}")
-    options = values.get("architecture_options", {})
-    _check_table(f"{source}: architecture_options", options, ARCHITECTURE_OPTIONS)
-    _check_table(f"{source}: architecture_options.embedder_options", options.get("embedder_options") or {},
-                 EMBEDDER_OPTIONS)
+    schema = {key: (option.kind, option.limits) for key, option in model_spec(architecture).options.items()}
+    _check_table(f"{source}: architecture_options", values.get("architecture_options", {}), schema)
 
 
 def _check_table(where: str, options: Any, table: dict[str, tuple]) -> None:
@@ -88,7 +65,9 @@ def _check_table(where: str, options: Any, table: dict[str, tuple]) -> None:
         kind, limits = table[key]
         if value is None:
             continue
-        if kind in (int, float):
+        if kind is dict and isinstance(value, dict) and limits is not None:  # a nested table (embedder_options)
+            _check_table(f"{where}.{key}", value, limits)
+        elif kind in (int, float):
             check_number(f"{where}.{key}", value, limits, integer=kind is int)
         elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise OptionError(f"{where}.{key} must be a {kind.__name__}, not {value!r}")

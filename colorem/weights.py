@@ -62,9 +62,8 @@ def packaged_weights(name: str = DEFAULT_NAME) -> Path:
 
 
 def external_prefixes(model: nn.Module) -> tuple[str, ...]:
-    """External embedders (Inception-ResNet-v2, from their own weights file) are not copied into ours."""
-    embedder = getattr(model, "embedder", None)
-    return ("embedder.",) if embedder is not None and getattr(embedder, "external", False) else ()
+    """Keys whose weights live in their own file (an external embedder's), never copied into ours."""
+    return tuple(getattr(model, "external_prefixes", ()))
 
 
 def save_weights(model: nn.Module, card: ModelCard, path: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
@@ -145,7 +144,7 @@ def load_weights(name_or_path: str | os.PathLike | None = None, embedder_options
     skip = external_prefixes(shapes)
     check_shapes(_header_shapes(path), _shapes(shapes.state_dict()), str(path), skip=skip)
     model = build_model(card.architecture, card.architecture_options, embedder_options=embedder_options)
-    load_state(model, read_state(path), str(path), skip=skip)
+    load_state(model, read_state(path), str(path))
     return model.eval(), card
 
 
@@ -174,13 +173,56 @@ def check_shapes(found: Mapping[str, tuple], expected: Mapping[str, tuple], sour
                                f"the architecture wants {tuple(expected[key])}")
 
 
-def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str, **rules) -> None:
-    """Fill `model` from a state dict once check_shapes(**rules) passes: every tensor cast to the network's
-    dtype; weights it has no place for, and fresh ones of another shape, are left out."""
+def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str, *, start: str = "") -> None:
+    """The one way weights enter a network: fill `model` from a state dict once the shapes fit, every tensor cast
+    to the network's dtype. What may differ comes from the model's contract (colorem.models.registry):
+
+    start=""            exported weights, a checkpoint, a resumed snapshot: every weight but an external
+                        embedder's (external_prefixes) must be there, in its shape, and nothing else;
+    start="weights"     --init-from another run's weights: its head and the layers the contract calls new may be
+                        missing or of another shape (they keep their initial values), its extra weights are ignored;
+    start="pretrained"  a family's pretrained file, already mapped by filter_pretrained: it fills the layers the
+                        contract calls pretrained, every one of them; the rest keep their initial values.
+    """
     expected = model.state_dict()
-    check_shapes(_shapes(state), _shapes(expected), source, **rules)
+    roles = {name: model.parameter_role(name) for name, _ in model.named_parameters()}
+    skip, fresh, extra, what = tuple(getattr(model, "external_prefixes", ())), (), False, "the card's architecture"
+    if start == "weights":
+        skip = ("embedder.",)
+        fresh = ("output.", "bins", *(name for name, role in roles.items() if role == "new"))
+        extra, what = True, "the model"
+    elif start == "pretrained":
+        modules = {name.rsplit(".", 1)[0] + "." for name, role in roles.items() if role == "pretrained"}
+        fresh = tuple(key for key in expected if not key.startswith(tuple(modules)))
+        extra, what = True, "the architecture's pretrained encoder"
+    elif start:
+        raise ValueError(f"unknown start {start!r}")
+    check_shapes(_shapes(state), _shapes(expected), source, what=what, skip=skip, fresh=fresh, extra=extra)
     model.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()
                            if key in expected and value.shape == expected[key].shape}, strict=False)
+
+
+def load_pretrained(model: nn.Module, architecture: str) -> dict[str, str] | None:
+    """Initialise `model` from its family's pretrained weights (models.PretrainedCfg), read with
+    weights_only=True and mapped by the model's filter_pretrained. Returns what a card's provenance records
+    (None: the architecture has no pretrained weights)."""
+    from colorem.models import model_spec
+    from colorem.models.embedders import load_state_dict_file
+
+    config = model_spec(architecture).pretrained
+    if config is None:
+        return None
+    path = config.path()
+    load_state(model, model.filter_pretrained(load_state_dict_file(path)), path.name, start="pretrained")
+    return pretrained_provenance(architecture)
+
+
+def pretrained_provenance(architecture: str) -> dict[str, str]:
+    """What a card records of the pretrained weights its network started from (nothing when none)."""
+    from colorem.models import model_spec
+
+    config = model_spec(architecture).pretrained
+    return {} if config is None else {"pretrained_from": config.source, "pretrained_license": config.license}
 
 
 def _shapes(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:

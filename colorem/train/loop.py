@@ -32,9 +32,9 @@ from colorem.train.config import Config
 from colorem.train.distributed import DistributedEnv
 from colorem.train.logs import LogWindow, MetricsLog, progress_bar
 from colorem.train.losses import ColorLoss, estimate_ab_prior, load_prior, save_prior
-from colorem.train.optim import EMA, NEW_LAYERS, create_optimizer, create_scheduler
+from colorem.train.optim import EMA, create_optimizer, create_scheduler
 from colorem.train.validate import predict, score, write_grid
-from colorem.weights import external_prefixes, load_state, read_state
+from colorem.weights import external_prefixes, load_pretrained, load_state, read_state
 
 log = logging.getLogger("colorem.train")
 
@@ -49,8 +49,7 @@ def load_initial_weights(model: nn.Module, spec: str) -> None:
         state = trained_weights(resolve_resume(str(path), path)[0])
     # A different head (e.g. a regression run continued as classification) starts its output layer fresh;
     # so do new hint inputs and skips (zero-initialized: the model starts as the one it came from).
-    head = ("output.", "bins", *NEW_LAYERS)
-    load_state(model, state, f"--init-from {spec}", what="the model", skip=("embedder.",), fresh=head, extra=True)
+    load_state(model, state, f"--init-from {spec}", start="weights")
 
 
 def estimate_run_prior(config: Config, bins: torch.Tensor) -> torch.Tensor:
@@ -100,6 +99,8 @@ class Trainer:
                             freeze_embedder=config.model.freeze_embedder)
         if init_from:
             load_initial_weights(model, init_from)
+        elif checkpoint is None and config.model.pretrained:
+            load_pretrained(model, config.model.architecture)  # its family's ImageNet weights, when it has some
         self.model = model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -146,7 +147,7 @@ class Trainer:
         return distributed.broadcast_object(self.env, prior)
 
     def _load_snapshot(self, state: dict) -> tuple[Position | None, int, dict]:
-        self.model.load_state_dict(state["model"], strict=False)
+        load_state(self.model, state["model"], "the checkpoint")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
@@ -206,8 +207,8 @@ class Trainer:
     # --- one step -----------------------------------------------------------------------------
     def _embeddings(self, keys: list[str], l: torch.Tensor) -> torch.Tensor | None:
         """Cached outputs of a frozen embedder, per image key (computed on first sight)."""
-        embedder = self.model.embedder
-        if not (self.config.run.cache_embeddings and embedder.frozen and embedder.dim):
+        embedder = getattr(self.model, "embedder", None)
+        if not (self.config.run.cache_embeddings and embedder is not None and embedder.frozen and embedder.dim):
             return None
         missing = [index for index, key in enumerate(keys) if key not in self.embedding_cache]
         if missing:

@@ -9,17 +9,22 @@ from torch import nn
 
 from colorem.train.config import OptimConfig
 
-NEW_LAYERS = ("hint_", "skip_")  # parameter-name prefixes of the layers --init-from starts fresh (zero)
-
 
 def create_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
     """AdamW by default; RMSprop and Adam as in the original Keras recipe. Biases and 1-d parameters
-    get no weight decay; the zero-initialized layers added to a trained network (NEW_LAYERS: hint inputs, skips)
-    learn at lr × hint_lr_scale."""
+    get no weight decay. Learning rates by the model's parameter_role (colorem.models.registry): the
+    zero-initialized layers added to a trained network ("new": hint inputs, skips) learn at lr × hint_lr_scale,
+    the layers initialised from pretrained weights at lr × pretrained_lr_scale (0: frozen)."""
     named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    scales = {"base": 1.0, "new": config.hint_lr_scale, "pretrained": config.pretrained_lr_scale}
     groups = []
-    for new, lr in ((False, config.lr), (True, config.lr * config.hint_lr_scale)):
-        parameters = [p for name, p in named if name.startswith(NEW_LAYERS) == new]
+    for role, scale in scales.items():
+        lr = config.lr * scale
+        parameters = [p for name, p in named if model.parameter_role(name) == role]
+        if lr == 0:
+            for parameter in parameters:
+                parameter.requires_grad_(False)
+            continue
         groups += [{"params": [p for p in parameters if p.ndim > 1], "weight_decay": config.weight_decay, "lr": lr},
                    {"params": [p for p in parameters if p.ndim <= 1], "weight_decay": 0.0, "lr": lr}]
     groups = [group for group in groups if group["params"]]

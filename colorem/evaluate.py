@@ -46,6 +46,14 @@ WORST_IMAGES = 5  # photos listed per model under the table, by false colour
 HINT_PATCH = 3  # side of a simulated hint's patch at the render size (its colour is the patch's mean)
 
 
+class NothingScoredError(ColoremError):
+    """No photo could be scored; `failures` holds (photo, reason) for each one skipped, for the caller to list."""
+
+    def __init__(self, failures: list[tuple[str, str]]):
+        self.failures = failures
+        super().__init__("no photo could be scored" + (f" ({len(failures)} skipped)" if failures else ""))
+
+
 @dataclass
 class Interval:
     """The mean over images of one metric, with its 95% bootstrap (percentile) interval."""
@@ -300,8 +308,7 @@ class _Tally:
 
     def evaluation(self, seed: int, settings: dict) -> Evaluation:
         if not self.names:
-            failures = f" ({len(self.failures)} skipped)" if self.failures else ""
-            raise ColoremError(f"no photo could be scored{failures}")
+            raise NothingScoredError(self.failures)
         joined = {row: {metric: np.concatenate(parts) for metric, parts in metrics.items()}
                   for row, metrics in self.scores.items()}
         original = np.concatenate(self.original_colorfulness)

@@ -291,3 +291,17 @@ def test_gray_baseline_figures_on_the_shared_eval_set(shared_data):
     assert evaluation.summary[GRAY]["psnr_rgb"].mean == pytest.approx(22.16, abs=0.05)
     assert evaluation.summary[GRAY]["auc_ab"].mean == pytest.approx(0.885, abs=0.002)
     assert evaluation.original_summary.mean == pytest.approx(42.1, abs=0.2)
+
+
+def test_when_no_photo_can_be_scored_each_is_listed_with_its_reason(tiny_weights, tmp_path, capsys):
+    """Issue 33 item 15: "no photo could be scored (3 skipped)" named neither the photos nor why."""
+    folder = tmp_path / "gray"
+    folder.mkdir()
+    photo(6, 40).save(folder / "sliver.png")
+    photo(48, 40).convert("L").save(folder / "black-and-white.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    code = main(["evaluate", "--model", str(tiny_weights), "--images", str(folder), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "colorem: error: no photo could be scored (3 skipped)" in err
+    assert "skipped" in err and "sliver.png: 6x40 is smaller than the 7x7" in err
+    assert "black-and-white.png: a black-and-white photo: there is no colour to score" in err and "broken.jpg: the file" in err

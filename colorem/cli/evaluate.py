@@ -12,7 +12,8 @@ from tqdm import tqdm
 from colorem.cli.common import add_model_arguments, load_colorizer, prepare_output, ranged
 from colorem.errors import ColoremError
 from colorem.limits import RENDER_SIZE
-from colorem.evaluate import CONTACT_IMAGES, EVAL_RENDER_SIZE, GRAY, evaluate, find_images, markdown_table, write_report
+from colorem.evaluate import (CONTACT_IMAGES, EVAL_RENDER_SIZE, GRAY, NothingScoredError, evaluate, find_images,
+                              markdown_table, write_report)
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -74,10 +75,15 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.out).resolve() == Path(args.images).resolve():  # the report would be scored as a photo next time
         raise ColoremError(f"--out {args.out} is the --images folder; write the report elsewhere")
     prepare_output(Path(args.out), single_file=False, option="--out")  # a bad --out is found now, not after the scoring
-    with tqdm(total=len(images), unit="img", file=sys.stderr, disable=len(images) < 2) as progress:
-        evaluation = evaluate(colorizers, images, render_size=args.render_size, batch_size=args.batch_size,
-                              seed=args.seed, contact_images=args.contact_images, progress=progress.update,
-                              hints=hints)
+    try:
+        with tqdm(total=len(images), unit="img", file=sys.stderr, disable=len(images) < 2) as progress:
+            evaluation = evaluate(colorizers, images, render_size=args.render_size, batch_size=args.batch_size,
+                                  seed=args.seed, contact_images=args.contact_images, progress=progress.update,
+                                  hints=hints)
+    except NothingScoredError as error:  # the reasons, as when some photos score, then the error
+        for image, reason in error.failures:
+            print(f"colorem: skipped {image}: {reason}", file=sys.stderr)
+        raise
     paths = write_report(evaluation, args.out)
     for image, reason in evaluation.failures:
         print(f"colorem: skipped {image}: {reason}", file=sys.stderr)

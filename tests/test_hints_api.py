@@ -363,10 +363,6 @@ def _edge_fade(image: Image.Image) -> dict[str, float]:
     return {edge: float(outer.mean() / inner.mean()) for edge, (outer, inner) in bands.items()}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 33 item 14: the network's output convolution pads with zeros, so its "
-                   "outermost cell (2 render pixels) sees black beyond the edge; the fix is padding_mode='replicate' "
-                   "on FusionColorizer.output in colorem/models/fusion.py (owned by the model work; remove this "
-                   "marker with it)")
 def test_hinted_colours_do_not_fade_along_the_edges():
     """Issue 33 item 14: with --hint 130,310,firebrick on coffee.jpg the outer rows had about half the chroma
     of the rows just inside, along every edge (top and right worst)."""

@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 
 from colorem.cli.common import prepare_output, ranged, refuse_writing_over_inputs
-from colorem.errors import ColoremError, OptionError
+from colorem.errors import OptionError
 from colorem.limits import CARD_RENDER_SIZE
 
 
@@ -68,21 +68,14 @@ def run(args: argparse.Namespace) -> int:
     # weights re-carded in place would be read and replaced at once: refused, as colorize refuses its input
     refuse_writing_over_inputs([(source, output), (source.with_suffix(".json"), output.with_suffix(".json"))], output)
     prepare_output(output, single_file=True)  # an unwritable folder: one line, exit 2, before the run is read
-    try:
-        if export_format == "onnx":
-            return _export_onnx(args, output)
-        from colorem.train.export import export
+    if export_format == "onnx":
+        return _export_onnx(args, output)
+    from colorem.train.export import export
 
-        path = export(args.source, output, dtype=torch.float16 if args.fp16 else None, use_ema=not args.no_ema,
-                      name=args.name, description=args.description, render_size=args.render_size,
-                      vibrance=args.vibrance, temperature=args.temperature, prior_correction=args.prior_correction,
-                      ab_prior=args.ab_prior, average_with=args.average_with)
-    except ColoremError as error:
-        if "UnpicklingError" not in str(error):
-            raise
-        # torch's refusal advises loading with weights_only=False, i.e. unpickling: never colorem's advice
-        raise OptionError(f"{source} is not a colorem checkpoint: it holds something other than tensors and plain "
-                          "containers (or is corrupt), and colorem never unpickles other objects") from None
+    path = export(args.source, output, dtype=torch.float16 if args.fp16 else None, use_ema=not args.no_ema,
+                  name=args.name, description=args.description, render_size=args.render_size,
+                  vibrance=args.vibrance, temperature=args.temperature, prior_correction=args.prior_correction,
+                  ab_prior=args.ab_prior, average_with=args.average_with)
     print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0
 

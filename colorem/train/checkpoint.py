@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pickle
 import random
 import re
 from pathlib import Path
@@ -118,7 +119,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             raise CheckpointError(f"{path}: corrupt or truncated (SHA-256 does not match {sidecar.name})")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001  (truncated zip, bad pickle, unsafe object...)
+    except pickle.UnpicklingError:  # torch's message advises weights_only=False, i.e. unpickling: never colorem's
+        raise CheckpointError(f"{path} is not a colorem checkpoint: it holds something other than tensors and plain "
+                              "containers (or is corrupt), and colorem never unpickles other objects") from None
+    except Exception as error:  # noqa: BLE001  (truncated zip, unsafe object...)
         raise CheckpointError(f"{path}: unreadable, probably truncated or corrupt ({type(error).__name__}: "
                               f"{str(error).splitlines()[0] if str(error) else ''})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

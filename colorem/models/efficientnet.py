@@ -9,7 +9,6 @@ folded to one input channel). Those weights only initialise training; a trained 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +16,7 @@ from torch import nn
 
 from colorem.color import ab_bins
 from colorem.hints import HINT_CHANNELS, SPREAD_CHANNELS, spread_hints
+from colorem.models.heads import annealed_mean
 from colorem.models.registry import Option, PretrainedCfg, register_model
 
 # EfficientNet-B0's stages (kernel, stride, expansion, in, out, repeats); Lite scales them by width and depth,
@@ -219,13 +219,10 @@ class EfficientNetColorizer(nn.Module):
         return x + conv(spread_hints(hints, tuple(x.shape[-2:])).to(x.dtype))
 
     def decode_logits(self, logits: torch.Tensor, temperature: float | torch.Tensor | None = None) -> torch.Tensor:
-        """Annealed mean (Zhang et al. 2016): softmax(logits / T) weighted mean of the bin centres."""
-        t = self.temperature if temperature is None else temperature
-        t = t.clamp_min(1e-3) if torch.is_tensor(t) else max(t, 1e-3)
-        scaled = logits.permute(0, 2, 3, 1).float().mul(1.0 / t)  # (B, H, W, Q)
-        return (torch.softmax(scaled, dim=-1) @ self.bins.float()).permute(0, 3, 1, 2)  # (B, 2, H, W)
+        """Annealed mean at `temperature` (None: the card's)."""
+        return annealed_mean(logits, self.bins, self.temperature if temperature is None else temperature)
 
-    # --- the model contract (colorem.models.contract) ---------------------------------------------------------
+    # --- the model contract (colorem.models.registry) ----------------------------------------------------------
     def parameter_role(self, name: str) -> str:
         """'pretrained' (the ImageNet encoder), 'new' (zero-initialised hint inputs) or 'base' (the decoder)."""
         if name.startswith("encoder."):

@@ -4,7 +4,9 @@ scene-cut detector that resets it, and the flicker metric that measures it. Pure
 Per-frame colorization flickers because the network's ab for a wall that did not change moves a little
 from frame to frame. The filter keeps a running ab per render-size pixel and blends each new prediction
 into it, strongly where L did not change since the previous frame and not at all where it did (motion,
-lighting), so moving things keep their per-frame colour and static things stop flickering.
+lighting), so moving things keep their per-frame colour and static things stop flickering. A pixel that
+stays still keeps a longer memory (the mean of its colours since it last moved), and grain-sized changes
+of L count as still; a slow change of L (a fade) opens the gate against the L that memory was seen with.
 """
 
 from __future__ import annotations
@@ -29,12 +31,22 @@ class StabilizeOptions:
     # measured up to 0.036 and vtest.avi's walkers 0.011; cuts between any two sample photos 0.21 to 0.90
     cut_threshold: float = 0.15
     histogram_bins: int = 32
+    # colour memory: a pixel still for n frames keeps n/(n+1) of its running ab (a plain mean of its frames so
+    # far), up to this much; `strength` at least. 0: off
+    # (measured with tests/footage.py's clips, bench/video.py --clips: static-camera flicker 1.43x -> 1.03x)
+    memory: float = 0.97
+    # 3x3 mean |ΔL| up to which a pixel counts as fully still: grain and compression noise in L
+    l_noise: float = 1.0
 
     def __post_init__(self):
         if not 0.0 <= self.strength < 1.0:
             raise OptionError(f"strength must be in [0, 1), not {self.strength!r}")
         if not self.l_tolerance > 0.0:
             raise OptionError(f"l_tolerance must be above 0, not {self.l_tolerance!r}")
+        if not 0.0 <= self.memory < 1.0:
+            raise OptionError(f"memory must be in [0, 1), not {self.memory!r}")
+        if not 0.0 <= self.l_noise < self.l_tolerance:
+            raise OptionError(f"l_noise must be in [0, l_tolerance), not {self.l_noise!r}")
         if not 0.0 < self.cut_threshold <= 1.0:
             raise OptionError(f"cut_threshold must be in (0, 1], not {self.cut_threshold!r}")
 
@@ -59,9 +71,16 @@ class TemporalFilter:
         self._l: torch.Tensor | None = None  # (1, 1, R, R) previous frame's L at render size
         self._ab: torch.Tensor | None = None  # (1, 2, R, R) running ab
         self._histogram: torch.Tensor | None = None
+        self._still: torch.Tensor | None = None  # (1, 1, R, R) frames each pixel has been still for (memory)
+        self._l_mean: torch.Tensor | None = None  # (1, 1, R, R) L averaged as the running ab is (memory)
 
     def reset(self) -> None:
-        self._l = self._ab = self._histogram = None
+        self._l = self._ab = self._histogram = self._still = self._l_mean = None
+
+    def _gate(self, change: torch.Tensor) -> torch.Tensor:
+        """3x3 mean |ΔL| -> how still a pixel is: 1 up to l_noise, falling to 0 at l_tolerance."""
+        tolerance, noise = self.options.l_tolerance, self.options.l_noise
+        return ((tolerance - change) / (tolerance - noise)).clamp_(0.0, 1.0)
 
     def step(self, l_small: torch.Tensor, ab_small: torch.Tensor) -> torch.Tensor:
         """(1, 1, R, R) L and (1, 2, R, R) predicted ab of the next frame -> its stabilized ab (1, 2, R, R)."""
@@ -72,13 +91,28 @@ class TemporalFilter:
             self._ab = None
         if self._ab is None or self._ab.shape != ab_small.shape or options.strength == 0.0:
             ab = ab_small.float()
+            self._still = torch.zeros_like(l_small, dtype=torch.float32)
+            self._l_mean = l_small.float()
         else:
             # a 3x3 mean of |ΔL| so that sensor and compression noise in L does not open the gate
-            change = F.avg_pool2d((l_small - self._l).abs(), 3, stride=1, padding=1, count_include_pad=False)
-            keep = options.strength * (1.0 - change / options.l_tolerance).clamp_(0.0, 1.0)  # (1, 1, R, R)
+            gate = self._gate(_change(l_small, self._l))  # (1, 1, R, R): 1 still, 0 moved
+            keep = options.strength * gate  # (1, 1, R, R)
+            if options.memory:
+                # against the L the remembered colour was seen with as well: noise averages out there, a slow
+                # change (a fade, a light) does not, and opens the gate before the colour lags behind it
+                gate = torch.minimum(gate, self._gate(_change(l_small, self._l_mean)))
+                self._still = gate * (self._still + 1.0)  # motion starts the count again
+                remembered = (self._still / (self._still + 1.0)).clamp(options.strength, max(options.strength, options.memory))
+                keep = gate * remembered
+                self._l_mean = torch.lerp(l_small.float(), self._l_mean, keep)
             ab = torch.lerp(ab_small.float(), self._ab, keep)
         self._l, self._ab, self._histogram = l_small, ab, histogram
         return ab
+
+
+def _change(l_now: torch.Tensor, l_before: torch.Tensor) -> torch.Tensor:
+    """(1, 1, R, R) 3x3 mean of |ΔL| between two frames."""
+    return F.avg_pool2d((l_now - l_before).abs(), 3, stride=1, padding=1, count_include_pad=False)
 
 
 def flicker(lab_before: torch.Tensor, lab_after: torch.Tensor, l_step: float = FLICKER_L_STEP) -> float:

@@ -35,7 +35,8 @@ def readme_namespace(tmp_path, monkeypatch):
     card = ModelCard(architecture="color-em-tiny", render_size=64, name="tiny-hints",
                      architecture_options={"head": "classification", "hints": True})
     save_weights(hint_model(), card, "hints.safetensors")
-    from tests.test_video import pan_and_zoom, write_clip  # a short clip for the video block (needs PyAV)
+    from tests.footage import pan_and_zoom
+    from tests.test_video import write_clip  # a short clip for the video block (needs PyAV)
 
     write_clip(Path("film.mp4"), pan_and_zoom(Image.open(SAMPLES / "rocket.jpg").resize((96, 64)), 4), audio=False)
     namespace: dict = {"__name__": "readme"}

@@ -2,6 +2,7 @@
 
     python bench/video.py [--video ../shared/data/video/vtest.avi] [--frames 120] [--repeats 3]
     python bench/video.py --sweep      # the temporal filter's settings, scored in memory (no encoding)
+    python bench/video.py --clips      # flicker and PSNR of each stabiliser on vtest and tests/footage.py's clips
 
 The first N frames are turned gray (their Lab L, as an 8-bit gray H.264 file at CRF 12), colorized per
 frame and stabilized by `colorizer.colorize_video`, decoded again and compared with the original frames:
@@ -9,6 +10,13 @@ flicker = mean over consecutive frame pairs of the mean |Δa| + |Δb| over pixel
 than 2; PSNR of RGB (8-bit, data range 255) averaged over frames. Speed is end to end (decode, colorize,
 stabilize, encode) in frames/s, side by side with the same frames colorized as separate PNG files by the
 folder runner (`colorem colorize DIR`), all in this one run; medians of --repeats.
+
+--clips adds tests/footage.py's clips (made from shared photos) and scores each of STABILISERS in memory,
+then through the output encoder. Levers measured with default model v4 and rejected: optical flow on L
+(OpenCV DIS, any preset, the running ab warped along it, per pixel where it fits L better than no motion)
+cut pan flicker from 1.18x to 0.70-0.75x but cost 0.17-0.22 dB of PSNR on the pan (bilinear re-warping
+blurs the remembered colours) and 2-5 ms a frame, and did nothing on a still camera; the colour memory
+without its gate against remembered L cost 0.17-0.25 dB on the fade (colours lagging the dissolve).
 """
 
 from __future__ import annotations
@@ -28,10 +36,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import colorem  # noqa: E402
-from colorem.color import gray_to_rgb, rgb_to_l, rgb_to_lab  # noqa: E402
+from colorem.color import rgb_to_lab  # noqa: E402
 from colorem.temporal import StabilizeOptions, TemporalFilter, flicker  # noqa: E402
+from tests.footage import Clip, gray_of, shared_photos, standard_clips  # noqa: E402
 
 DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "vtest.avi"
+EVAL_SCENES = REPO.parent / "shared" / "data" / "eval-scenes"
+# the stabilisers --clips compares with per-frame colorization (None)
+STABILISERS = {
+    "per frame": None,
+    "L gate alone (before)": StabilizeOptions(memory=0.0, l_noise=0.0),
+    "+ colour memory (default)": StabilizeOptions(),
+}
 
 
 def read_frames(path: Path, count: int | None = None, gray: bool = False) -> np.ndarray:
@@ -47,21 +63,17 @@ def read_frames(path: Path, count: int | None = None, gray: bool = False) -> np.
     return np.stack(frames)
 
 
-def gray_of(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 -> (H, W) uint8: the gray of the same Lab L (what "turned gray" means here)."""
-    tensor = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(255.0)
-    return gray_to_rgb(rgb_to_l(tensor))[0, 0].mul(255.0).add(0.5).clamp(0, 255).byte().numpy()
-
-
-def write_gray_video(grays: np.ndarray, path: Path, fps: int) -> None:
+def write_gray_video(grays: np.ndarray, path: Path, fps: int, crf: int = 12, preset: str = "medium") -> None:
+    """Gray (N, H, W) or RGB (N, H, W, 3) uint8 frames into an H.264 file (4:2:0)."""
     import av
 
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
-        stream.height, stream.width = grays.shape[1:]
-        stream.pix_fmt, stream.options = "yuv420p", {"crf": "12"}
+        stream.height, stream.width = grays.shape[1:3]
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": str(crf), "preset": preset}
         for gray in grays:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(gray, format="gray")):
+            frame = av.VideoFrame.from_ndarray(gray, format="gray" if gray.ndim == 2 else "rgb24")
+            for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
@@ -231,6 +243,56 @@ def sweep(args) -> None:
         print(f"| strength {strength}, no L gate | {value:.3f} | {quality:.2f} | {lag:.2f} |")
 
 
+def clips(args) -> None:
+    """Each stabiliser on vtest and on the generated clips, as colorize_video runs it but in memory, then
+    through the same encoder (and before it, to tell the codec's chroma noise from the filter's): flicker of the colorized frames against the original colour frames', and PSNR
+    against the originals beside per-frame colorization's. The model runs once per clip."""
+    from colorem.colorize import finish_rgb8, gray8_to_l, render_l
+
+    colorizer = load(args)
+    footage = [Clip(args.video.name, args.fps, list(read_frames(args.video, args.frames)), "people walking, still camera")]
+    footage += standard_clips(shared_photos(EVAL_SCENES), args.clip_frames)
+    names = list(STABILISERS)
+    cells, costs = [], {name: [] for name in names}
+    folder = Path(tempfile.mkdtemp())
+    for clip in footage:
+        originals = np.stack(clip.frames)
+        # the gray input as a user has it (H.264 at CRF 12), decoded as colorize_video decodes it
+        write_gray_video(np.stack([gray_of(frame) for frame in originals]), folder / "gray.mp4", clip.fps)
+        l_full = gray8_to_l(torch.from_numpy(read_frames(folder / "gray.mp4", gray=True)))[:, None]  # (N, 1, H, W)
+        l_small = render_l(l_full, colorizer.render_size)
+        ab_small = torch.cat([colorizer.predict_ab(chunk) for chunk in l_small.split(8)])  # (N, 2, R, R)
+        base = video_flicker(lab_frames(originals))
+        row = [clip.name, f"{base:.3f}"]
+        per_frame_psnr = None
+        for name in names:
+            start = time.perf_counter()
+            if STABILISERS[name] is None:
+                ab = ab_small
+            else:
+                temporal = TemporalFilter(STABILISERS[name])
+                ab = torch.cat([temporal.step(l, a) for l, a in zip(l_small.split(1), ab_small.split(1))])
+            costs[name].append((time.perf_counter() - start) / len(ab) * 1000)
+            rgb = finish_rgb8(l_full, ab).numpy()
+            # and as colorize_video writes it: x264 at its default CRF 18, preset veryfast, 4:2:0
+            write_gray_video(rgb, folder / "colour.mp4", clip.fps, crf=18, preset="veryfast")
+            encoded = read_frames(folder / "colour.mp4")
+            value, quality = video_flicker(lab_frames(encoded)), psnr(encoded, originals)
+            in_memory = video_flicker(lab_frames(rgb))
+            per_frame_psnr = quality if per_frame_psnr is None else per_frame_psnr
+            delta = "" if name == names[0] else f" ({quality - per_frame_psnr:+.2f})"
+            row.append(f"{value / base:.2f}× ({in_memory / base:.2f}×) / {quality:.2f}{delta}")
+        cells.append(row)
+        print(f"  {clip.name}: {len(originals)} frames {originals.shape[2]}x{originals.shape[1]}, {clip.what}", file=sys.stderr)
+    print(f"model {colorizer.card.name}, render {colorizer.render_size}; {args.frames} frames of {args.video.name}, "
+          f"{args.clip_frames} of each generated clip; gray input through H.264 CRF 12; cells: flicker × the original's "
+          f"as written (x264 CRF 18; before encoding) / PSNR dB as written (vs per frame)\n")
+    print("| clip | original flicker | " + " | ".join(names) + " |\n|---|---|" + "---|" * len(names))
+    for row in cells:
+        print("| " + " | ".join(row) + " |")
+    print("| filter cost, ms/frame at render size | | " + " | ".join(f"{np.mean(costs[n]):.2f}" for n in names) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
@@ -242,8 +304,10 @@ def main() -> None:
     parser.add_argument("--strip", type=Path, default=None, help="also write a before/after strip of frames (JPEG)")
     parser.add_argument("--sweep", action="store_true", help="score temporal-filter settings instead")
     parser.add_argument("--pan", action="store_true", help="--sweep on a simulated camera pan over the footage")
+    parser.add_argument("--clips", action="store_true", help="score each stabiliser on vtest and tests/footage.py's clips")
+    parser.add_argument("--clip-frames", type=int, default=48, help="frames of each generated clip (--clips)")
     args = parser.parse_args()
-    sweep(args) if args.sweep else table(args)
+    clips(args) if args.clips else sweep(args) if args.sweep else table(args)
 
 
 if __name__ == "__main__":

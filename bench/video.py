@@ -2,7 +2,8 @@
 
     python bench/video.py [--video ../shared/data/video/vtest.avi] [--frames 120] [--repeats 3]
     python bench/video.py --sweep      # the temporal filter's settings, scored in memory (no encoding)
-    python bench/video.py --clips      # flicker and PSNR of each stabiliser on vtest and tests/footage.py's clips
+    python bench/video.py --clips [--strip docs/video-strip-objects.jpg]   # each stabiliser on vtest and
+                                       # tests/footage.py's clips (made from shared photos): flicker and PSNR
 
 The first N frames are turned gray (their Lab L, as an 8-bit gray H.264 file at CRF 12), colorized per
 frame and stabilized by `colorizer.colorize_video`, decoded again and compared with the original frames:
@@ -244,53 +245,64 @@ def sweep(args) -> None:
 
 
 def clips(args) -> None:
-    """Each stabiliser on vtest and on the generated clips, as colorize_video runs it but in memory, then
-    through the same encoder (and before it, to tell the codec's chroma noise from the filter's): flicker of the colorized frames against the original colour frames', and PSNR
-    against the originals beside per-frame colorization's. The model runs once per clip."""
-    from colorem.colorize import finish_rgb8, gray8_to_l, render_l
-
+    """Each stabiliser on vtest and on the generated clips, run as colorize_video runs it but in memory, then
+    through the same encoder (and before it, to tell the codec's chroma noise from the filter's): flicker of
+    the colorized frames against the original colour frames', and PSNR against the originals beside
+    per-frame colorization's. The model runs once per clip. --strip: the objects clip, stabilized."""
     colorizer = load(args)
-    footage = [Clip(args.video.name, args.fps, list(read_frames(args.video, args.frames)), "people walking, still camera")]
+    video = list(read_frames(args.video, args.frames))
+    footage = [Clip(args.video.name, args.fps, video, "people walking, still camera")]
     footage += standard_clips(shared_photos(EVAL_SCENES), args.clip_frames)
     names = list(STABILISERS)
-    cells, costs = [], {name: [] for name in names}
-    folder = Path(tempfile.mkdtemp())
-    for clip in footage:
-        originals = np.stack(clip.frames)
-        # the gray input as a user has it (H.264 at CRF 12), decoded as colorize_video decodes it
-        write_gray_video(np.stack([gray_of(frame) for frame in originals]), folder / "gray.mp4", clip.fps)
-        l_full = gray8_to_l(torch.from_numpy(read_frames(folder / "gray.mp4", gray=True)))[:, None]  # (N, 1, H, W)
-        l_small = render_l(l_full, colorizer.render_size)
-        ab_small = torch.cat([colorizer.predict_ab(chunk) for chunk in l_small.split(8)])  # (N, 2, R, R)
-        base = video_flicker(lab_frames(originals))
-        row = [clip.name, f"{base:.3f}"]
-        per_frame_psnr = None
-        for name in names:
-            start = time.perf_counter()
-            if STABILISERS[name] is None:
-                ab = ab_small
-            else:
-                temporal = TemporalFilter(STABILISERS[name])
-                ab = torch.cat([temporal.step(l, a) for l, a in zip(l_small.split(1), ab_small.split(1))])
-            costs[name].append((time.perf_counter() - start) / len(ab) * 1000)
-            rgb = finish_rgb8(l_full, ab).numpy()
-            # and as colorize_video writes it: x264 at its default CRF 18, preset veryfast, 4:2:0
-            write_gray_video(rgb, folder / "colour.mp4", clip.fps, crf=18, preset="veryfast")
-            encoded = read_frames(folder / "colour.mp4")
-            value, quality = video_flicker(lab_frames(encoded)), psnr(encoded, originals)
-            in_memory = video_flicker(lab_frames(rgb))
-            per_frame_psnr = quality if per_frame_psnr is None else per_frame_psnr
-            delta = "" if name == names[0] else f" ({quality - per_frame_psnr:+.2f})"
-            row.append(f"{value / base:.2f}× ({in_memory / base:.2f}×) / {quality:.2f}{delta}")
-        cells.append(row)
-        print(f"  {clip.name}: {len(originals)} frames {originals.shape[2]}x{originals.shape[1]}, {clip.what}", file=sys.stderr)
+    rows, costs = [], {name: [] for name in names}
+    with tempfile.TemporaryDirectory() as folder:
+        for clip in footage:
+            strip = args.strip if clip.name.startswith("objects") else None
+            rows.append(score_clip(colorizer, clip, Path(folder), costs, strip))
+            print(f"  {clip.name}: {len(clip.frames)} frames {clip.frames[0].shape[1]}x{clip.frames[0].shape[0]}, "
+                  f"{clip.what}", file=sys.stderr)
     print(f"model {colorizer.card.name}, render {colorizer.render_size}; {args.frames} frames of {args.video.name}, "
-          f"{args.clip_frames} of each generated clip; gray input through H.264 CRF 12; cells: flicker × the original's "
-          f"as written (x264 CRF 18; before encoding) / PSNR dB as written (vs per frame)\n")
+          f"{args.clip_frames} of each generated clip; gray input through H.264 CRF 12; cells: flicker × the "
+          "original's as written (x264 CRF 18; before encoding) / PSNR dB as written (vs per frame)\n")
     print("| clip | original flicker | " + " | ".join(names) + " |\n|---|---|" + "---|" * len(names))
-    for row in cells:
+    for row in rows:
         print("| " + " | ".join(row) + " |")
     print("| filter cost, ms/frame at render size | | " + " | ".join(f"{np.mean(costs[n]):.2f}" for n in names) + " |")
+
+
+def score_clip(colorizer, clip: Clip, folder: Path, costs: dict, strip: Path | None) -> list[str]:
+    """One table row: the clip's name, its original flicker, then each stabiliser's cell."""
+    from colorem.colorize import finish_rgb8, gray8_to_l, render_l
+
+    originals = np.stack(clip.frames)
+    # the gray input as a user has it (H.264 at CRF 12), decoded as colorize_video decodes it
+    write_gray_video(np.stack([gray_of(frame) for frame in originals]), folder / "gray.mp4", clip.fps)
+    grays = read_frames(folder / "gray.mp4", gray=True)
+    l_full = gray8_to_l(torch.from_numpy(grays))[:, None]  # (N, 1, H, W)
+    l_small = render_l(l_full, colorizer.render_size)
+    ab_small = torch.cat([colorizer.predict_ab(chunk) for chunk in l_small.split(8)])  # (N, 2, R, R)
+    base = video_flicker(lab_frames(originals))
+    row, per_frame_psnr = [clip.name, f"{base:.3f}"], None
+    for name, options in STABILISERS.items():
+        start = time.perf_counter()
+        if options is None:
+            ab = ab_small
+        else:
+            temporal = TemporalFilter(options)
+            ab = torch.cat([temporal.step(l, a) for l, a in zip(l_small.split(1), ab_small.split(1))])
+        costs[name].append((time.perf_counter() - start) / len(ab) * 1000)
+        rgb = finish_rgb8(l_full, ab).numpy()
+        # and as colorize_video writes it: x264 at its default CRF 18, preset veryfast, 4:2:0
+        write_gray_video(rgb, folder / "colour.mp4", clip.fps, crf=18, preset="veryfast")
+        encoded = read_frames(folder / "colour.mp4")
+        value, quality = video_flicker(lab_frames(encoded)), psnr(encoded, originals)
+        in_memory = video_flicker(lab_frames(rgb))
+        delta = "" if per_frame_psnr is None else f" ({quality - per_frame_psnr:+.2f})"
+        per_frame_psnr = quality if per_frame_psnr is None else per_frame_psnr
+        row.append(f"{value / base:.2f}× ({in_memory / base:.2f}×) / {quality:.2f}{delta}")
+        if strip and options == StabilizeOptions():
+            write_strip(strip, grays, encoded, originals)
+    return row
 
 
 def main() -> None:
@@ -304,7 +316,8 @@ def main() -> None:
     parser.add_argument("--strip", type=Path, default=None, help="also write a before/after strip of frames (JPEG)")
     parser.add_argument("--sweep", action="store_true", help="score temporal-filter settings instead")
     parser.add_argument("--pan", action="store_true", help="--sweep on a simulated camera pan over the footage")
-    parser.add_argument("--clips", action="store_true", help="score each stabiliser on vtest and tests/footage.py's clips")
+    parser.add_argument("--clips", action="store_true",
+                        help="score each stabiliser on vtest and tests/footage.py's clips")
     parser.add_argument("--clip-frames", type=int, default=48, help="frames of each generated clip (--clips)")
     args = parser.parse_args()
     clips(args) if args.clips else sweep(args) if args.sweep else table(args)

@@ -102,8 +102,8 @@ class TemporalFilter:
                 # change (a fade, a light) does not, and opens the gate before the colour lags behind it
                 gate = torch.minimum(gate, self._gate(_change(l_small, self._l_mean)))
                 self._still = gate * (self._still + 1.0)  # motion starts the count again
-                remembered = (self._still / (self._still + 1.0)).clamp(options.strength, max(options.strength, options.memory))
-                keep = gate * remembered
+                most = max(options.strength, options.memory)
+                keep = gate * (self._still / (self._still + 1.0)).clamp(options.strength, most)
                 self._l_mean = torch.lerp(l_small.float(), self._l_mean, keep)
             ab = torch.lerp(ab_small.float(), self._ab, keep)
         self._l, self._ab, self._histogram = l_small, ab, histogram

@@ -48,10 +48,12 @@ def pan(photo: Image.Image, frames: int, size: tuple[int, int] = SIZE, speed: fl
 
 def zoom(photo: Image.Image, frames: int, size: tuple[int, int] = SIZE, closest: float = 0.6) -> list[np.ndarray]:
     """A zoom in on the centre, from the whole photo to `closest` of it."""
-    return [view(photo, (0.5, 0.5), 1.0 - (1.0 - closest) * index / max(1, frames - 1), size) for index in range(frames)]
+    scales = np.linspace(1.0, closest, frames)
+    return [view(photo, (0.5, 0.5), scale, size) for scale in scales]
 
 
-def shake(photo: Image.Image, frames: int, size: tuple[int, int] = SIZE, pixels: float = 3.0, seed: int = 0) -> list[np.ndarray]:
+def shake(photo: Image.Image, frames: int, size: tuple[int, int] = SIZE, pixels: float = 3.0,
+          seed: int = 0) -> list[np.ndarray]:
     """A hand-held still shot: the view jitters by up to about `pixels` frame pixels, smoothly from frame to frame."""
     rng = np.random.default_rng(seed)
     steps = rng.normal(0.0, 1.0, (frames, 2))
@@ -109,7 +111,8 @@ def standard_clips(photos: dict[str, Image.Image], frames: int = 48, size: tuple
              "a still camera, three small objects crossing, grain"),
         Clip("cut 24 fps", 24, pan(photos["scene"], half, size) + pan(photos["people"], frames - half, size),
              "a pan, a cut to another pan"),
-        Clip("fade 24 fps", 24, fade(zoom(photos["people"], half // 2, size), pan(photos["street"], half // 2, size), half),
+        Clip("fade 24 fps", 24,
+             fade(zoom(photos["people"], half // 2, size), pan(photos["street"], half // 2, size), half),
              "a zoom, a cross-dissolve, a pan"),
         Clip("shake 30 fps", 30, shake(photos["people"], frames, size), "a hand-held still shot"),
     ]

@@ -139,15 +139,24 @@ def test_video_frames_are_the_photo_colorization_of_the_same_frames(tmp_path):
         grays = [frame.to_ndarray(format="gray") for frame in container.decode(video=0)]
     colorizer = colorem.load(precision="fp32")
     photos = [lab_of(np.array(colorizer.colorize(gray)))[1:] for gray in grays]  # (2, H, W) ab of each frame as a photo
-    stable, per_frame = (decode(colorizer.colorize_video(source, tmp_path / f"{name}.mp4", crf=0, stabilize=stabilize).target)[0]
+    stable, per_frame = (decode(colorizer.colorize_video(source, tmp_path / f"{name}.mp4", crf=0,
+                                                         stabilize=stabilize).target)[0]
                          for name, stabilize in [("stable", True), ("per-frame", False)])
-    apart = lambda frames, index: np.abs(lab_of(frames[index])[1:] - photos[index]).mean()  # mean |Δa| + |Δb| / 2
-    codec = max(apart(per_frame, index) for index in range(len(grays)))  # 4:2:0 chroma at CRF 0
-    half_size = np.array(colorizer.colorize(grays[0], render_size=colorizer.render_size // 2))
-    other_size = np.abs(lab_of(half_size)[1:] - photos[0]).mean()
-    assert codec < 1.0 and codec < 0.5 * other_size, (codec, other_size)  # a different setting would show
-    assert apart(stable, 0) <= apart(per_frame, 0) + 0.05  # default v4: 0.57 and 0.57; 0.64 at most, 2.55 at half size
+    def apart(frames, index):  # mean |Δa| + |Δb| / 2 over 2x2 blocks: the encoder keeps chroma at half size (4:2:0)
+        return np.abs(blocks(lab_of(frames[index])[1:]) - blocks(photos[index])).mean()
+
+    codec = max(apart(per_frame, index) for index in range(len(grays)))
+    other_setting = apart([np.array(colorizer.colorize(grays[0], render_size=colorizer.render_size // 2))], 0)
+    # default v4: 0.37 to 0.38 per frame, 2.54 at half the render size; stabilized: 0.37 on the first frame, then
+    # 0.47 to 0.66
+    assert codec < 0.6 and codec < 0.25 * other_setting, (codec, other_setting)  # another setting would show
+    assert apart(stable, 0) <= apart(per_frame, 0) + 0.02
     assert max(apart(stable, index) for index in range(1, len(grays))) < codec + 2.0
+
+
+def blocks(ab: np.ndarray) -> np.ndarray:
+    """(2, H, W) -> (2, H/2, W/2): means of 2x2 blocks."""
+    return ab.reshape(2, ab.shape[1] // 2, 2, ab.shape[2] // 2, 2).mean(axis=(2, 4))
 
 
 def test_avi_with_b_frames_gets_its_timestamps_back_in_order(tiny, tmp_path):

@@ -13,11 +13,8 @@ stabilize, encode) in frames/s, side by side with the same frames colorized as s
 folder runner (`colorem colorize DIR`), all in this one run; medians of --repeats.
 
 --clips adds tests/footage.py's clips (made from shared photos) and scores each of STABILISERS in memory,
-then through the output encoder. Levers measured with default model v4 and rejected: optical flow on L
-(OpenCV DIS, any preset, the running ab warped along it, per pixel where it fits L better than no motion)
-cut pan flicker from 1.18x to 0.70-0.75x but cost 0.17-0.22 dB of PSNR on the pan (bilinear re-warping
-blurs the remembered colours) and 2-5 ms a frame, and did nothing on a still camera; the colour memory
-without its gate against remembered L cost 0.17-0.25 dB on the fade (colours lagging the dissolve).
+then through the output encoder. The levers measured and not kept (optical flow on L, one embedding per
+shot, confidence-weighted blending, memory without its L gate), with their numbers: README, Video.
 """
 
 from __future__ import annotations

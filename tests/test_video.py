@@ -266,6 +266,23 @@ def test_huge_frames_are_refused_before_decoding(clip, tiny_weights, tmp_path):
         small_limit.colorize_video(clip, tmp_path / "colour.mp4")
 
 
+@pytest.mark.parametrize("kind", ["photo", "scan-bomb", "png"])
+def test_a_still_image_is_refused_before_ffmpeg_decodes_it(kind, tiny, tmp_path):
+    """Issue 33 item 2, for `colorem video`: FFmpeg opens a photo as a one-frame video, past the image checks, so
+    a progressive JPEG with 5,000 empty scans cost seconds of CPU there; a still image is now one line, undecoded."""
+    from tests.hostile import jpeg_scan_bomb
+
+    source = tmp_path / ("still.png" if kind == "png" else "still.mp4")  # the name does not matter, the content does
+    if kind == "scan-bomb":
+        source.write_bytes(jpeg_scan_bomb(2000, 2000))
+    else:
+        Image.open(SAMPLES / "coffee.jpg").save(source, format="PNG" if kind == "png" else "JPEG")
+    started = time.process_time()
+    with pytest.raises(VideoError, match="a still image, not a video; colorize it with `colorem colorize`"):
+        tiny.colorize_video(source, tmp_path / "colour.mp4")
+    assert time.process_time() - started < 1.0 and not (tmp_path / "colour.mp4").exists()
+
+
 def test_an_unwritable_target_is_a_clear_error(clip, tiny, tmp_path):
     (tmp_path / "a-file").write_text("not a folder")
     with pytest.raises(VideoError, match="cannot write"):

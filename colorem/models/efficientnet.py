@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorem.color import ab_bins
-from colorem.hints import HINT_CHANNELS, SPREAD_CHANNELS, spread_hints
-from colorem.models.heads import annealed_mean
+from colorem.hints import HINT_CHANNELS, SPREAD_CHANNELS
+from colorem.models.heads import add_spread_hints, annealed_mean
 from colorem.models.registry import Option, PretrainedCfg, register_model
 
 # EfficientNet-B0's stages (kernel, stride, expansion, in, out, repeats); Lite scales them by width and depth,
@@ -200,25 +200,17 @@ class EfficientNetColorizer(nn.Module):
         classes = self.encoder.classify(head).float().softmax(dim=1)  # (B, 1000): the global embedding
         grid = classes.to(head.dtype)[:, :, None, None].expand(-1, -1, *head.shape[-2:])
         x = self.fusion(torch.cat([head, grid], dim=1))  # (B, 256, H/32, W/32)
-        x = self._hinted(self.hint_fusion, x, hints)
+        x = add_spread_hints(self.hint_fusion, x, hints)
         x = self.decoder[0](x, skip16)
         x = self.decoder[1](x, skip8)
         x = self.decoder[2](x, skip4)  # (B, 96, H/4, W/4)
-        x = self._hinted(self.hint_decoder, x, hints)
+        x = add_spread_hints(self.hint_decoder, x, hints)
         logits = self.output(x)  # (B, Q, H/4, W/4)
         if raw:
             return logits[..., : (height + 3) // 4, : (width + 3) // 4]
         ab = self.decode_logits(logits, temperature)
         ab = F.interpolate(ab, scale_factor=4, mode="bilinear", align_corners=False)
         return ab[..., :height, :width]
-
-    @staticmethod
-    def _hinted(conv: nn.Conv2d | None, x: torch.Tensor, hints: torch.Tensor | None) -> torch.Tensor:
-        if conv is None:
-            return x
-        if hints is None:
-            return x + conv.bias.to(x.dtype)[None, :, None, None]
-        return x + conv(spread_hints(hints, tuple(x.shape[-2:])).to(x.dtype))
 
     def decode_logits(self, logits: torch.Tensor, temperature: float | torch.Tensor | None = None) -> torch.Tensor:
         """Annealed mean at `temperature` (None: the card's)."""

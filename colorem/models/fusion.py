@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorem.color import AB_MAX, ab_bins
-from colorem.hints import HINT_CHANNELS, SPREAD_CHANNELS, spread_hints
+from colorem.hints import HINT_CHANNELS, SPREAD_CHANNELS
 from colorem.models.embedders import EMBEDDER_OPTIONS, EMBEDDERS, GlobalEmbedder, create_embedder
-from colorem.models.heads import annealed_mean
+from colorem.models.heads import add_spread_hints, annealed_mean
 from colorem.models.registry import Option, register_model
 
 # (in, out, stride) per 3x3 conv of the original encoder; channel counts scale with `width`.
@@ -156,10 +156,10 @@ class FusionColorizer(nn.Module):
         if embedding.shape[1]:
             grid = embedding.to(features.dtype)[:, :, None, None].expand(-1, -1, *features.shape[-2:])
             features = torch.cat([features, grid], dim=1)
-        x = self._hinted(self.hint_fusion, self.fusion(features), hints)
+        x = add_spread_hints(self.hint_fusion, self.fusion(features), hints)
         x = self.decoder[0](x)
         x = self.decoder[1](self._skipped(self.skip_quarter, self._up(x), taps.get(4)))
-        x = self._hinted(self.hint_decoder, self.decoder[2](self._skipped(self.skip_half, self._up(x), taps.get(2))), hints)
+        x = add_spread_hints(self.hint_decoder, self.decoder[2](self._skipped(self.skip_half, self._up(x), taps.get(2))), hints)
         x = self.decoder[3](x)
         x = self.output(x)  # (B, 2 or Q, H/2, W/2)
         if self.head == "classification" and raw:
@@ -193,17 +193,6 @@ class FusionColorizer(nn.Module):
     def _skipped(conv: nn.Conv2d | None, x: torch.Tensor, tap: torch.Tensor | None) -> torch.Tensor:
         """x plus the encoder's features of the same grid through `conv` (x itself without skips)."""
         return x if conv is None else x + conv(tap)
-
-    @staticmethod
-    def _hinted(conv: nn.Conv2d | None, x: torch.Tensor, hints: torch.Tensor | None) -> torch.Tensor:
-        """x plus the (padded) hints spread over x's grid through `conv` (its bias alone without hints, as for
-        all-zero hints)."""
-        if conv is None:
-            return x
-        if hints is None:
-            return x + conv.bias.to(x.dtype)[None, :, None, None]
-        spread = spread_hints(hints, tuple(x.shape[-2:]))
-        return x + conv(spread.to(x.dtype))
 
     def decode_logits(self, logits: torch.Tensor, temperature: float | torch.Tensor | None = None) -> torch.Tensor:
         """Annealed mean at `temperature` (None: the card's)."""

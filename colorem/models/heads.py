@@ -1,8 +1,12 @@
-"""What every classification head shares: the annealed mean that turns logits over ab bins into ab."""
+"""What the network families share: the annealed mean that turns logits over ab bins into ab, and the step that
+adds spread colour hints to a feature map."""
 
 from __future__ import annotations
 
 import torch
+from torch import nn
+
+from colorem.hints import spread_hints
 
 
 def annealed_mean(logits: torch.Tensor, bins: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
@@ -13,3 +17,13 @@ def annealed_mean(logits: torch.Tensor, bins: torch.Tensor, temperature: float |
     # weighted mean is one matmul (2.8x faster than softmax over dim 1 + einsum).
     scaled = logits.permute(0, 2, 3, 1).float().mul(1.0 / t)  # (B, H, W, Q)
     return (torch.softmax(scaled, dim=-1) @ bins.float()).permute(0, 3, 1, 2)  # (B, 2, H, W)
+
+
+def add_spread_hints(conv: nn.Conv2d | None, x: torch.Tensor, hints: torch.Tensor | None) -> torch.Tensor:
+    """x plus the (padded) hints spread over x's grid through `conv` (its bias alone without hints, as for
+    all-zero hints); x itself for a network without that hint input."""
+    if conv is None:
+        return x
+    if hints is None:
+        return x + conv.bias.to(x.dtype)[None, :, None, None]
+    return x + conv(spread_hints(hints, tuple(x.shape[-2:])).to(x.dtype))

@@ -10,7 +10,7 @@ colour math, for a photo of the render size and a 1 MP one. A model without a hi
 the same network given a (zero) hint input: speed does not depend on the weights' values.
 The curve scores `colorem evaluate --hints` rows (the same protocol) and draws PSNR and AuC against the
 number of simulated hints with PIL (no matplotlib needed).
-The follow grid scores colorem.hints.follow_hints at several widths (reach, lightness) against the
+The follow grid scores colorem.hint_input.follow_hints at several widths (reach, lightness) against the
 network alone, with 1 and 10 simulated hints, on held-out photos (never eval/ or eval-scenes/): how its
 defaults, FOLLOW_REACH and FOLLOW_LIGHTNESS, were chosen.
 """
@@ -30,7 +30,8 @@ from PIL import Image, ImageDraw
 
 from colorem.colorize import Colorizer, render_l
 from colorem.evaluate import GRAY, evaluate, find_images, hint_row, simulated_hints
-from colorem.hints import FOLLOW_LIGHTNESS, FOLLOW_REACH, Hint, follow_hints
+from colorem.hint_input import FOLLOW_LIGHTNESS, FOLLOW_REACH, follow_hints
+from colorem.hints import Hint
 from colorem.models import build_model
 from colorem.weights import load_weights
 from calibrate import load_truth, score  # photos and scores as `colorem evaluate` makes them

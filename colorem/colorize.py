@@ -27,7 +27,8 @@ from torch import nn
 from colorem.color import AB_MAX, gray_to_l, join_lab, lab_to_srgb8, rgb_to_l
 from colorem.device import autocast, pick_device, resolve_precision
 from colorem.errors import ModelOutputError, NotEnoughMemoryError, OptionError
-from colorem.hints import Hint, HintError, as_hints, follow_hints, hint_map
+from colorem.hint_input import follow_hints, hint_map
+from colorem.hints import Hint, HintError, as_hints
 from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput, Photo, read_image
 from colorem.limits import check_options
 from colorem.onnx_backend import (BACKENDS, OnnxBackend, export_onnx, onnx_fingerprint, onnxruntime_available,

@@ -8,7 +8,7 @@ photo ─▶ prepare_photo: its L at full and render size ─▶ predict_ab, eac
       against the photo's RGB and Lab ─▶ means and 95% intervals over images
 
 With `hints`, models with a hint input get extra rows ("NAME +10 hints"): N points per photo revealed
-from the true ab at the render size (colorem.hints.simulate_hints, seeded per photo).
+from the true ab at the render size (colorem.train.hint_simulation.simulate_hints, seeded per photo).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 from colorem.color import rgb_to_lab
 from colorem.colorize import Colorizer, finish_rgb8, prepare_photo, render_l, upsample_ab
 from colorem.errors import ColoremError, ImageReadError
-from colorem.hints import simulate_hints
+from colorem.train.hint_simulation import simulate_hints
 from colorem.imageio import IMAGE_EXTENSIONS, read_image, write_image
 from colorem.metrics import METRICS, colorfulness, score_batch
 

@@ -5,9 +5,11 @@ import pytest
 import torch
 
 from colorem.color import AB_MAX, rgb_to_lab
-import colorem.hints
-from colorem.hints import (MAX_HINTS, SPREAD_CHANNELS, SPREAD_SIGMAS, Hint, HintError, HintSimulation, follow_hints,
-                           hint_map, parse_color, simulate_hints, spread_hints)
+import colorem.hint_input
+from colorem.hint_input import follow_hints, hint_map
+from colorem.hints import MAX_HINTS, Hint, HintError, parse_color
+from colorem.models.hint_spread import SPREAD_CHANNELS, SPREAD_SIGMAS, spread_hints
+from colorem.train.hint_simulation import HintSimulation, simulate_hints
 from colorem.models import create_model
 
 
@@ -104,7 +106,7 @@ def test_following_many_hints_in_parts_gives_the_same_colours(monkeypatch):
     ab, l = torch.randn(2, 2, 24, 24) * 20, torch.rand(2, 1, 24, 24) * 100
     hints = simulate_hints(torch.randn(2, 2, 24, 24) * 30, torch.Generator().manual_seed(0), counts=[12, 3])
     whole = follow_hints(ab, l, hints)
-    monkeypatch.setattr(colorem.hints, "_FOLLOW_CHUNK", 24 * 24 * 5)  # five points at a time
+    monkeypatch.setattr(colorem.hint_input, "_FOLLOW_CHUNK", 24 * 24 * 5)  # five points at a time
     assert torch.allclose(follow_hints(ab, l, hints), whole, atol=1e-4)
 
 

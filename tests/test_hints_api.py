@@ -18,7 +18,7 @@ import colorem
 from colorem import Hint, HintError
 from colorem.cli import main
 from colorem.color import rgb_to_lab
-from colorem.hints import MAX_HINTS, parse_color
+from colorem.hints import MAX_HINTS, as_hints, parse_color
 from tests.conftest import photo
 
 
@@ -372,3 +372,45 @@ def test_hinted_colours_do_not_fade_along_the_edges():
     image = colorizer.colorize(SAMPLES / "coffee.jpg", hints=[Hint(130, 310, "firebrick")])
     fade = _edge_fade(image)
     assert fade["top"] > 0.8 and fade["right"] > 0.8, fade
+
+
+# --- one check, wherever hints enter --------------------------------------------------------
+# Every entry point hands its hints to colorem.hints.as_hints, once: the API, the CLI and the server refuse a
+# bad hint with the same words (the server and the CLI add only where it came from).
+BAD_HINTS = [
+    [{"x": 10, "y": 10, "color": "bleu"}],
+    [{"x": 10, "y": 10, "color": "red", "extra": 1}],
+    [{"x": 10, "y": 10, "color": [0, 0, 300]}],
+    [{"x": 1, "y": 1, "color": "#b22222"}] * (MAX_HINTS + 1),
+]
+
+
+def the_one_check(hints) -> str:
+    with pytest.raises(HintError) as refused:
+        as_hints(hints)
+    return str(refused.value)
+
+
+@pytest.mark.parametrize("hints", BAD_HINTS)
+def test_the_api_refuses_a_bad_hint_with_the_one_check(colorizer, hints):
+    with pytest.raises(HintError) as refused:
+        colorizer.colorize(np.zeros((200, 300), np.uint8), hints=hints)
+    assert str(refused.value) == the_one_check(hints)
+
+
+@pytest.mark.parametrize("hints", BAD_HINTS)
+def test_the_cli_refuses_a_bad_hint_with_the_one_check(hint_weights, tmp_path, capsys, hints):
+    source, hints_file, target = tmp_path / "p.png", tmp_path / "hints.json", tmp_path / "out.png"
+    photo(300, 200).convert("L").save(source)
+    hints_file.write_text(json.dumps(hints))
+    assert main(["colorize", str(source), "-o", str(target), "--model", str(hint_weights), "--hints", str(hints_file)]) == 2
+    assert capsys.readouterr().err.strip() == f"colorem: error: {the_one_check(hints)}"
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("hints", BAD_HINTS)
+def test_the_server_refuses_a_bad_hint_with_the_one_check(client, hints):
+    response, _ = post(client, hints)
+    assert response.status_code == 422
+    assert response.json()["detail"][0] == {"field": "hints", "message": f"are refused ({the_one_check(hints)})",
+                                            "value": json.dumps(hints)[:200]}

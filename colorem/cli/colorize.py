@@ -16,7 +16,7 @@ from colorem.colorize import Colorizer
 from colorem.errors import ColoremError, OptionError
 from colorem.folder import (FolderOptions, ItemResult, colorize_files, failure_reason, rank_share, split_existing,
                             target_for)
-from colorem.hints import Hint, HintError, check_inside, parse_hint_argument, parse_hints_json
+from colorem.hints import Hint, HintError, Hints, as_hints, check_inside, parse_hint_argument, read_hints_json
 from colorem.imageio import FORMATS, IMAGE_EXTENSIONS, QUALITY_RANGE, image_size, write_image
 from colorem.limits import RENDER_SIZE, SATURATION
 from colorem.video import is_video, sniff_video
@@ -112,17 +112,17 @@ def _pattern_root(pattern: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
-def read_hints(args: argparse.Namespace) -> tuple[Hint, ...]:
-    """--hints FILE then every --hint, checked (a bad one is a HintError: exit 2)."""
-    hints: list[Hint] = []
+def read_hints(args: argparse.Namespace) -> Hints:
+    """--hints FILE then every --hint, checked together (a bad one is a HintError: exit 2)."""
+    hints: list = []
     if args.hints is not None:
         try:
             text = Path(args.hints).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise HintError(f"cannot read the hints file {args.hints}: {getattr(error, 'strerror', None) or error}") from None
-        hints += parse_hints_json(text)
+        hints += read_hints_json(text)
     hints += [parse_hint_argument(text) for text in args.hint]
-    return tuple(hints)
+    return as_hints(hints)
 
 
 def run(args: argparse.Namespace) -> int:

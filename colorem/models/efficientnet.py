@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorem.color import ab_bins
-from colorem.hints import HINT_CHANNELS, SPREAD_CHANNELS
+from colorem.models.hint_spread import HINT_CHANNELS, SPREAD_CHANNELS
 from colorem.models.heads import add_spread_hints, annealed_mean
 from colorem.models.registry import Option, PretrainedCfg, register_model
 
@@ -131,7 +131,7 @@ class EfficientNetColorizer(nn.Module):
     over the stride-32 grid and fused with the head features by a 1x1 conv (the Color 'em fusion layer). The
     decoder climbs back to H/4 through skips at H/16, H/8 and H/4; the head classifies each H/4 cell over the
     in-gamut ab bins, decoded by annealed mean and upsampled bilinearly. With hints=True a hint input enters
-    beside the stem and, spread over the grid (colorem.hints.spread_hints), at the fusion and at H/4, each
+    beside the stem and, spread over the grid (colorem.models.hint_spread.spread_hints), at the fusion and at H/4, each
     through a zero-initialised conv. With frozen_bn=True the encoder's batch-norm statistics stay ImageNet's.
     """
 

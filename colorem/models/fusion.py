@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorem.color import AB_MAX, ab_bins
-from colorem.hints import HINT_CHANNELS, SPREAD_CHANNELS
+from colorem.models.hint_spread import HINT_CHANNELS, SPREAD_CHANNELS
 from colorem.models.embedders import EMBEDDER_OPTIONS, EMBEDDERS, GlobalEmbedder, create_embedder
 from colorem.models.heads import add_spread_hints, annealed_mean
 from colorem.models.registry import Option, register_model
@@ -49,7 +49,7 @@ class FusionColorizer(nn.Module):
     hints=True: a colour-hint input (a/b/mask at the input size, colorem.hints) enters at three places,
     each through its own zero-initialized conv, so a hint model made from an automatic one starts with
     identical output: as points beside the first convolution, and spread over the grid
-    (colorem.hints.spread_hints) at the fusion layer (H/8, where the picture's content is known) and
+    (colorem.models.hint_spread.spread_hints) at the fusion layer (H/8, where the picture's content is known) and
     before the last decoder layer (H/2, where edges are sharp).
     skips=True: the encoder's H/4 and H/2 features are added into the decoder at the same grids (U-Net
     style), each through a zero-initialized 1x1 conv, so colour can follow the edges of L; a skip model made
@@ -136,7 +136,7 @@ class FusionColorizer(nn.Module):
         """l (B, 1, H, W) in [0, 100] -> ab (B, 2, H, W) in Lab units, any H and W.
 
         `embedding` (B, D) replaces the embedder's output (a cache of a frozen embedder). `hints`
-        (B, 3, H, W) are colour hints (colorem.hints.hint_map), for a model built with hints=True. With
+        (B, 3, H, W) are colour hints (colorem.hint_input.hint_map), for a model built with hints=True. With
         raw=True the head's output is returned instead: tanh ab / 128 (B, 2, H, W), or logits over
         the bins at half resolution (B, Q, ceil(H/2), ceil(W/2)).
         """

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from colorem.hints import spread_hints
+from colorem.models.hint_spread import spread_hints
 
 
 def annealed_mean(logits: torch.Tensor, bins: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:

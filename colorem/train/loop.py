@@ -23,7 +23,7 @@ from colorem.color import rgb_to_lab, split_lab
 from colorem.data import Augment, DataIterator, PhotoStream, Position, load_fixed_images, resolve_source
 from colorem.device import autocast, resolve_precision
 from colorem.errors import ColoremError
-from colorem.hints import simulate_hints
+from colorem.train.hint_simulation import simulate_hints
 from colorem.models import build_model
 from colorem.train import distributed
 from colorem.train.checkpoint import (list_checkpoints, resolve_resume, rng_state, save_checkpoint,

@@ -35,7 +35,7 @@ from kornia.filters import gaussian_blur2d, guided_blur
 
 import colorem
 from colorem.color import AB_MAX
-from colorem.colorize import upsample_ab
+from colorem.stages import upsample_ab
 from colorem.train.export import adjust_logits
 from colorem.train.losses import load_prior
 from calibrate import load_truth, score, search_vibrance

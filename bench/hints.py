@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from colorem.colorize import Colorizer, render_l
+from colorem.colorize import Colorizer
+from colorem.stages import render_l
 from colorem.evaluate import GRAY, evaluate, find_images, hint_row, simulated_hints
 from colorem.hint_input import FOLLOW_LIGHTNESS, FOLLOW_REACH, follow_hints
 from colorem.hints import Hint

@@ -25,11 +25,12 @@ import torch
 from PIL import Image, ImageDraw
 
 from colorem.color import rgb_to_lab
-from colorem.colorize import Colorizer, finish_rgb8, prepare_photo, render_l, upsample_ab
+from colorem.colorize import Colorizer
 from colorem.errors import ColoremError, ImageReadError
-from colorem.train.hint_simulation import simulate_hints
 from colorem.imageio import IMAGE_EXTENSIONS, read_image, write_image
 from colorem.metrics import METRICS, colorfulness, score_batch
+from colorem.stages import finish_rgb8, prepare_photo, render_l, upsample_ab
+from colorem.train.hint_simulation import simulate_hints
 
 GRAY = "gray"  # the baseline row: every pixel's ab is 0
 MIN_SIDE = 7  # SSIM's window (colorem.metrics.ssim_rgb)

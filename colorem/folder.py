@@ -19,10 +19,11 @@ from typing import Generator, Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from colorem.colorize import Colorizer, Prepared
+from colorem.colorize import Colorizer
 from colorem.errors import ColoremError, NotEnoughMemoryError, check_range
 from colorem.imageio import FORMATS, QUALITY_RANGE, write_image
 from colorem.limits import RENDER_SIZE, SATURATION
+from colorem.stages import Prepared
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ SSIM_WINDOW = 7  # scikit-image's default window
 def compose_rgb(l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     """L (B, 1, H, W) joined with predicted ab (B, 2, H, W) -> sRGB (B, 3, H, W), clipped to [0, 1]: the
     quick float join training's validation scores. colorem.evaluate scores what the file writer makes
-    instead (colorem.colorize.finish_rgb8: out-of-gamut colours lose chroma, not lightness; 8 bits)."""
+    instead (colorem.stages.finish_rgb8: out-of-gamut colours lose chroma, not lightness; 8 bits)."""
     return lab_to_rgb(join_lab(l, ab))
 
 

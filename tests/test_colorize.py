@@ -206,7 +206,7 @@ def test_tiled_colour_math_gives_the_full_size_result(size, monkeypatch):
     F.interpolate + lab_to_srgb8, at most one level off in a few values per million (see _BilinearRows)."""
     import torch.nn.functional as F
 
-    from colorem import colorize as colorize_module
+    from colorem import stages as colorize_module
     from colorem.color import AB_MAX, join_lab, lab_to_srgb8
 
     monkeypatch.setattr(colorize_module, "CHUNK_PIXELS", 50_000)  # many slices even for small photos

@@ -7,7 +7,8 @@ import torch
 pytest.importorskip("onnxruntime")
 
 import colorem  # noqa: E402
-from colorem.colorize import Colorizer, choose_backend  # noqa: E402
+from colorem.colorize import Colorizer  # noqa: E402
+from colorem.runtime import choose_backend  # noqa: E402
 from colorem.models import create_model  # noqa: E402
 from colorem.onnx_backend import export_onnx  # noqa: E402
 from colorem.weights import ModelCard, save_weights  # noqa: E402

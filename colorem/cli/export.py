@@ -119,7 +119,7 @@ def _export_onnx(args: argparse.Namespace, output: Path) -> int:
 
 def _calibration_batches(folder: str, render_size: int) -> list:
     """L at the render size for up to 64 photos of the folder, as colorize prepares it: one array (1, 1, R, R) each."""
-    from colorem.colorize import prepare_photo
+    from colorem.stages import prepare_photo
     from colorem.imageio import IMAGE_EXTENSIONS, read_image
 
     paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:64]

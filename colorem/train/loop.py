@@ -23,13 +23,13 @@ from colorem.color import rgb_to_lab, split_lab
 from colorem.data import Augment, DataIterator, PhotoStream, Position, load_fixed_images, resolve_source
 from colorem.device import autocast, resolve_precision
 from colorem.errors import ColoremError
-from colorem.train.hint_simulation import simulate_hints
 from colorem.models import build_model
 from colorem.train import distributed
 from colorem.train.checkpoint import (list_checkpoints, resolve_resume, rng_state, save_checkpoint,
                                       set_rng_state, trained_weights)
 from colorem.train.config import Config
 from colorem.train.distributed import DistributedEnv
+from colorem.train.hint_simulation import simulate_hints
 from colorem.train.logs import LogWindow, MetricsLog, progress_bar
 from colorem.train.losses import ColorLoss, estimate_ab_prior, load_prior, save_prior
 from colorem.train.optim import EMA, create_optimizer, create_scheduler

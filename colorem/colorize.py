@@ -17,13 +17,13 @@ from PIL import Image
 from torch import nn
 
 from colorem.color import AB_MAX
-from colorem.device import autocast
-from colorem.errors import OptionError, enough_memory as _enough_memory  # the name predict_ab has always used
+from colorem.device import autocast, enough_memory as _enough_memory  # the name predict_ab has always used
+from colorem.errors import OptionError
 from colorem.hint_input import follow_hints, hint_map
 from colorem.hints import Hint, HintError, as_hints
 from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput
 from colorem.limits import check_options
-from colorem.runtime import onnx_beside, start_runtime
+from colorem.runtime import onnx_from, start_runtime
 from colorem.stages import Prepared, finish_image, prepare
 # Until colorem.video takes them from colorem.stages (issue 35, after issue 34's video work):
 from colorem.stages import finish_rgb8, gray8_to_l, render_l  # noqa: F401
@@ -181,7 +181,9 @@ def load(name_or_path: str | os.PathLike | None = None, *, device: str | torch.d
     .onnx beside the weights) or, failing that, exports the model in memory first (a few seconds).
     """
     model, card = load_weights(name_or_path, embedder_options)
-    if onnx_model is None and backend != "torch":
-        onnx_model = onnx_beside(resolve_weights(name_or_path), model)
+    weights = resolve_weights(name_or_path)
+    beside = weights.with_suffix(".onnx")  # written by `colorem export WEIGHTS -o X.onnx`
+    if onnx_model is None and backend != "torch" and beside.exists():
+        onnx_model = onnx_from(beside, model, weights)
     return Colorizer(model, card, device=device, precision=precision, max_pixels=max_pixels,
                      backend=backend, onnx_model=onnx_model)

@@ -1,4 +1,5 @@
-"""Where and at what precision a network runs: one set of rules for colorizing and for training."""
+"""Where and at what precision a network runs, and what running out of memory there becomes: one set of rules for
+colorizing and for training."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 
 import torch
 
-from colorem.errors import OptionError
+from colorem.errors import NotEnoughMemoryError, OptionError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -72,3 +73,17 @@ def autocast(device: torch.device, precision: str):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def enough_memory(name: str, size: tuple[int, int] | None, what: str | None = None):
+    """A failed allocation while working on one photo (or one batch) becomes its NotEnoughMemoryError."""
+    try:
+        yield
+    except NotEnoughMemoryError:
+        raise
+    except (MemoryError, RuntimeError) as error:  # torch's CPU and CUDA allocators raise RuntimeErrors
+        message = str(error).lower()
+        if isinstance(error, MemoryError) or "can't allocate memory" in message or "out of memory" in message:
+            raise NotEnoughMemoryError(name, size, what) from None
+        raise

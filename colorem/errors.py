@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 
 def install_hint(extra: str) -> str:
     """The command that adds an optional part of colorem, which installs from its checkout (no public index)."""
@@ -40,14 +38,6 @@ class OptionError(ColoremError, ValueError):
     the CLI exits 2)."""
 
 
-def check_range(name: str, value, low, high=None):
-    """`value` if it lies in [low, high] (no upper bound when high is None; NaN never does), else an OptionError."""
-    if low <= value and (high is None or value <= high):
-        return value
-    bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
-    raise OptionError(f"{name} must be {bounds}, not {value!r}".strip())
-
-
 class MissingDependencyError(ColoremError, ImportError):
     """An optional package a feature needs is not installed; the message says what to install."""
 
@@ -61,20 +51,6 @@ class NotEnoughMemoryError(ColoremError, MemoryError):
         what = what or (f"{pixels / 1e6:.0f} MP" if pixels >= 1e6 else f"{size[0]}x{size[1]} pixels" if size else "it")
         self.reason = f"not enough memory for {what}"
         super().__init__(f"{source}: {self.reason}")
-
-
-@contextlib.contextmanager
-def enough_memory(name: str, size: tuple[int, int] | None, what: str | None = None):
-    """A failed allocation while working on one photo (or one batch) becomes its NotEnoughMemoryError."""
-    try:
-        yield
-    except NotEnoughMemoryError:
-        raise
-    except (MemoryError, RuntimeError) as error:  # torch's CPU and CUDA allocators raise RuntimeErrors
-        message = str(error).lower()
-        if isinstance(error, MemoryError) or "can't allocate memory" in message or "out of memory" in message:
-            raise NotEnoughMemoryError(name, size, what) from None
-        raise
 
 
 class ModelOutputError(ColoremError):

@@ -1,6 +1,7 @@
-"""The folder runner: many photos streamed through one loaded model — decoding in DataLoader workers, one
-batched forward pass per group, finishing (ab upsampling, Lab -> RGB, encoding, writing) in a thread pool,
-results as they finish.
+"""The folder runner: photos through one loaded model into an output folder. FolderRun is the whole run the CLI
+hands over (this rank's share, outputs that exist skipped, every check before any work); colorize_files streams
+many photos — decoding in DataLoader workers, one batched forward pass per group, finishing (ab upsampling,
+Lab -> RGB, encoding, writing) in a thread pool, results as they finish.
 
 Under `torchrun`, each rank takes its own deterministic share of the sorted inputs (no coordinator).
 """
@@ -20,10 +21,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from colorem.colorize import Colorizer
-from colorem.errors import ColoremError, NotEnoughMemoryError, check_range
-from colorem.imageio import FORMATS, QUALITY_RANGE, write_image
-from colorem.limits import RENDER_SIZE, SATURATION
-from colorem.stages import Prepared
+from colorem.errors import ColoremError, NotEnoughMemoryError, OptionError
+from colorem.hints import Hint, HintError, Hints, as_hints, check_inside
+from colorem.imageio import FORMATS, QUALITY_RANGE, image_size, write_image
+from colorem.limits import RENDER_SIZE, SATURATION, check_number
+from colorem.outputs import prepare_output, refuse_writing_over_inputs
+from colorem.stages import Prepared, finish_image, prepare
 
 
 @dataclass(frozen=True)
@@ -41,12 +44,12 @@ class FolderOptions:
 
     def __post_init__(self) -> None:
         if self.render_size is not None:
-            check_range("render_size", self.render_size, *RENDER_SIZE)
-        check_range("saturation", self.saturation, *SATURATION)
-        check_range("quality", self.quality, *QUALITY_RANGE)
-        check_range("batch_size", self.batch_size, 1)
+            check_number("render_size", self.render_size, RENDER_SIZE, integer=True)
+        check_number("saturation", self.saturation, SATURATION)
+        check_number("quality", self.quality, QUALITY_RANGE, integer=True)
+        check_number("batch_size", self.batch_size, (1, None), integer=True)
         if self.workers is not None:
-            check_range("workers", self.workers, 0)
+            check_number("workers", self.workers, (0, None), integer=True)
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ class _Decoded(Dataset):
     def __getitem__(self, index: int) -> dict:
         source, _ = self.items[index]
         try:
-            return {"index": index, "prepared": self.colorizer.prepare(source, self.render_size), "error": ""}
+            return {"index": index, "prepared": prepare(source, self.render_size, self.colorizer.max_pixels), "error": ""}
         except (ColoremError, ValueError, OSError) as error:
             return {"index": index, "prepared": None, "error": failure_reason(error)}
 
@@ -105,6 +108,54 @@ def split_existing(items: Sequence[tuple[Path, Path]], options: FolderOptions) -
         else:
             todo.append((source, relative))
     return todo, done
+
+
+class FolderRun:
+    """One run over files: (source, path relative to the output) pairs, into options.output. Made, it has checked
+    everything before any photo is colorized (outputs that would replace their input, hints — one photo's, and
+    inside it even when its output exists — and the options against the model, the output folder made and
+    writable) and put aside this process's share of the work: `todo`, and `done` (outputs that exist; a rerun
+    resumes unless options.overwrite). Iterated, it yields one ItemResult per input: the skipped first, then one
+    photo through Colorizer.colorize as a library user would write it, or several streamed by colorize_files."""
+
+    def __init__(self, colorizer: Colorizer, items: Sequence[tuple[Path, Path]], options: FolderOptions,
+                 hints: Sequence[Hint | dict] = ()):
+        self.hints = as_hints(hints) if hints else Hints()
+        targets = [(source, target_for(options, relative, alpha)) for source, relative in items for alpha in (False, True)]
+        if self.hints and len(items) > 1:
+            raise HintError(f"hints are in one photo's pixels: give exactly one input photo with hints (--hint/--hints), "
+                            f"not {len(items)}")
+        self.colorizer, self.options, self.one_photo = colorizer, options, len(items) == 1
+        self.todo, self.done = split_existing(rank_share(items), options)
+        if self.hints and self.done:  # skipped, but a hint outside the photo is still a usage error, not "skipped 1"
+            check_inside(self.hints, image_size(self.done[0][0]))
+        colorizer.check_hints([self.hints], 1)  # hints for a model without a hint input: refused before any photo is read
+        colorizer.check_options(options.render_size, options.saturation, options.temperature)
+        refuse_writing_over_inputs(targets, options.output)
+        prepare_output(options.output, options.single_file)
+
+    def __iter__(self) -> Iterator[ItemResult]:
+        for source, target in self.done:
+            yield ItemResult(source, target, "skipped")
+        if self.one_photo and self.todo:
+            yield colorize_one(self.colorizer, *self.todo[0], self.options, self.hints)
+        elif self.todo:
+            yield from colorize_files(self.colorizer, self.todo, self.options)
+
+
+def colorize_one(colorizer: Colorizer, source: Path, relative: Path, options: FolderOptions,
+                 hints: Sequence[Hint] = ()) -> ItemResult:
+    """The one-file case, as a library user would write it: Colorizer.colorize, then the file written where
+    the folder runner would write it. A usage error (an option, a hint) raises; anything else fails the file."""
+    try:
+        image = colorizer.colorize(source, options.render_size, options.saturation, options.temperature, hints or None)
+        target = target_for(options, relative, has_alpha=image.mode == "RGBA")
+        write_image(image, target, quality=options.quality)
+    except (OptionError, HintError):
+        raise
+    except (ColoremError, ValueError, OSError, MemoryError) as error:
+        return ItemResult(source, None, "failed", failure_reason(error))
+    return ItemResult(source, target, "done")
 
 
 def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], options: FolderOptions) -> Iterator[ItemResult]:
@@ -192,7 +243,7 @@ def _one_thread(_worker_id: int) -> None:
 
 
 def _finish_and_write(colorizer: Colorizer, prepared, ab_small: torch.Tensor, options: FolderOptions, target: Path) -> None:
-    image = colorizer.finish(prepared, ab_small, options.saturation)
+    image = finish_image(prepared, ab_small, options.saturation)
     write_image(image, target, quality=options.quality)
 
 

@@ -16,16 +16,22 @@ SATURATION = (0.0, 4.0)  # the user's scale on the predicted ab (1 = as calibrat
 VIBRANCE = (0.0, 4.0)  # the card's calibrated scale on the predicted ab
 TEMPERATURE = (0.001, 10.0)  # annealed mean: near 0 the mode, 1 the mean, beyond that ever grayer
 
-def check_number(name: str, value: Any, limits: tuple[float, float], integer: bool = False) -> float | int:
-    """`value` as a finite number within `limits`, returned as a Python int when `integer`, else as it was
-    a float (numpy scalars count: np.int64(128) is a whole number); else an OptionError naming `name`."""
+def check_number(name: str, value: Any, limits: tuple[float, float | None], integer: bool = False) -> float | int:
+    """`value` as a finite number within `limits` (low, high; high None: no upper bound), returned as a Python int
+    when `integer`, else as a float (numpy scalars count: np.int64(128) is a whole number); else an OptionError
+    naming `name`. The one range check of colorem's options, card values and command-line numbers."""
     low, high = limits
     kind = "a whole number" if integer else "a number"
     wrong_type = (isinstance(value, bool) or not isinstance(value, numbers.Real)
                   or (integer and not isinstance(value, numbers.Integral)))
-    if wrong_type or not math.isfinite(value) or not low <= value <= high:
-        raise OptionError(f"{name} must be {kind} from {low:g} to {high:g}, not {value!r}")
+    if wrong_type or not math.isfinite(value) or not low <= value or (high is not None and not value <= high):
+        bounds = f"from {_bound(low)} to {_bound(high)}" if high is not None else f"of at least {_bound(low)}"
+        raise OptionError(f"{name} must be {kind} {bounds}, not {value!r}".strip())
     return int(value) if integer else float(value)
+
+
+def _bound(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def check_options(render_size: Any, saturation: Any, temperature: Any, default_render_size: int) -> int:

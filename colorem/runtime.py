@@ -63,15 +63,12 @@ def choose_backend(backend: str, device: torch.device, precision: str, have_onnx
     return "torch"
 
 
-def onnx_beside(weights: Path, model: nn.Module) -> Path | None:
-    """The .onnx beside a weights file (written by `colorem export WEIGHTS -o X.onnx`) when it was exported from
-    these weights; one exported from other weights (these were replaced since), or not by colorem, is never run
-    in their place (a warning says so)."""
-    beside = weights.with_suffix(".onnx")
-    if not beside.exists():
-        return None
-    if onnx_fingerprint(beside) == weights_fingerprint(model):
-        return beside
-    log.warning(f"colorem: warning: {beside} was not exported from these weights; not used (rebuild it: "
-                f"colorem export {weights} -o {beside})")
+def onnx_from(path: Path, model: nn.Module, weights: Path) -> Path | None:
+    """An .onnx file (the one beside the `weights` file) when it was exported from these weights; one exported
+    from other weights (these were replaced since), or not by colorem, is never run in their place (a warning
+    says so, with the command that rebuilds it)."""
+    if onnx_fingerprint(path) == weights_fingerprint(model):
+        return path
+    log.warning(f"colorem: warning: {path} was not exported from these weights; not used (rebuild it: "
+                f"colorem export {weights} -o {path})")
     return None

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from colorem.color import AB_MAX, gray_to_l, join_lab, lab_to_srgb8, rgb_to_l
-from colorem.errors import ModelOutputError, enough_memory
+from colorem.device import enough_memory
+from colorem.errors import ModelOutputError
 from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput, Photo, read_image
 
 CHUNK_PIXELS = 1 << 20  # full-resolution colour math runs in slices of about 1 MP to bound memory

@@ -142,7 +142,7 @@ def test_single_file_to_named_output(folder, tmp_path, tiny_weights):
 
 def test_one_file_goes_through_colorizer_colorize_not_the_folder_runner(folder, tmp_path, tiny_weights, monkeypatch, capsys):
     """As rembg's CLI calls remove(): one photo is Colorizer.colorize, then the file; the result is the API's."""
-    from colorem.cli import colorize as cli_colorize
+    from colorem import folder as cli_colorize  # the folder runner, which the CLI hands the run over to
     from colorem.colorize import Colorizer
 
     calls, colorize = [], Colorizer.colorize

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from colorem.cli.common import add_model_arguments, load_colorizer, prepare_output, ranged
+from colorem.cli.common import add_model_arguments, load_colorizer, ranged
 from colorem.errors import ColoremError
 from colorem.limits import RENDER_SIZE
+from colorem.outputs import prepare_output
 from colorem.evaluate import (CONTACT_IMAGES, EVAL_RENDER_SIZE, GRAY, NothingScoredError, evaluate, find_images,
                               markdown_table, write_report)
 

@@ -6,9 +6,10 @@ import argparse
 import zipfile
 from pathlib import Path
 
-from colorem.cli.common import prepare_output, ranged, refuse_writing_over_inputs
+from colorem.cli.common import add_render_size, add_temperature
 from colorem.errors import OptionError
 from colorem.limits import CARD_RENDER_SIZE
+from colorem.outputs import prepare_output, refuse_writing_over_inputs
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -22,10 +23,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-ema", action="store_true", help="export the live weights even when the run kept an EMA")
     parser.add_argument("--name", default="", help="name in the card (default: the output file's stem)")
     parser.add_argument("--description", default="", help="description in the card")
-    parser.add_argument("--render-size", type=ranged(int, *CARD_RENDER_SIZE), default=None,
-                        help="default render size in the card (default: the training crop)")
-    parser.add_argument("--temperature", type=float, default=None,
-                        help="classification heads: the default annealed-mean temperature in the card (default: the run's)")
+    add_render_size(parser, CARD_RENDER_SIZE, help="default render size in the card, %d to %d (default: the training crop)")
+    add_temperature(parser, help="classification heads: the default annealed-mean temperature in the card (default: the run's)")
     parser.add_argument("--vibrance", type=float, default=None, help="the model's calibrated colour strength in the card (default 1)")
     parser.add_argument("--prior-correction", type=float, default=None, metavar="STRENGTH",
                         help="classification heads trained with rebalancing: subtract STRENGTH x log(rebalancing "

@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from colorem.cli.common import prepare_output
+from colorem.outputs import prepare_output
 from colorem.errors import ColoremError
 
 EPILOG = """\

@@ -8,11 +8,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from colorem.cli.common import (add_max_pixels, add_model_arguments, check_inputs, load_colorizer, prepare_output, ranged,
-                                refuse_writing_over_inputs)
+from colorem.cli.common import add_colorize_options, add_inputs, load_colorizer, ranged
 from colorem.errors import ColoremError, OptionError
 from colorem.imageio import IMAGE_EXTENSIONS
-from colorem.limits import RENDER_SIZE, SATURATION
+from colorem.outputs import prepare_output, refuse_writing_over_inputs
 from colorem.temporal import StabilizeOptions
 from colorem.video import VIDEO_EXTENSIONS, VideoOptions, colorize_video, is_video
 
@@ -20,16 +19,8 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help=f"video files (any container FFmpeg reads) or folders of {', '.join(VIDEO_EXTENSIONS)} files")
-    parser.add_argument("-o", "--output", required=True,
-                        help="output folder, or a file name (.mp4, .mov, .mkv, .webm, .avi) for one input")
-    parser.add_argument("--render-size", type=ranged(int, *RENDER_SIZE), default=None,
-                        help="side of the square the network sees, %d to %d (default: the model's)" % RENDER_SIZE)
-    parser.add_argument("--saturation", type=ranged(float, *SATURATION), default=1.0,
-                        help="scale the predicted colour, %g to %g (0 = gray, 1 = as predicted)" % SATURATION)
-    parser.add_argument("--temperature", type=float, default=None,
-                        help="classification models: annealed-mean temperature (see colorem colorize --help)")
+    add_inputs(parser, f"video files (any container FFmpeg reads) or folders of {', '.join(VIDEO_EXTENSIONS)} files",
+               "output folder, or a file name (.mp4, .mov, .mkv, .webm, .avi) for one input")
     parser.add_argument("--per-frame", action="store_true",
                         help="colorize every frame on its own, without temporal stabilization (flickers; for comparison)")
     parser.add_argument("--strength", type=ranged(float, 0.0, 0.999), default=StabilizeOptions.strength,
@@ -39,17 +30,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="encoder quality, 0 to 51: lower is better and larger (default: %(default)s)")
     parser.add_argument("--preset", default=VideoOptions.preset, choices=X264_PRESETS, metavar="PRESET",
                         help=f"x264 speed preset: {', '.join(X264_PRESETS)} (default: %(default)s)")
-    parser.add_argument("--batch-size", type=ranged(int, 1), default=VideoOptions.batch_size, help="frames per forward pass")
     parser.add_argument("--no-audio", action="store_true",
                         help="leave the sound out (for a container that cannot hold the source's audio, e.g. AAC in .webm)")
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
-                        help="inference backend (see colorem colorize --help)")
-    existing = parser.add_mutually_exclusive_group()
-    existing.add_argument("--skip-existing", action="store_true",
-                          help="leave outputs that already exist and count them as skipped (the default: a rerun resumes)")
-    existing.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
-    add_max_pixels(parser)
-    add_model_arguments(parser)
+    add_colorize_options(parser, "frames", batch_size=VideoOptions.batch_size)
     parser.set_defaults(func=run)
 
 
@@ -72,7 +55,6 @@ def target_for(source: Path, output: Path, single_file: bool) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_inputs(args.inputs)
     sources = collect_videos(args.inputs)
     if not sources:
         print("colorem: no videos to colorize", file=sys.stderr)
@@ -89,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     options = VideoOptions(render_size=args.render_size, saturation=args.saturation, temperature=args.temperature,
                            stabilize=not args.per_frame, stabilize_options=StabilizeOptions(strength=args.strength),
                            batch_size=args.batch_size, crf=args.crf, preset=args.preset, audio=not args.no_audio)
-    colorizer = load_colorizer(args, backend=args.backend)
+    colorizer = load_colorizer(args)
     colorizer.check_options(options.render_size, options.saturation, options.temperature)  # once, before any file
     prepare_output(output, single_file)
     counts = {"done": 0, "skipped": 0, "failed": 0}

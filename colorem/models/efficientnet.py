@@ -16,7 +16,7 @@ from torch import nn
 
 from colorem.color import ab_bins
 from colorem.models.hint_spread import HINT_CHANNELS, SPREAD_CHANNELS
-from colorem.models.heads import add_spread_hints, annealed_mean
+from colorem.models.heads import add_spread_hints, annealed_mean, zero_init
 from colorem.models.registry import Option, PretrainedCfg, register_model
 
 # EfficientNet-B0's stages (kernel, stride, expansion, in, out, repeats); Lite scales them by width and depth,
@@ -158,10 +158,7 @@ class EfficientNetColorizer(nn.Module):
         self.hint_input = nn.Conv2d(HINT_CHANNELS, 32, 3, stride=2, padding=1) if hints else None
         self.hint_fusion = nn.Conv2d(SPREAD_CHANNELS, c32, 1) if hints else None
         self.hint_decoder = nn.Conv2d(SPREAD_CHANNELS, c4, 3, padding=1) if hints else None
-        for conv in (self.hint_input, self.hint_fusion, self.hint_decoder):
-            if conv is not None:
-                nn.init.zeros_(conv.weight)
-                nn.init.zeros_(conv.bias)
+        zero_init(self.hint_input, self.hint_fusion, self.hint_decoder)
 
     @property
     def accepts_hints(self) -> bool:

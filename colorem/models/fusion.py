@@ -12,7 +12,7 @@ from torch import nn
 from colorem.color import AB_MAX, ab_bins
 from colorem.models.hint_spread import HINT_CHANNELS, SPREAD_CHANNELS
 from colorem.models.embedders import EMBEDDER_OPTIONS, EMBEDDERS, GlobalEmbedder, create_embedder
-from colorem.models.heads import add_spread_hints, annealed_mean
+from colorem.models.heads import add_spread_hints, annealed_mean, zero_init
 from colorem.models.registry import Option, register_model
 
 # (in, out, stride) per 3x3 conv of the original encoder; channel counts scale with `width`.
@@ -85,10 +85,7 @@ class FusionColorizer(nn.Module):
         # Encoder taps for the skips: the outputs of its second (H/2) and fourth (H/4) convolutions.
         self.skip_quarter = nn.Conv2d(c256, c128, 1) if skips else None
         self.skip_half = nn.Conv2d(c128, c64, 1) if skips else None
-        for conv in (self.hint_input, self.hint_fusion, self.hint_decoder, self.skip_quarter, self.skip_half):
-            if conv is not None:
-                nn.init.zeros_(conv.weight)
-                nn.init.zeros_(conv.bias)
+        zero_init(self.hint_input, self.hint_fusion, self.hint_decoder, self.skip_quarter, self.skip_half)
         self.fusion = nn.Sequential(nn.Conv2d(c256 + embedder.dim, c256, 1), nn.ReLU(inplace=True))
         if head == "classification":
             self.register_buffer("bins", ab_bins(bin_step), persistent=True)  # (Q, 2)

@@ -1,5 +1,5 @@
-"""What the network families share: the annealed mean that turns logits over ab bins into ab, and the step that
-adds spread colour hints to a feature map."""
+"""What the network families share: the annealed mean that turns logits over ab bins into ab, new inputs started
+at zero, and the step that adds spread colour hints to a feature map."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ def annealed_mean(logits: torch.Tensor, bins: torch.Tensor, temperature: float |
     # weighted mean is one matmul (2.8x faster than softmax over dim 1 + einsum).
     scaled = logits.permute(0, 2, 3, 1).float().mul(1.0 / t)  # (B, H, W, Q)
     return (torch.softmax(scaled, dim=-1) @ bins.float()).permute(0, 3, 1, 2)  # (B, 2, H, W)
+
+
+def zero_init(*convs: nn.Conv2d | None) -> None:
+    """New inputs (hints, skips) start at zero, so a network made from one without them starts as that one."""
+    for conv in convs:
+        if conv is not None:
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
 
 
 def add_spread_hints(conv: nn.Conv2d | None, x: torch.Tensor, hints: torch.Tensor | None) -> torch.Tensor:

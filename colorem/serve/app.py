@@ -4,7 +4,6 @@ bounded number of slots, and every failure reaches the client as JSON {"error", 
 from __future__ import annotations
 
 import contextlib
-import logging
 import re
 import time
 from dataclasses import asdict
@@ -29,6 +28,7 @@ from colorem.hints import MAX_HINTS, HintError
 from colorem.imageio import READ_FORMAT_NAMES, encode_image, read_image
 from colorem.limits import RENDER_SIZE, SATURATION
 from colorem.models import list_models
+from colorem.serve.gate import AccessLog, Gate
 from colorem.serve.samples import load_samples
 from colorem.serve.settings import Settings
 from colorem.serve.uploads import (
@@ -38,8 +38,6 @@ from colorem.serve.uploads import (
     parse_options,
     read_upload,
 )
-
-log = logging.getLogger("colorem.serve")
 
 # The page loads only its own files; blob: is where the uploaded and colorized images live.
 PAGE_SECURITY = {
@@ -62,93 +60,6 @@ class PageFiles(StaticFiles):
 class ErrorBody(BaseModel):
     error: str
     detail: object | None = None
-
-
-class Gate:
-    """Uploads pass three stages. Receiving: the body is arriving (at most `max_receiving` at once, each
-    within the upload deadline, holding no slot and no place in the queue). Waiting: the photo is in memory
-    and queued for a slot (at most `max_waiting`). Running: one of `concurrency` slots colorizes it. A
-    request is refused with 503 before its body is read when the queue is full, so a burst cannot exhaust
-    memory, and a slow client cannot keep others out for longer than the deadline. A photo whose client has
-    gone by its turn is dropped unrun, so a page that cancels a request it no longer wants frees its place."""
-
-    def __init__(self, concurrency: int, max_waiting: int, max_receiving: int):
-        self.concurrency = concurrency
-        self.limit = concurrency + max_waiting
-        self.max_receiving = max_receiving
-        self.semaphore = anyio.Semaphore(concurrency)
-        self.receiving = 0
-        self.in_flight = 0  # waiting or running
-        self.running = 0
-        self.served = 0
-        self.dropped = 0  # requests whose client had gone when their turn came: never run
-
-    @property
-    def waiting(self) -> int:
-        return max(0, self.in_flight - self.running)
-
-    def check_room(self) -> None:
-        if self.in_flight >= self.limit:
-            raise ApiError(503, "The server is busy colorizing other photos; try again in a moment.",
-                           {"in_flight": self.in_flight}, headers={"Retry-After": "2"})
-
-    @contextlib.contextmanager
-    def receive(self):
-        self.check_room()
-        if self.receiving >= self.max_receiving:
-            raise ApiError(503, "The server is receiving too many uploads at once; try again in a moment.",
-                           {"receiving": self.receiving}, headers={"Retry-After": "2"})
-        self.receiving += 1
-        try:
-            yield
-        finally:
-            self.receiving -= 1
-
-    @contextlib.contextmanager
-    def admit(self):
-        self.check_room()
-        self.in_flight += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-
-    @contextlib.asynccontextmanager
-    async def slot(self, request: Request):
-        async with self.semaphore:
-            if await request.is_disconnected():
-                self.dropped += 1
-                raise ApiError(499, "The client closed the connection before its photo's turn.")
-            self.running += 1
-            try:
-                yield
-            finally:
-                self.running -= 1
-                self.served += 1
-
-
-class AccessLog:
-    """One log line per request at INFO: method, path, status and milliseconds until the last byte was sent
-    (the CLI shows them at its default log level; uvicorn's own access log has no timing)."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        started, status = time.perf_counter(), 500  # 500: the app raised before it answered
-
-        async def send_noting_status(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_noting_status)
-        finally:
-            log.info("%s %s %d %.0f ms", scope["method"], scope["path"], status, (time.perf_counter() - started) * 1000)
 
 
 def _load_colorizer(settings: Settings):
@@ -320,29 +231,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         400: {"model": ErrorBody, "description": "invalid name"},
                         404: {"model": ErrorBody, "description": "no such sample"}}
 
-    def find_sample(request: Request, name: str):
+    async def sample_file(request: Request, name: str, original: bool) -> Response:
+        """A sample photo (black and white), or its colour original."""
         if "/" in name or "\\" in name or ".." in name or name.startswith("~"):
             raise ApiError(400, "Invalid sample name.", name)
-        sample = request.app.state.samples.get(name)
-        if sample is None:
+        found = request.app.state.samples.get(name)
+        if found is None:
             raise ApiError(404, f"There is no sample named {name!r}.", sorted(request.app.state.samples))
-        return sample
+        resource = found.original if original else found.resource
+        if resource is None:
+            raise ApiError(404, f"The sample {name!r} has no colour original.")
+        data = await anyio.to_thread.run_sync(resource.read_bytes)
+        return Response(data, media_type=found.media_type, headers={"Cache-Control": "public, max-age=3600"})
 
     @app.get("/api/samples/{name}", summary="A sample photo (black and white)",
              response_class=Response, responses=sample_responses)
     async def sample(request: Request, name: str):
-        found = find_sample(request, name)
-        data = await anyio.to_thread.run_sync(found.resource.read_bytes)
-        return Response(data, media_type=found.media_type, headers={"Cache-Control": "public, max-age=3600"})
+        return await sample_file(request, name, original=False)
 
     @app.get("/api/samples/{name}/original", summary="The colour original of a sample photo",
              response_class=Response, responses=sample_responses)
     async def sample_original(request: Request, name: str):
-        found = find_sample(request, name)
-        if found.original is None:
-            raise ApiError(404, f"The sample {name!r} has no colour original.")
-        data = await anyio.to_thread.run_sync(found.original.read_bytes)
-        return Response(data, media_type=found.media_type, headers={"Cache-Control": "public, max-age=3600"})
+        return await sample_file(request, name, original=True)
 
     # HEAD answers like GET without the body (uvicorn drops it); one operation each in the API docs.
     for path, endpoint in (("/", page), ("/healthz", healthz), ("/api/config", config),

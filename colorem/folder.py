@@ -218,7 +218,7 @@ def _predict_and_finish(colorizer: Colorizer, good: list[tuple[Path, Path, Prepa
         for source, target, _ in good:
             yield ItemResult(source, target, "failed", failure_reason(error))
         return []
-    return [(source, target, finishers.submit(_finish_and_write, colorizer, prepared, ab[None], options, target))
+    return [(source, target, finishers.submit(_finish_and_write, prepared, ab[None], options, target))
             for (source, target, prepared), ab in zip(good, ab_small)]
 
 
@@ -242,7 +242,7 @@ def _one_thread(_worker_id: int) -> None:
     torch.set_num_threads(1)  # decoding workers share the cores with the model
 
 
-def _finish_and_write(colorizer: Colorizer, prepared, ab_small: torch.Tensor, options: FolderOptions, target: Path) -> None:
+def _finish_and_write(prepared: Prepared, ab_small: torch.Tensor, options: FolderOptions, target: Path) -> None:
     image = finish_image(prepared, ab_small, options.saturation)
     write_image(image, target, quality=options.quality)
 

@@ -16,7 +16,6 @@ import torch
 from PIL import Image
 from torch import nn
 
-from colorem.color import AB_MAX
 from colorem.device import autocast, enough_memory as _enough_memory  # the name predict_ab has always used
 from colorem.errors import OptionError
 from colorem.hint_input import follow_hints, hint_map
@@ -24,7 +23,7 @@ from colorem.hints import Hint, HintError, as_hints
 from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput
 from colorem.limits import check_options
 from colorem.runtime import onnx_from, start_runtime
-from colorem.stages import Prepared, finish_image, prepare
+from colorem.stages import Prepared, decode_ab, finish_image, prepare
 # Until colorem.video takes them from colorem.stages (issue 35, after issue 34's video work):
 from colorem.stages import finish_rgb8, gray8_to_l, render_l  # noqa: F401
 from colorem.weights import ModelCard, load_weights, resolve_weights
@@ -119,9 +118,7 @@ class Colorizer:
                 ab = self.model(l_small, **kwargs)
         ab = ab.float().cpu()
         broken = ~torch.isfinite(ab).flatten(1).all(dim=1)  # (B,): clamping would hide an infinity
-        if self.cast_removal:  # a cast over the whole photo (sepia, say) is its mean colour: take a share of it away
-            ab = ab - self.cast_removal * ab.mean(dim=(2, 3), keepdim=True)
-        ab = (ab * self.vibrance).clamp_(-AB_MAX, AB_MAX)
+        ab = decode_ab(ab, self.vibrance, self.cast_removal)
         if hints is not None and follow:
             ab = follow_hints(ab, l_small.float().cpu(), hints.float().cpu())
         ab[broken] = math.nan  # finish() turns these into a ModelOutputError for their photo alone

@@ -3,7 +3,7 @@ render size), render, upsample ab, finish (ab joined with the full-resolution L 
 tensors, run a slice of rows at a time so no full-size float image is ever made.
 
 photo -> read_image -> prepare_photo: L at full resolution, and render_l: L resized to the render size
-      -> (the model: Colorizer.predict_ab) -> ab at the render size
+      -> (the model: Colorizer.predict_ab) -> decode_ab: ab at the render size as the card decodes it
       -> finish_image (photos) / finish_rgb8 (video frames, evaluate): ab upsampled, joined with L, sRGB
 """
 
@@ -77,6 +77,16 @@ def render_l(l_full: torch.Tensor, render_size: int) -> torch.Tensor:
     """Render: (B, 1, H, W) full-resolution L -> (B, 1, R, R), the square the network sees (antialiased).
     Any channels resize alike: evaluate renders the true ab with it to place simulated hints."""
     return F.interpolate(l_full, size=(render_size, render_size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def decode_ab(ab: torch.Tensor, vibrance: float = 1.0, cast_removal: float = 0.0) -> torch.Tensor:
+    """Decode: the network's ab (B, 2, R, R) in Lab units -> ab as the model card has it decoded: a share of each
+    photo's mean taken away (a cast over the whole photo, sepia say, is its mean colour), scaled by the calibrated
+    vibrance, clamped to ±AB_MAX. Inference (Colorizer.predict_ab) and training's validation (the card's
+    defaults) alike."""
+    if cast_removal:
+        ab = ab - cast_removal * ab.mean(dim=(2, 3), keepdim=True)
+    return (ab * vibrance).clamp_(-AB_MAX, AB_MAX)
 
 
 def upsample_ab(ab_small: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -8,10 +8,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from colorem.color import AB_MAX, gray_to_rgb, rgb_to_lab, split_lab
+from colorem.color import gray_to_rgb, rgb_to_lab, split_lab
 from colorem.device import autocast
 from colorem.imageio import to_pil, write_image
 from colorem.metrics import auc_ab, colorfulness, compose_rgb, psnr_rgb
+from colorem.stages import decode_ab
 
 
 @torch.no_grad()
@@ -26,9 +27,9 @@ def predict(model: nn.Module, rgb_uint8: torch.Tensor, device: torch.device, pre
         lab = rgb_to_lab(rgb_true[start:start + batch_size].to(device))
         l, _ = split_lab(lab)  # (B, 1, S, S)
         with autocast(device, precision):
-            ab = model(l)
+            ab = model(l)  # the head decoded as at inference (decode_logits at the model's temperature)
         l_all.append(l.float().cpu())
-        ab_all.append(ab.float().clamp(-AB_MAX, AB_MAX).cpu())
+        ab_all.append(decode_ab(ab.float()).cpu())  # as Colorizer.predict_ab decodes it, with the card's defaults
     model.train(was_training)
     return rgb_true, torch.cat(l_all), torch.cat(ab_all)
 

@@ -129,7 +129,8 @@ class FolderRun:
         self.todo, self.done = split_existing(rank_share(items), options)
         if self.hints and self.done:  # skipped, but a hint outside the photo is still a usage error, not "skipped 1"
             check_inside(self.hints, image_size(self.done[0][0]))
-        colorizer.check_hints([self.hints], 1)  # hints for a model without a hint input: refused before any photo is read
+        if self.hints:  # for a model without a hint input: refused before any photo is read
+            colorizer.check_hints([self.hints], 1)
         colorizer.check_options(options.render_size, options.saturation, options.temperature)
         refuse_writing_over_inputs(targets, options.output)
         prepare_output(options.output, options.single_file)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -95,16 +96,20 @@ def upsample_ab(ab_small: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return _BilinearRows(ab_small.contiguous(), *size)(0, size[0]).clamp_(-AB_MAX, AB_MAX)
 
 
-def finish_rgb8(l_full: torch.Tensor, ab_small: torch.Tensor, saturation: float = 1.0) -> torch.Tensor:
-    """Finish: (B, 1, H, W) full-resolution L and (B, 2, R, R) predicted ab -> (B, H, W, 3) uint8 sRGB.
-    ab is scaled by `saturation`, upsampled to full size and joined with the full-resolution L; colours
-    outside sRGB lose chroma, not lightness (color.lab_to_srgb8). Frame by frame, in slices of ~1 MP,
-    exactly as Colorizer.finish does for a photo."""
-    height, width = l_full.shape[-2:]
-    out = torch.empty(len(l_full), height, width, 3, dtype=torch.uint8)
-    for index, (l_frame, ab_frame) in enumerate(zip(l_full.split(1), ab_small.split(1))):
-        rows = lambda top, bottom, l_frame=l_frame: l_frame[:, :, top:bottom]
-        for top, bottom, pixels in _finished_rows(rows, ab_frame, saturation, height, width):
+def finish_rgb8(l_full: torch.Tensor | Sequence[Prepared], ab_small: torch.Tensor, saturation: float = 1.0) -> torch.Tensor:
+    """Finish: (B, 1, H, W) full-resolution L — or B prepared frames of one size (video) — and (B, 2, R, R)
+    predicted ab -> (B, H, W, 3) uint8 sRGB. ab is scaled by `saturation`, upsampled to full size and joined with
+    the full-resolution L; colours outside sRGB lose chroma, not lightness (color.lab_to_srgb8). Frame by frame,
+    in slices of ~1 MP, exactly as finish_image does for a photo."""
+    if torch.is_tensor(l_full):
+        frames = [lambda top, bottom, l_frame=l_frame: l_frame[:, :, top:bottom] for l_frame in l_full.split(1)]
+        height, width = l_full.shape[-2:]
+    else:
+        frames = [prepared.l_rows for prepared in l_full]
+        height, width = l_full[0].size
+    out = torch.empty(len(frames), height, width, 3, dtype=torch.uint8)
+    for index, (l_rows, ab_frame) in enumerate(zip(frames, ab_small.split(1))):
+        for top, bottom, pixels in _finished_rows(l_rows, ab_frame, saturation, height, width):
             out[index, top:bottom] = pixels
     return out
 

@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 
 from colorem.errors import OptionError
 from colorem.limits import RENDER_SIZE, SATURATION, check_number
-from colorem.hints import Hint, HintError, parse_hints_json
+from colorem.hints import HintError, Hints, parse_hints_json
 
 # Room for multipart boundaries, part headers and the small option fields around the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -51,7 +51,7 @@ class ColorizeOptions:
     saturation: float
     render_size: int
     format: str  # "png" | "jpeg" | "webp"
-    hints: list[Hint] | None = None  # colour hints in the photo's pixels
+    hints: Hints | None = None  # colour hints in the photo's pixels, checked
 
     @property
     def pillow_format(self) -> str:

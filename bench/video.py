@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -106,16 +107,52 @@ def time_images(colorizer, folder: Path, out: Path, count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def model_rate(colorizer, grays: np.ndarray) -> float:
-    """Frames/s of the forward pass alone on these frames: the ceiling for any end-to-end rate."""
-    from colorem.colorize import gray8_to_l, render_l
+def stage_times(colorizer, source: Path, batch: int = 8) -> dict[str, float]:
+    """Where the time goes: ms per frame of each stage of colorize_video run alone, one after the other, on
+    the frames of `source` (the pipeline overlaps decoding and finishing + encoding with the network)."""
+    import av
 
-    l_small = render_l(gray8_to_l(torch.from_numpy(grays))[:, None], colorizer.render_size)
-    colorizer.predict_ab(l_small[:8])  # warm-up
-    start = time.perf_counter()
-    for chunk in l_small.split(8):
-        colorizer.predict_ab(chunk)
-    return len(l_small) / (time.perf_counter() - start)
+    from colorem.colorize import finish_rgb8, gray8_to_l, render_l
+    from colorem.video import VideoOptions, _add_video_stream
+
+    def timed(name, work):
+        start = time.perf_counter()
+        result = work()
+        times[name] = (time.perf_counter() - start) * 1000 / len(grays)
+        return result
+
+    def decode():
+        with av.open(str(source)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            return [frame.reformat(frame.width, frame.height, "gray").to_ndarray() for frame in container.decode(stream)]
+
+    def encode(rgb):
+        with tempfile.TemporaryDirectory() as folder, av.open(str(Path(folder) / "out.mp4"), "w") as container:
+            stream = _add_video_stream(container, Path("out.mp4"), rgb.shape[2], rgb.shape[1], 10, Fraction(1, 10),
+                                       VideoOptions())
+            for index, pixels in enumerate(rgb):
+                frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+                frame.pts, frame.time_base = index, Fraction(1, 10)
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+
+    def to_l():
+        l_full = gray8_to_l(torch.from_numpy(np.stack(grays)))[:, None]  # (N, 1, H, W)
+        return l_full, render_l(l_full, colorizer.render_size)
+
+    times: dict[str, float] = {}
+    grays = decode()  # warm-up
+    grays = timed("decode (PyAV, to gray)", decode)
+    l_full, l_small = timed("L and render_l", to_l)
+    colorizer.predict_ab(l_small[:batch])  # warm-up
+    ab_small = timed(f"network (predict_ab, batches of {batch})",
+                     lambda: torch.cat([colorizer.predict_ab(chunk) for chunk in l_small.split(batch)]))
+    ab_small = timed("temporal filter", lambda: TemporalFilter().run(l_small, ab_small))
+    rgb = timed("finish (upsample ab, Lab -> sRGB)", lambda: torch.cat(
+        [finish_rgb8(l, ab) for l, ab in zip(l_full.split(batch), ab_small.split(batch))]).numpy())
+    timed("encode (x264 CRF 18 veryfast)", lambda: encode(rgb))
+    return times
 
 
 def write_strip(path: Path, grays: np.ndarray, colorized: np.ndarray, originals: np.ndarray, columns: int = 4) -> None:
@@ -164,7 +201,7 @@ def table(args) -> None:
         rows = [("original colour frames", originals, None)]
         for name, file in [("per-frame colorization", "per-frame.mp4"), ("stabilized (default)", "stabilized.mp4")]:
             rows.append((name, read_frames(folder / file), file))
-    model_only = model_rate(colorizer, grays)
+        stages = stage_times(colorizer, source)
     if args.strip:
         write_strip(args.strip, grays, rows[2][1], originals)
     print(f"{args.video.name}, first {len(originals)} frames {originals.shape[2]}x{originals.shape[1]}; "
@@ -178,8 +215,10 @@ def table(args) -> None:
         quality = "—" if file is None else f"{psnr(frames, originals):.2f}"
         print(f"| {name} | {value:.3f} | {value / base:.2f}× | {quality} |")
     images = statistics.median(speeds["images"])
-    print(f"\nmodel alone (predict_ab, batches of 8 at {colorizer.render_size}², no decoding or colour math): "
-          f"{model_only:.2f} frames/s")
+    print(f"\n| stage, run alone on the same frames | ms/frame | frames/s |\n|---|---|---|")
+    for name, value in stages.items():
+        print(f"| {name} | {value:.1f} | {1000 / value:.1f} |")
+    print(f"| all stages one after the other | {sum(stages.values()):.1f} | {1000 / sum(stages.values()):.1f} |")
     print(f"\n| end to end ({args.repeats} runs) | frames/s (median) | runs | vs separate images |\n|---|---|---|---|")
     for name, key in [("video, per frame", "per frame"), ("video, stabilized", "stabilized"),
                       ("same frames as separate PNG files (folder runner)", "images")]:

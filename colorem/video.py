@@ -1,6 +1,7 @@
 """Colorize a video file, streaming: decode (PyAV) -> L per frame -> render_l -> predict_ab -> temporal
-filter -> finish_rgb8 -> encode, in batches of frames; the audio stream is copied, the frame size, rate
-and timestamps are kept, and the output is written to a temporary name and renamed when complete.
+filter -> finish_rgb8 -> encode, in batches of frames, decoding and the stages after the network on threads
+of their own; the audio stream is copied, the frame size, rate and timestamps are kept, and the output is
+written to a temporary name and renamed when complete.
 
 A colour video is taken as its luma, as a colour photo is taken as its lightness.
 """
@@ -202,7 +203,7 @@ class _Job:
 
     def run(self) -> None:
         """Three stages on their own threads, so that both cores stay busy: decoding a batch ahead (FFmpeg
-        releases the GIL), the network and the temporal filter on this thread, and finishing (full-size colour
+        releases the GIL), the network on this thread, and the temporal filter, finishing (full-size colour
         math), encoding and muxing, in order, behind it."""
         with ThreadPoolExecutor(1, "colorem-decode") as decoder, ThreadPoolExecutor(1, "colorem-encode") as encoder:
             try:
@@ -256,24 +257,26 @@ class _Job:
         if batch.grays or batch.audio:
             yield batch
 
-    def _colorize(self, grays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gray uint8 frames (H, W) -> their L (B, 1, H, W) and stabilized ab (B, 2, R, R), through the photo
-        path (predict_ab: the card's settings)."""
+    def _colorize(self, grays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gray uint8 frames (H, W) -> their L (B, 1, H, W), L at render size (B, 1, R, R) and predicted ab
+        (B, 2, R, R), through the photo path (predict_ab: the card's settings)."""
         l_full = gray8_to_l(torch.from_numpy(np.stack(grays)))[:, None]  # (B, 1, H, W), as photos get it
         l_small = render_l(l_full, self.render_size)  # (B, 1, R, R)
-        ab_small = self.colorizer.predict_ab(l_small, self.options.temperature)  # (B, 2, R, R)
-        if self.filter is not None:
-            ab_small = self.filter.run(l_small, ab_small)
-        return l_full, ab_small
+        return l_full, l_small, self.colorizer.predict_ab(l_small, self.options.temperature)
 
-    def _write(self, colours: tuple[torch.Tensor, torch.Tensor] | None, timestamps: list[int], audio: list) -> int:
-        """On the encoder's thread, in order: mux the audio packets, finish and encode the frames; returns how many."""
+    def _write(self, colours: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None, timestamps: list[int],
+               audio: list) -> int:
+        """On the encoder's thread, in order: mux the audio packets, stabilize, finish and encode the frames;
+        returns how many."""
         for packet in audio:
             packet.stream = self.audio_out
             self.writer.mux(packet)
         if colours is None:
             return 0
-        rgb = finish_rgb8(*colours, self.options.saturation).numpy()  # (B, H, W, 3)
+        l_full, l_small, ab_small = colours
+        if self.filter is not None:
+            ab_small = self.filter.run(l_small, ab_small)
+        rgb = finish_rgb8(l_full, ab_small, self.options.saturation).numpy()  # (B, H, W, 3)
         for pixels, pts in zip(rgb, timestamps):
             frame = self.av.VideoFrame.from_ndarray(pixels, format="rgb24")
             frame.pts, frame.time_base = pts, self.time_base

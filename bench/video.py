@@ -1,6 +1,6 @@
 """Video benchmark: flicker, fidelity and speed of colorize_video on real colour footage turned gray.
 
-    python bench/video.py [--video ../shared/data/video/vtest.avi] [--frames 120] [--repeats 3]
+    python bench/video.py [--video ../shared/data/video/vtest.avi] [--frames 120] [--repeats 5] [--strip docs/video-strip.jpg]
     python bench/video.py --sweep      # the temporal filter's settings, scored in memory (no encoding)
     python bench/video.py --clips [--strip docs/video-strip-objects.jpg]   # each stabiliser on vtest and
                                        # tests/footage.py's clips (made from shared photos): flicker and PSNR
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import statistics
 import sys
 import tempfile
@@ -172,6 +173,14 @@ def write_strip(path: Path, grays: np.ndarray, colorized: np.ndarray, originals:
     sheet.save(path, quality=85)
 
 
+def machine() -> str:
+    """The CPU as the README quotes it: model name, cores, torch's capability and whether it has AVX-512-BF16."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "CPU")
+    bf16 = " with AVX-512-BF16" if "avx512_bf16" in cpuinfo else ""
+    return f"{os.cpu_count()}-core {name}{bf16} ({torch.backends.cpu.get_cpu_capability()})"
+
+
 def load(args) -> colorem.Colorizer:
     """The model to measure, at --render-size when given (the card's otherwise)."""
     colorizer = colorem.load(args.model)
@@ -184,6 +193,7 @@ def table(args) -> None:
     from PIL import Image
 
     colorizer = load(args)
+    load_before = os.getloadavg()[0]
     originals = read_frames(args.video, args.frames)
     grays = np.stack([gray_of(frame) for frame in originals])
     with tempfile.TemporaryDirectory() as folder:
@@ -206,7 +216,8 @@ def table(args) -> None:
         write_strip(args.strip, grays, rows[2][1], originals)
     print(f"{args.video.name}, first {len(originals)} frames {originals.shape[2]}x{originals.shape[1]}; "
           f"model {colorizer.card.name}, render {colorizer.render_size}, {colorizer.precision}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {torch.backends.cpu.get_cpu_capability()}")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; {machine()}; load average "
+          f"{load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end (other work on the machine slows the rates)")
     print("\n| video | flicker | × original | PSNR vs original (dB) |\n|---|---|---|---|")
     base = None
     for name, frames, file in rows:
@@ -348,7 +359,7 @@ def main() -> None:
     parser.add_argument("--render-size", type=int, default=None, help="the network's square (default: the model card's)")
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--fps", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--strip", type=Path, default=None, help="also write a before/after strip of frames (JPEG)")
     parser.add_argument("--sweep", action="store_true", help="score temporal-filter settings instead")
     parser.add_argument("--pan", action="store_true", help="--sweep on a simulated camera pan over the footage")

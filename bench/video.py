@@ -23,6 +23,7 @@ import argparse
 import dataclasses
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +38,7 @@ sys.path.insert(0, str(REPO))
 
 import colorem  # noqa: E402
 from colorem.color import rgb_to_lab  # noqa: E402
+from colorem.colorize import finish_rgb8, gray8_to_l, render_l, upsample_ab  # noqa: E402
 from colorem.temporal import StabilizeOptions, TemporalFilter, flicker  # noqa: E402
 from tests.footage import Clip, gray_of, shared_photos, standard_clips  # noqa: E402
 
@@ -98,6 +100,25 @@ def time_video(colorizer, source: Path, target: Path, stabilize: bool) -> float:
     return result.frames / (time.perf_counter() - start)
 
 
+BASELINE_CHILD = """
+import sys, time, torch, colorem
+colorizer = colorem.load(sys.argv[3] or None)
+colorizer.predict_ab(torch.zeros(8, 1, colorizer.render_size, colorizer.render_size))  # warm-up, as in the parent
+start = time.perf_counter()
+result = colorizer.colorize_video(sys.argv[1], sys.argv[2])
+print(result.frames / (time.perf_counter() - start))
+"""
+
+
+def time_baseline(baseline: Path, model: str | None, source: Path, target: Path) -> float:
+    """Frames/s of another version's colorize_video (a folder holding its `colorem/`, e.g. from `git archive`),
+    stabilized, in a fresh process at the card's render size."""
+    env = {**os.environ, "PYTHONPATH": str(baseline)}
+    result = subprocess.run([sys.executable, "-c", BASELINE_CHILD, str(source), str(target), model or ""],
+                            capture_output=True, text=True, check=True, cwd=baseline, env=env)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
 def time_images(colorizer, folder: Path, out: Path, count: int) -> float:
     from colorem.folder import FolderOptions, colorize_files
 
@@ -113,7 +134,6 @@ def stage_times(colorizer, source: Path, batch: int = 8) -> dict[str, float]:
     the frames of `source` (the pipeline overlaps decoding and finishing + encoding with the network)."""
     import av
 
-    from colorem.colorize import finish_rgb8, gray8_to_l, render_l
     from colorem.video import VideoOptions, _add_video_stream
 
     def timed(name, work):
@@ -203,11 +223,14 @@ def table(args) -> None:
         (folder / "frames").mkdir()
         for index, gray in enumerate(grays):
             Image.fromarray(gray).save(folder / "frames" / f"{index:04d}.png", compress_level=1)
-        speeds = {"per frame": [], "stabilized": [], "images": []}
+        speeds = {"per frame": [], "stabilized": [], "images": [], "baseline": []}
+        colorizer.predict_ab(render_l(gray8_to_l(torch.from_numpy(grays[:8]))[:, None], colorizer.render_size))  # warm-up
         for _ in range(args.repeats):  # interleaved, so that load on the machine hits every row alike
             speeds["per frame"].append(time_video(colorizer, source, folder / "per-frame.mp4", stabilize=False))
             speeds["stabilized"].append(time_video(colorizer, source, folder / "stabilized.mp4", stabilize=True))
             speeds["images"].append(time_images(colorizer, folder / "frames", folder / "out", len(grays)))
+            if args.baseline:
+                speeds["baseline"].append(time_baseline(args.baseline, args.model, source, folder / "baseline.mp4"))
         rows = [("original colour frames", originals, None)]
         for name, file in [("per-frame colorization", "per-frame.mp4"), ("stabilized (default)", "stabilized.mp4")]:
             rows.append((name, read_frames(folder / file), file))
@@ -232,8 +255,11 @@ def table(args) -> None:
     print(f"| all stages one after the other | {sum(stages.values()):.1f} | {1000 / sum(stages.values()):.1f} |")
     print(f"\n| end to end ({args.repeats} runs) | frames/s (median) | runs | vs separate images |\n|---|---|---|---|")
     for name, key in [("video, per frame", "per frame"), ("video, stabilized", "stabilized"),
-                      ("same frames as separate PNG files (folder runner)", "images")]:
+                      ("same frames as separate PNG files (folder runner)", "images"),
+                      (f"video, stabilized, by {args.baseline} (--baseline)", "baseline")]:
         values = speeds[key]
+        if not values:
+            continue
         print(f"| {name} | {statistics.median(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} | "
               f"{statistics.median(values) / images:.2f}× |")
 
@@ -243,8 +269,6 @@ def sweep(args) -> None:
     re-filters its predictions. Flicker from Lab of (full-res L, upsampled ab) without gamut mapping
     (fast; the table above measures the real output); PSNR of the finished RGB on every 4th frame."""
     from PIL import Image
-
-    from colorem.colorize import finish_rgb8, gray8_to_l, render_l, upsample_ab
 
     colorizer = load(args)
     originals = read_frames(args.video, args.frames)
@@ -319,8 +343,6 @@ def clips(args) -> None:
 
 def score_clip(colorizer, clip: Clip, folder: Path, costs: dict, strip: Path | None) -> list[str]:
     """One table row: the clip's name, its original flicker, then each stabiliser's cell."""
-    from colorem.colorize import finish_rgb8, gray8_to_l, render_l
-
     originals = np.stack(clip.frames)
     # the gray input as a user has it (H.264 at CRF 12), decoded as colorize_video decodes it
     write_gray_video(np.stack([gray_of(frame) for frame in originals]), folder / "gray.mp4", clip.fps)
@@ -361,6 +383,8 @@ def main() -> None:
     parser.add_argument("--fps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--strip", type=Path, default=None, help="also write a before/after strip of frames (JPEG)")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="also time another version's colorize_video: a folder holding its colorem/ (git archive)")
     parser.add_argument("--sweep", action="store_true", help="score temporal-filter settings instead")
     parser.add_argument("--pan", action="store_true", help="--sweep on a simulated camera pan over the footage")
     parser.add_argument("--clips", action="store_true",

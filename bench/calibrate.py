@@ -3,9 +3,10 @@
     python bench/calibrate.py --model WEIGHTS --ab-prior RUN/ab_prior.json \
         --images ../shared/data/train/train-000002.tar --exclude-source debian_wallpapers
 
-Three settings decide a classification model's colours: the prior correction (how much of the training's
-class rebalancing the logits undo, `colorem export --prior-correction`), the annealed-mean temperature
-and the vibrance (a scale on the predicted ab). For every (correction, temperature) of the grid the
+Four settings decide a classification model's colours: the prior correction (how much of the training's
+class rebalancing the logits undo, `colorem export --prior-correction`), the annealed-mean temperature,
+the cast removal (the share of each photo's mean predicted ab taken away, `--cast-removal`) and the
+vibrance (a scale on the predicted ab). For every (correction, temperature, cast removal) of the grid the
 photos' ab are predicted once, then the vibrance is searched in steps of --step; the rule is the one the
 default model's vibrance was calibrated by: the most colourful setting whose mean PSNR beats the gray
 baseline by --margin dB with an AuC no lower than gray's and at most --max-false % false colour (pixels
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -47,7 +49,8 @@ def load_truth(images: list[Path], render_size: int) -> dict[tuple[int, int], tu
 
 
 def predict(colorizer: colorem.Colorizer, truth: dict, batch: int = 32) -> dict:
-    """ab at the render size for every photo, per size, with the colorizer's temperature and vibrance 1."""
+    """ab at the render size for every photo, per size, with the colorizer's temperature and cast removal and
+    vibrance 1."""
     colorizer.vibrance = 1.0
     return {size: torch.cat([colorizer.predict_ab(l_small[start:start + batch]) for start in range(0, len(l_small), batch)])
             for size, (_, _, _, l_small) in truth.items()}
@@ -95,6 +98,7 @@ def main() -> None:
     parser.add_argument("--render-size", type=int, default=256)
     parser.add_argument("--strengths", default="0,0.75,1,1.25", help="prior corrections to try")
     parser.add_argument("--temperatures", default="0.6,0.7,0.8,0.9,1.0")
+    parser.add_argument("--casts", default="0", help="cast removals to try (shares of a photo's mean ab, 0-1)")
     parser.add_argument("--step", type=float, default=0.025, help="vibrance step")
     parser.add_argument("--margin", type=float, default=0.35, help="dB of PSNR above the gray baseline")
     parser.add_argument("--max-false", type=float, default=100.0, help="most false colour allowed, in %% of neutral pixels")
@@ -113,32 +117,32 @@ def main() -> None:
     threshold = gray_psnr + args.margin
     print(f"{len(images)} photos from {args.images}; gray baseline PSNR {gray_psnr:.3f} dB, AuC {gray_auc:.4f}; "
           f"rule: PSNR ≥ {threshold:.3f}, AuC ≥ gray's, false colour ≤ {args.max_false:g}%, then the most colourful")
-    print("| prior correction | temperature | vibrance | PSNR RGB (dB) | colourfulness | AuC | false % |\n"
-          "|---|---|---|---|---|---|---|")
+    print("| prior correction | temperature | cast removal | vibrance | PSNR RGB (dB) | colourfulness | AuC | false % |\n"
+          "|---|---|---|---|---|---|---|---|")
     best = None
     for strength in (float(value) for value in args.strengths.split(",")):
         colorizer = copy.copy(base)
         colorizer.model = copy.deepcopy(base.model)
         if strength:
             adjust_logits(colorizer.model, prior, rebalance, strength)
-        for temperature in (float(value) for value in args.temperatures.split(",")):
-            colorizer.temperature = temperature
+        for temperature, cast in itertools.product(*(map(float, grid.split(",")) for grid in (args.temperatures, args.casts))):
+            colorizer.temperature, colorizer.cast_removal = temperature, cast
             chosen = search_vibrance(predict(colorizer, truth), truth, threshold, gray_auc,
                                      args.max_false, args.step)
             if chosen is None:
-                print(f"| {strength:g} | {temperature:g} | – | no vibrance meets the rule | | |")
+                print(f"| {strength:g} | {temperature:g} | {cast:g} | – | no vibrance meets the rule | | |")
                 continue
-            chosen = (strength, temperature, *chosen)
-            print("| {:g} | {:g} | {:g} | {:.3f} | {:.2f} | {:.4f} | {:.2f} |".format(*chosen), flush=True)
-            if best is None or chosen[4] > best[4]:
+            chosen = (strength, temperature, cast, *chosen)
+            print("| {:g} | {:g} | {:g} | {:g} | {:.3f} | {:.2f} | {:.4f} | {:.2f} |".format(*chosen), flush=True)
+            if best is None or chosen[5] > best[5]:
                 best = chosen
     if best is None:
         raise SystemExit("no setting meets the rule")
-    strength, temperature, vibrance = best[:3]
-    print(f"calibrated: prior correction {strength:g}, temperature {temperature:g}, vibrance {vibrance:g} "
-          f"(PSNR {best[3]:.3f}, colourfulness {best[4]:.2f}, AuC {best[5]:.4f}, false colour {best[6]:.2f}%)")
+    strength, temperature, cast, vibrance = best[:4]
+    print(f"calibrated: prior correction {strength:g}, temperature {temperature:g}, cast removal {cast:g}, vibrance "
+          f"{vibrance:g} (PSNR {best[4]:.3f}, colourfulness {best[5]:.2f}, AuC {best[6]:.4f}, false colour {best[7]:.2f}%)")
     print(f"colorem export {args.model} -o OUT.safetensors --prior-correction {strength:g} --ab-prior {args.ab_prior} "
-          f"--temperature {temperature:g} --vibrance {vibrance:g}")
+          f"--temperature {temperature:g} --cast-removal {cast:g} --vibrance {vibrance:g}")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,7 @@ class Colorizer:
         self.card = card
         self.max_pixels = max_pixels
         self.vibrance = float(card.vibrance)  # the model's calibrated colour strength; saturation=1 means "as calibrated"
+        self.cast_removal = float(card.cast_removal)  # the share of each photo's mean colour taken away (sepia casts)
         self.temperature: float | None = None  # classification heads: annealed-mean temperature (None: the model's)
         self.model = model.to(self.device).eval()
         if self.device.type == "cpu" or self.precision != "fp32":
@@ -160,6 +161,8 @@ class Colorizer:
                 ab = self.model(l_small, **kwargs)
         ab = ab.float().cpu()
         broken = ~torch.isfinite(ab).flatten(1).all(dim=1)  # (B,): clamping would hide an infinity
+        if self.cast_removal:  # a cast over the whole photo (sepia, say) is its mean colour: take a share of it away
+            ab = ab - self.cast_removal * ab.mean(dim=(2, 3), keepdim=True)
         ab = (ab * self.vibrance).clamp_(-AB_MAX, AB_MAX)
         if hints is not None and follow:
             ab = follow_hints(ab, l_small.float().cpu(), hints.float().cpu())

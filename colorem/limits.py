@@ -14,6 +14,7 @@ RENDER_SIZE = (16, 2048)  # what a caller may ask for; the network's cost grows 
 CARD_RENDER_SIZE = (16, 1024)  # a card's default: 2048² took 6 GB for two tiny photos, 1024² about a quarter
 SATURATION = (0.0, 4.0)  # the user's scale on the predicted ab (1 = as calibrated)
 VIBRANCE = (0.0, 4.0)  # the card's calibrated scale on the predicted ab
+CAST_REMOVAL = (0.0, 1.0)  # the card's share of a photo's mean predicted ab removed (1: the mean is gray)
 TEMPERATURE = (0.001, 10.0)  # annealed mean: near 0 the mode, 1 the mean, beyond that ever grayer
 
 def check_number(name: str, value: Any, limits: tuple[float, float], integer: bool = False) -> float | int:
@@ -47,8 +48,9 @@ def check_card(values: Any, source: str = "the model card") -> None:
         raise OptionError(f"{source}: unknown architecture {architecture!r}; colorem has {', '.join(list_models())}")
     if "render_size" in values:
         check_number(f"{source}: render_size", values["render_size"], CARD_RENDER_SIZE, integer=True)
-    if "vibrance" in values:
-        check_number(f"{source}: vibrance", values["vibrance"], VIBRANCE)
+    for key, limits in (("vibrance", VIBRANCE), ("cast_removal", CAST_REMOVAL)):
+        if key in values:
+            check_number(f"{source}: {key}", values[key], limits)
     for key in ("name", "description", "license", "format"):
         if key in values and not isinstance(values[key], str):
             raise OptionError(f"{source}: {key} must be a string, not {values[key]!r}")

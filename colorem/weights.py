@@ -32,6 +32,7 @@ class ModelCard:
     architecture_options: dict[str, Any] = field(default_factory=dict)
     render_size: int = 256
     vibrance: float = 1.0  # scale on predicted ab before the user's saturation (calibrated per model)
+    cast_removal: float = 0.0  # share of each photo's mean predicted ab taken away before the vibrance (a cast)
     name: str = ""
     description: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)

@@ -204,6 +204,7 @@ def build_cards() -> list[CardCase]:
         CardCase("render-size-2048", field(render_size=2048), "render_size must be a whole number from 16 to 1024"),
         CardCase("vibrance-text", field(vibrance="abc"), "vibrance must be a number"),
         CardCase("vibrance-nan", field(vibrance=float("nan")), "vibrance must be a number"),
+        CardCase("cast-removal-2", field(cast_removal=2.0), "cast_removal must be a number from 0 to 1"),
         CardCase("temperature-nan", options(head="classification", temperature=float("nan")), "temperature must be a number"),
         CardCase("embed-dim-1e6", options(embed_dim=1_000_000), "embed_dim must be a whole number from 1 to 4096"),
         CardCase("inception-without-timm", options(embedder="inception_resnet_v2", embedder_options={"weights": "irv2.safetensors"}),

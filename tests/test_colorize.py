@@ -100,6 +100,25 @@ def test_saturation_scales_colour(constant):
     assert lab_of(vivid)[2].mean() > 40
 
 
+class CastAB(nn.Module):
+    """A photo-wide cast (+20 on b) over a left/right split in a: what cast removal should take away and keep."""
+
+    def forward(self, l, temperature=None):
+        ab = torch.zeros(l.shape[0], 2, *l.shape[-2:])
+        ab[:, 0, :, : l.shape[-1] // 2], ab[:, 0, :, l.shape[-1] // 2:] = -15.0, 15.0
+        ab[:, 1] = 20.0
+        return ab
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_the_cards_cast_removal_takes_that_share_of_the_photos_mean_colour_away(share):
+    colorizer = Colorizer.from_model(CastAB(), render_size=32, precision="fp32")
+    colorizer.cast_removal, colorizer.vibrance = share, 2.0  # as read from a card; the vibrance scales what is left
+    ab = colorizer.predict_ab(torch.full((1, 1, 32, 32), 50.0))
+    assert torch.allclose(ab[:, 1], torch.full_like(ab[:, 1], 2.0 * 20.0 * (1 - share)))  # the cast goes
+    assert torch.allclose(ab[0, 0, :, :16], torch.tensor(-30.0)) and torch.allclose(ab[0, 0, :, 16:], torch.tensor(30.0))
+
+
 def test_batch_uses_one_forward_pass():
     model = ConstantAB()
     colorizer = Colorizer.from_model(model, render_size=32, precision="fp32")

@@ -344,10 +344,12 @@ def test_classification_run_stores_its_ab_prior_and_exports(photos, tmp_path):
     assert colorizer.card.architecture_options["temperature"] == 0.5 and colorizer.model.temperature == 0.5
     # exported weights take new calibrated settings without their run (trained elsewhere): same weights
     result = cli("export", str(tmp_path / "calibrated.safetensors"), "-o", str(tmp_path / "recarded.safetensors"),
-                 "--temperature", "1.0", "--vibrance", "0.6", "--render-size", "48", "--name", "default")
+                 "--temperature", "1.0", "--vibrance", "0.6", "--cast-removal", "0.25", "--render-size", "48",
+                 "--name", "default")
     assert result.returncode == 0, result.stderr
     recarded = colorem.load(tmp_path / "recarded.safetensors")
     assert recarded.model.temperature == 1.0 and recarded.card.vibrance == 0.6 and recarded.card.render_size == 48
+    assert recarded.card.cast_removal == 0.25 and recarded.cast_removal == 0.25
     assert recarded.card.name == "default" and recarded.card.provenance["recarded_from"] == "calibrated.safetensors"
     for key, value in colorizer.model.state_dict().items():
         assert torch.equal(recarded.model.state_dict()[key], value)

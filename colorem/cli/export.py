@@ -8,7 +8,7 @@ from pathlib import Path
 
 from colorem.cli.common import prepare_output, ranged, refuse_writing_over_inputs
 from colorem.errors import OptionError
-from colorem.limits import CARD_RENDER_SIZE
+from colorem.limits import CARD_RENDER_SIZE, CAST_REMOVAL
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +27,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=None,
                         help="classification heads: the default annealed-mean temperature in the card (default: the run's)")
     parser.add_argument("--vibrance", type=float, default=None, help="the model's calibrated colour strength in the card (default 1)")
+    parser.add_argument("--cast-removal", type=ranged(float, *CAST_REMOVAL), default=None, metavar="SHARE",
+                        help="the share (0-1) of each photo's mean predicted colour the card takes away before the "
+                             "vibrance, against a cast over a whole photo (default 0)")
     parser.add_argument("--prior-correction", type=float, default=None, metavar="STRENGTH",
                         help="classification heads trained with rebalancing: subtract STRENGTH x log(rebalancing "
                              "weights) from the logits (1 undoes the rebalancing), folded into the output bias; "
@@ -55,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
         card_options = [flag for flag, value in (
             ("--fp16", args.fp16), ("--name", args.name), ("--description", args.description),
             ("--render-size", args.render_size), ("--temperature", args.temperature), ("--vibrance", args.vibrance),
-            ("--prior-correction", args.prior_correction), ("--ab-prior", args.ab_prior),
-            ("--average-with", args.average_with)) if value not in (None, False, "")]
+            ("--cast-removal", args.cast_removal), ("--prior-correction", args.prior_correction),
+            ("--ab-prior", args.ab_prior), ("--average-with", args.average_with)) if value not in (None, False, "")]
         if card_options:  # once silently ignored: the .onnx ran without the correction the user asked for
             raise OptionError(f"{', '.join(card_options)}: a .onnx holds the network as it is; export a .safetensors "
                               f"with these first, then its .onnx (colorem export {output.with_suffix('.safetensors')} "
@@ -76,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
     path = export(args.source, output, dtype=torch.float16 if args.fp16 else None, use_ema=not args.no_ema,
                   name=args.name, description=args.description, render_size=args.render_size,
-                  vibrance=args.vibrance, temperature=args.temperature, prior_correction=args.prior_correction,
-                  ab_prior=args.ab_prior, average_with=args.average_with)
+                  vibrance=args.vibrance, cast_removal=args.cast_removal, temperature=args.temperature,
+                  prior_correction=args.prior_correction, ab_prior=args.ab_prior, average_with=args.average_with)
     print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0
 

@@ -21,7 +21,8 @@ from colorem.weights import ModelCard, load_state, load_weights, pretrained_prov
 
 def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name: str = "", description: str = "",
                        render_size: int | None = None, vibrance: float | None = None,
-                       temperature: float | None = None, prior_correction: float | None = None,
+                       cast_removal: float | None = None, temperature: float | None = None,
+                       prior_correction: float | None = None,
                        ab_prior: str | os.PathLike | None = None) -> tuple[nn.Module, ModelCard]:
     """RUN_DIR or CHECKPOINT -> (model with the EMA weights when the run kept an EMA, full ModelCard).
     `temperature` sets a classification head's default annealed-mean temperature (e.g. a calibrated one);
@@ -47,6 +48,7 @@ def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name:
         architecture_options=config.model.create_kwargs(),
         render_size=render_size or config.data.size,
         vibrance=1.0 if vibrance is None else vibrance,
+        cast_removal=0.0 if cast_removal is None else cast_removal,
         name=name or source.stem,
         description=description or config.description,
         provenance={"trained_steps": int(state["step"]), "loss": config.loss.name, "optimizer": config.optim.name,
@@ -61,7 +63,7 @@ def load_trained_model(source: str | os.PathLike, *, use_ema: bool = True, name:
 
 
 def recard_weights(source: str | os.PathLike, *, name: str = "", description: str = "", render_size: int | None = None,
-                   vibrance: float | None = None, temperature: float | None = None,
+                   vibrance: float | None = None, cast_removal: float | None = None, temperature: float | None = None,
                    prior_correction: float | None = None, ab_prior: str | os.PathLike | None = None) -> tuple[nn.Module, ModelCard]:
     """Exported WEIGHTS (.safetensors + card) -> (model, card) with new calibrated settings: the same
     weights, e.g. trained on another machine, given the temperature and vibrance chosen on held-out photos
@@ -94,6 +96,7 @@ def recard_weights(source: str | os.PathLike, *, name: str = "", description: st
     card = dataclasses.replace(
         card, architecture_options=options, name=name or card.name, description=description or card.description,
         render_size=render_size or card.render_size, vibrance=card.vibrance if vibrance is None else float(vibrance),
+        cast_removal=card.cast_removal if cast_removal is None else float(cast_removal),
         provenance=provenance, data={**card.data, "source": public_source(card.data.get("source", {}))})
     recarded = build_model(card.architecture, card.architecture_options)  # the new temperature, say
     recarded.load_state_dict(model.state_dict())
@@ -102,15 +105,15 @@ def recard_weights(source: str | os.PathLike, *, name: str = "", description: st
 
 def export(source: str | os.PathLike, out: str | os.PathLike, *, dtype: torch.dtype | None = None,
            use_ema: bool = True, name: str = "", description: str = "", render_size: int | None = None,
-           vibrance: float | None = None, temperature: float | None = None, prior_correction: float | None = None,
-           ab_prior: str | os.PathLike | None = None, average_with: str | os.PathLike | None = None) -> Path:
+           vibrance: float | None = None, cast_removal: float | None = None, temperature: float | None = None,
+           prior_correction: float | None = None, ab_prior: str | os.PathLike | None = None, average_with: str | os.PathLike | None = None) -> Path:
     """RUN_DIR, CHECKPOINT or exported WEIGHTS (.safetensors) -> out.safetensors + out.json (a full
     ModelCard). dtype=torch.float16 halves the file. `average_with`: other exported weights of the same
     network, averaged in (average_weights)."""
     if average_with and prior_correction:
         raise OptionError("average raw weights first (--average-with), then prior-correct the mean in a second export")
     settings = dict(name=name or Path(out).stem, description=description, render_size=render_size, vibrance=vibrance,
-                    temperature=temperature, prior_correction=prior_correction, ab_prior=ab_prior)
+                    cast_removal=cast_removal, temperature=temperature, prior_correction=prior_correction, ab_prior=ab_prior)
     if Path(source).suffix == ".safetensors":
         model, card = recard_weights(source, **settings)
     else:

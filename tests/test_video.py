@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -128,16 +129,20 @@ def test_flicker_drops_with_stabilization(tmp_path):
     assert stable < 0.6 * per_frame, (per_frame, stable)
 
 
-def test_video_frames_are_the_photo_colorization_of_the_same_frames(tmp_path):
+@pytest.mark.parametrize("cast_removal", [None, 0.5], ids=["packaged card", "card with cast_removal 0.5"])
+def test_video_frames_are_the_photo_colorization_of_the_same_frames(cast_removal, tmp_path):
     """Video uses the photo path with the same default model and card settings (render size, vibrance,
-    temperature), so a new default model improves video too: the first frame, which the stabiliser passes
-    through as predicted, is that frame colorized as a photo, up to the encoder's 4:2:0 chroma; later frames
-    are within the stabiliser's effect of their photos, and exactly their photos without it."""
+    temperature, cast removal), so a new default model improves video too: the first frame, which the
+    stabiliser passes through as predicted, is that frame colorized as a photo, up to the encoder's 4:2:0
+    chroma; later frames are within the stabiliser's effect of their photos, and exactly their photos without it."""
     colour = shake(Image.open(SAMPLES / "dogs-at-door.jpg"), 6, size=SIZE, pixels=2.0)
     source = write_clip(tmp_path / "shake.mp4", [gray_of(frame) for frame in colour], audio=False)
     with av.open(str(source)) as container:  # the gray frames exactly as colorize_video decodes them
         grays = [frame.to_ndarray(format="gray") for frame in container.decode(video=0)]
     colorizer = colorem.load(precision="fp32")
+    if cast_removal is not None:  # a decoding setting of the card, applied in predict_ab: video must get it too
+        colorizer = colorem.Colorizer(colorizer.model, dataclasses.replace(colorizer.card, cast_removal=cast_removal),
+                                      precision="fp32")
     photos = [lab_of(np.array(colorizer.colorize(gray)))[1:] for gray in grays]  # (2, H, W) ab of each frame as a photo
     stable, per_frame = (decode(colorizer.colorize_video(source, tmp_path / f"{name}.mp4", crf=0,
                                                          stabilize=stabilize).target)[0]

@@ -130,8 +130,18 @@ def time_images(colorizer, folder: Path, out: Path, count: int) -> float:
 
 
 def stage_times(colorizer, source: Path, batch: int = 8) -> dict[str, float]:
-    """Where the time goes: ms per frame of each stage of colorize_video run alone, one after the other, on
-    the frames of `source` (the pipeline overlaps decoding and finishing + encoding with the network)."""
+    """Where the time goes: ms per frame of each stage of colorize_video run alone on one torch thread, one
+    after the other, on the frames of `source`: the CPU work each stage costs (the pipeline overlaps decoding
+    and finishing + encoding with the network; on a busy core, two torch threads time mostly their waiting)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _stage_times(colorizer, source, batch)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _stage_times(colorizer, source: Path, batch: int) -> dict[str, float]:
     import av
 
     from colorem.video import VideoOptions, _add_video_stream
@@ -249,7 +259,7 @@ def table(args) -> None:
         quality = "—" if file is None else f"{psnr(frames, originals):.2f}"
         print(f"| {name} | {value:.3f} | {value / base:.2f}× | {quality} |")
     images = statistics.median(speeds["images"])
-    print(f"\n| stage, run alone on the same frames | ms/frame | frames/s |\n|---|---|---|")
+    print(f"\n| stage, run alone on the same frames, one torch thread | ms/frame | frames/s |\n|---|---|---|")
     for name, value in stages.items():
         print(f"| {name} | {value:.1f} | {1000 / value:.1f} |")
     print(f"| all stages one after the other | {sum(stages.values()):.1f} | {1000 / sum(stages.values()):.1f} |")

@@ -168,9 +168,10 @@ def _stage_times(colorizer, source: Path, batch: int) -> dict[str, float]:
                 container.mux(stream.encode(frame))
             container.mux(stream.encode(None))
 
-    def to_l():
-        l_full = gray8_to_l(torch.from_numpy(np.stack(grays)))[:, None]  # (N, 1, H, W)
-        return l_full, render_l(l_full, colorizer.render_size)
+    def to_l():  # a batch at a time, as colorize_video does
+        l_full = [gray8_to_l(torch.from_numpy(np.stack(grays[start:start + batch])))[:, None]  # (B, 1, H, W)
+                  for start in range(0, len(grays), batch)]
+        return torch.cat(l_full), torch.cat([render_l(l, colorizer.render_size) for l in l_full])
 
     times: dict[str, float] = {}
     grays = decode()  # warm-up

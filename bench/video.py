@@ -1,6 +1,6 @@
 """Video benchmark: flicker, fidelity and speed of colorize_video on real colour footage turned gray.
 
-    python bench/video.py [--video ../shared/data/video/vtest.avi] [--frames 120] [--repeats 3]
+    python bench/video.py [--video ../shared/data/video/vtest.avi] [--frames 120] [--repeats 5] [--strip docs/video-strip.jpg]
     python bench/video.py --sweep      # the temporal filter's settings, scored in memory (no encoding)
     python bench/video.py --clips [--strip docs/video-strip-objects.jpg]   # each stabiliser on vtest and
                                        # tests/footage.py's clips (made from shared photos): flicker and PSNR
@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +38,7 @@ sys.path.insert(0, str(REPO))
 
 import colorem  # noqa: E402
 from colorem.color import rgb_to_lab  # noqa: E402
+from colorem.colorize import finish_rgb8, gray8_to_l, render_l, upsample_ab  # noqa: E402
 from colorem.temporal import StabilizeOptions, TemporalFilter, flicker  # noqa: E402
 from tests.footage import Clip, gray_of, shared_photos, standard_clips  # noqa: E402
 
@@ -96,6 +100,25 @@ def time_video(colorizer, source: Path, target: Path, stabilize: bool) -> float:
     return result.frames / (time.perf_counter() - start)
 
 
+BASELINE_CHILD = """
+import sys, time, torch, colorem
+colorizer = colorem.load(sys.argv[3] or None)
+colorizer.predict_ab(torch.zeros(8, 1, colorizer.render_size, colorizer.render_size))  # warm-up, as in the parent
+start = time.perf_counter()
+result = colorizer.colorize_video(sys.argv[1], sys.argv[2])
+print(result.frames / (time.perf_counter() - start))
+"""
+
+
+def time_baseline(baseline: Path, model: str | None, source: Path, target: Path) -> float:
+    """Frames/s of another version's colorize_video (a folder holding its `colorem/`, e.g. from `git archive`),
+    stabilized, in a fresh process at the card's render size."""
+    env = {**os.environ, "PYTHONPATH": str(baseline)}
+    result = subprocess.run([sys.executable, "-c", BASELINE_CHILD, str(source), str(target), model or ""],
+                            capture_output=True, text=True, check=True, cwd=baseline, env=env)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
 def time_images(colorizer, folder: Path, out: Path, count: int) -> float:
     from colorem.folder import FolderOptions, colorize_files
 
@@ -106,16 +129,62 @@ def time_images(colorizer, folder: Path, out: Path, count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def model_rate(colorizer, grays: np.ndarray) -> float:
-    """Frames/s of the forward pass alone on these frames: the ceiling for any end-to-end rate."""
-    from colorem.colorize import gray8_to_l, render_l
+def stage_times(colorizer, source: Path, batch: int = 8) -> dict[str, float]:
+    """Where the time goes: ms per frame of each stage of colorize_video run alone on one torch thread, one
+    after the other, on the frames of `source`: the CPU work each stage costs (the pipeline overlaps decoding
+    and finishing + encoding with the network; on a busy core, two torch threads time mostly their waiting)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _stage_times(colorizer, source, batch)
+    finally:
+        torch.set_num_threads(threads)
 
-    l_small = render_l(gray8_to_l(torch.from_numpy(grays))[:, None], colorizer.render_size)
-    colorizer.predict_ab(l_small[:8])  # warm-up
-    start = time.perf_counter()
-    for chunk in l_small.split(8):
-        colorizer.predict_ab(chunk)
-    return len(l_small) / (time.perf_counter() - start)
+
+def _stage_times(colorizer, source: Path, batch: int) -> dict[str, float]:
+    import av
+
+    from colorem.video import VideoOptions, _add_video_stream
+
+    def timed(name, work):
+        start = time.perf_counter()
+        result = work()
+        times[name] = (time.perf_counter() - start) * 1000 / len(grays)
+        return result
+
+    def decode():
+        with av.open(str(source)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            return [frame.reformat(frame.width, frame.height, "gray").to_ndarray() for frame in container.decode(stream)]
+
+    def encode(rgb):
+        with tempfile.TemporaryDirectory() as folder, av.open(str(Path(folder) / "out.mp4"), "w") as container:
+            stream = _add_video_stream(container, Path("out.mp4"), rgb.shape[2], rgb.shape[1], 10, Fraction(1, 10),
+                                       VideoOptions())
+            for index, pixels in enumerate(rgb):
+                frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+                frame.pts, frame.time_base = index, Fraction(1, 10)
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+
+    def to_l():  # a batch at a time, as colorize_video does
+        l_full = [gray8_to_l(torch.from_numpy(np.stack(grays[start:start + batch])))[:, None]  # (B, 1, H, W)
+                  for start in range(0, len(grays), batch)]
+        return torch.cat(l_full), torch.cat([render_l(l, colorizer.render_size) for l in l_full])
+
+    times: dict[str, float] = {}
+    grays = decode()  # warm-up
+    grays = timed("decode (PyAV, to gray)", decode)
+    l_full, l_small = timed("L and render_l", to_l)
+    colorizer.predict_ab(l_small[:batch])  # warm-up
+    ab_small = timed(f"network (predict_ab, batches of {batch})",
+                     lambda: torch.cat([colorizer.predict_ab(chunk) for chunk in l_small.split(batch)]))
+    ab_small = timed("temporal filter", lambda: TemporalFilter().run(l_small, ab_small))
+    rgb = timed("finish (upsample ab, Lab -> sRGB)", lambda: torch.cat(
+        [finish_rgb8(l, ab) for l, ab in zip(l_full.split(batch), ab_small.split(batch))]).numpy())
+    timed("encode (x264 CRF 18 veryfast)", lambda: encode(rgb))
+    return times
 
 
 def write_strip(path: Path, grays: np.ndarray, colorized: np.ndarray, originals: np.ndarray, columns: int = 4) -> None:
@@ -135,6 +204,14 @@ def write_strip(path: Path, grays: np.ndarray, colorized: np.ndarray, originals:
     sheet.save(path, quality=85)
 
 
+def machine() -> str:
+    """The CPU as the README quotes it: model name, cores, torch's capability and whether it has AVX-512-BF16."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "CPU")
+    bf16 = " with AVX-512-BF16" if "avx512_bf16" in cpuinfo else ""
+    return f"{os.cpu_count()}-core {name}{bf16} ({torch.backends.cpu.get_cpu_capability()})"
+
+
 def load(args) -> colorem.Colorizer:
     """The model to measure, at --render-size when given (the card's otherwise)."""
     colorizer = colorem.load(args.model)
@@ -147,6 +224,7 @@ def table(args) -> None:
     from PIL import Image
 
     colorizer = load(args)
+    load_before = os.getloadavg()[0]
     originals = read_frames(args.video, args.frames)
     grays = np.stack([gray_of(frame) for frame in originals])
     with tempfile.TemporaryDirectory() as folder:
@@ -156,20 +234,24 @@ def table(args) -> None:
         (folder / "frames").mkdir()
         for index, gray in enumerate(grays):
             Image.fromarray(gray).save(folder / "frames" / f"{index:04d}.png", compress_level=1)
-        speeds = {"per frame": [], "stabilized": [], "images": []}
+        speeds = {"per frame": [], "stabilized": [], "images": [], "baseline": []}
+        colorizer.predict_ab(render_l(gray8_to_l(torch.from_numpy(grays[:8]))[:, None], colorizer.render_size))  # warm-up
         for _ in range(args.repeats):  # interleaved, so that load on the machine hits every row alike
             speeds["per frame"].append(time_video(colorizer, source, folder / "per-frame.mp4", stabilize=False))
             speeds["stabilized"].append(time_video(colorizer, source, folder / "stabilized.mp4", stabilize=True))
             speeds["images"].append(time_images(colorizer, folder / "frames", folder / "out", len(grays)))
+            if args.baseline:
+                speeds["baseline"].append(time_baseline(args.baseline, args.model, source, folder / "baseline.mp4"))
         rows = [("original colour frames", originals, None)]
         for name, file in [("per-frame colorization", "per-frame.mp4"), ("stabilized (default)", "stabilized.mp4")]:
             rows.append((name, read_frames(folder / file), file))
-    model_only = model_rate(colorizer, grays)
+        stages = stage_times(colorizer, source)
     if args.strip:
         write_strip(args.strip, grays, rows[2][1], originals)
     print(f"{args.video.name}, first {len(originals)} frames {originals.shape[2]}x{originals.shape[1]}; "
           f"model {colorizer.card.name}, render {colorizer.render_size}, {colorizer.precision}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {torch.backends.cpu.get_cpu_capability()}")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; {machine()}; load average "
+          f"{load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end (other work on the machine slows the rates)")
     print("\n| video | flicker | × original | PSNR vs original (dB) |\n|---|---|---|---|")
     base = None
     for name, frames, file in rows:
@@ -178,12 +260,17 @@ def table(args) -> None:
         quality = "—" if file is None else f"{psnr(frames, originals):.2f}"
         print(f"| {name} | {value:.3f} | {value / base:.2f}× | {quality} |")
     images = statistics.median(speeds["images"])
-    print(f"\nmodel alone (predict_ab, batches of 8 at {colorizer.render_size}², no decoding or colour math): "
-          f"{model_only:.2f} frames/s")
+    print(f"\n| stage, run alone on the same frames, one torch thread | ms/frame | frames/s |\n|---|---|---|")
+    for name, value in stages.items():
+        print(f"| {name} | {value:.1f} | {1000 / value:.1f} |")
+    print(f"| all stages one after the other | {sum(stages.values()):.1f} | {1000 / sum(stages.values()):.1f} |")
     print(f"\n| end to end ({args.repeats} runs) | frames/s (median) | runs | vs separate images |\n|---|---|---|---|")
     for name, key in [("video, per frame", "per frame"), ("video, stabilized", "stabilized"),
-                      ("same frames as separate PNG files (folder runner)", "images")]:
+                      ("same frames as separate PNG files (folder runner)", "images"),
+                      (f"video, stabilized, by {args.baseline} (--baseline)", "baseline")]:
         values = speeds[key]
+        if not values:
+            continue
         print(f"| {name} | {statistics.median(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} | "
               f"{statistics.median(values) / images:.2f}× |")
 
@@ -193,8 +280,6 @@ def sweep(args) -> None:
     re-filters its predictions. Flicker from Lab of (full-res L, upsampled ab) without gamut mapping
     (fast; the table above measures the real output); PSNR of the finished RGB on every 4th frame."""
     from PIL import Image
-
-    from colorem.colorize import finish_rgb8, gray8_to_l, render_l, upsample_ab
 
     colorizer = load(args)
     originals = read_frames(args.video, args.frames)
@@ -269,8 +354,6 @@ def clips(args) -> None:
 
 def score_clip(colorizer, clip: Clip, folder: Path, costs: dict, strip: Path | None) -> list[str]:
     """One table row: the clip's name, its original flicker, then each stabiliser's cell."""
-    from colorem.colorize import finish_rgb8, gray8_to_l, render_l
-
     originals = np.stack(clip.frames)
     # the gray input as a user has it (H.264 at CRF 12), decoded as colorize_video decodes it
     write_gray_video(np.stack([gray_of(frame) for frame in originals]), folder / "gray.mp4", clip.fps)
@@ -309,8 +392,10 @@ def main() -> None:
     parser.add_argument("--render-size", type=int, default=None, help="the network's square (default: the model card's)")
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--fps", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--strip", type=Path, default=None, help="also write a before/after strip of frames (JPEG)")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="also time another version's colorize_video: a folder holding its colorem/ (git archive)")
     parser.add_argument("--sweep", action="store_true", help="score temporal-filter settings instead")
     parser.add_argument("--pan", action="store_true", help="--sweep on a simulated camera pan over the footage")
     parser.add_argument("--clips", action="store_true",

@@ -84,8 +84,28 @@ class TemporalFilter:
 
     def step(self, l_small: torch.Tensor, ab_small: torch.Tensor) -> torch.Tensor:
         """(1, 1, R, R) L and (1, 2, R, R) predicted ab of the next frame -> its stabilized ab (1, 2, R, R)."""
+        return self.run(l_small, ab_small)
+
+    def run(self, l_small: torch.Tensor, ab_small: torch.Tensor) -> torch.Tensor:
+        """(B, 1, R, R) L and (B, 2, R, R) predicted ab of the next B frames, in order -> their stabilized ab
+        (B, 2, R, R), as B calls of step() give it: what does not depend on the running ab (L histograms, the
+        change of L from each frame to the next) is computed for the whole batch at once."""
         options = self.options
-        histogram = l_histogram(l_small, options.histogram_bins)
+        histograms = [l_histogram(l, options.histogram_bins) for l in l_small.split(1)]
+        previous = self._l if self._l is not None and self._l.shape == l_small[:1].shape else None
+        first = 0 if previous is not None else 1  # the first frame whose previous L is known
+        before = l_small[:-1] if previous is None else torch.cat([previous, l_small[:-1]])  # (B - first, 1, R, R)
+        changes = [None] * first + (list(_change(l_small[first:], before).split(1)) if len(before) else [])
+        out = torch.empty_like(ab_small, dtype=torch.float32)  # (B, 2, R, R)
+        for index, (l, ab, histogram, change) in enumerate(zip(l_small.split(1), ab_small.split(1), histograms, changes)):
+            out[index] = self._next(l, ab, histogram, change)
+        return out
+
+    def _next(self, l_small: torch.Tensor, ab_small: torch.Tensor, histogram: torch.Tensor,
+              change: torch.Tensor | None) -> torch.Tensor:
+        """One frame: its (1, 1, R, R) L, (1, 2, R, R) ab, L histogram and 3x3 mean |ΔL| from the frame before
+        (None for the first) -> its stabilized ab (1, 2, R, R)."""
+        options = self.options
         if self._l is not None and is_cut(self._histogram, histogram, options.cut_threshold):
             self.cuts += 1
             self._ab = None
@@ -95,7 +115,7 @@ class TemporalFilter:
             self._l_mean = l_small.float()
         else:
             # a 3x3 mean of |ΔL| so that sensor and compression noise in L does not open the gate
-            gate = self._gate(_change(l_small, self._l))  # (1, 1, R, R): 1 still, 0 moved
+            gate = self._gate(change)  # (1, 1, R, R): 1 still, 0 moved
             keep = options.strength * gate  # (1, 1, R, R)
             if options.memory:
                 # against the L the remembered colour was seen with as well: noise averages out there, a slow
@@ -111,7 +131,7 @@ class TemporalFilter:
 
 
 def _change(l_now: torch.Tensor, l_before: torch.Tensor) -> torch.Tensor:
-    """(1, 1, R, R) 3x3 mean of |ΔL| between two frames."""
+    """(B, 1, R, R) 3x3 mean of |ΔL| between frames and the frames before them."""
     return F.avg_pool2d((l_now - l_before).abs(), 3, stride=1, padding=1, count_include_pad=False)
 
 

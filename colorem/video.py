@@ -1,6 +1,7 @@
 """Colorize a video file, streaming: decode (PyAV) -> L per frame -> render_l -> predict_ab -> temporal
-filter -> finish_rgb8 -> encode, in batches of frames; the audio stream is copied, the frame size, rate
-and timestamps are kept, and the output is written to a temporary name and renamed when complete.
+filter -> finish_rgb8 -> encode, in batches of frames, decoding and the stages after the network on threads
+of their own; the audio stream is copied, the frame size, rate and timestamps are kept, and the output is
+written to a temporary name and renamed when complete.
 
 A colour video is taken as its luma, as a colour photo is taken as its lightness.
 """
@@ -17,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from colorem.temporal import StabilizeOptions, TemporalFilter
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 BATCH_PIXELS = 8 << 20  # frames per forward pass are capped so that a batch holds about 8 MP
 REORDER_WINDOW = 8  # frames over which timestamps attached in decode order are put back in order
+WRITE_AHEAD = 2  # batches handed to the encoder's thread and not yet written: bounds memory
 _ENCODERS = {".webm": ("libvpx-vp9", {"crf": "{crf}", "b": "0", "deadline": "realtime", "cpu-used": "8"})}
 _DEFAULT_ENCODER = ("libx264", {"crf": "{crf}", "preset": "{preset}"})
 # Containers that refuse most audio codecs (AVI takes AAC into its header, then fails on the first packet).
@@ -200,63 +202,121 @@ class _Job:
         self.expected = _expected_frames(self.video_in, reader, self.fps)
 
     def run(self) -> None:
-        # finishing (full-size colour math) runs in a thread beside decoding, the model and encoding
-        with ThreadPoolExecutor(max_workers=1) as finisher:
-            self._run(finisher)
+        """Three stages on their own threads, so that both cores stay busy: decoding a batch ahead (FFmpeg
+        releases the GIL), the network on this thread, and the temporal filter, finishing (full-size colour
+        math), encoding and muxing, in order, behind it."""
+        with ThreadPoolExecutor(1, "colorem-decode") as decoder, ThreadPoolExecutor(1, "colorem-encode") as encoder:
+            try:
+                self._run(decoder, encoder)
+            except BaseException:
+                encoder.shutdown(cancel_futures=True)  # stopped or failed: nothing more is written
+                raise
 
-    def _run(self, finisher: ThreadPoolExecutor) -> None:
-        pending: list[np.ndarray] = []  # gray frames waiting for a forward pass
-        colorized: deque[tuple[Future, int]] = deque()  # (batch being finished, index): frames waiting to be encoded
-        streams = [self.video_in] + ([self.audio_in] if self.audio_in is not None else [])
-        try:
-            for packet in self.reader.demux(*streams):
-                if packet.stream is self.audio_in:
-                    if packet.dts is not None:
-                        packet.stream = self.audio_out
-                        self.writer.mux(packet)
-                    continue
-                for frame in packet.decode():
-                    self.timestamps.push(frame.pts)
-                    pending.append(frame.reformat(self.width, self.height, "gray").to_ndarray())
-                    if len(pending) == self.batch_size:
-                        colorized.extend(self._colorize(pending, finisher))
-                        pending = []
-                    self._encode_ready(colorized, final=False)
-        except self.av.error.FFmpegError as error:
-            raise VideoError(str(self.source), f"the video data is corrupt or truncated after {self.frames} "
-                                               f"frames ({_reason(error)})") from None
-        if pending:
-            colorized.extend(self._colorize(pending, finisher))
-        self._encode_ready(colorized, final=True)
-        for packet in self.video_out.encode(None):
-            self.writer.mux(packet)
+    def _run(self, decoder: ThreadPoolExecutor, encoder: ThreadPoolExecutor) -> None:
+        writing: deque[Future] = deque()  # batches being finished and encoded: each gives its frame count
+        for batch in _ahead(decoder, self._decoded()):
+            colours = self._colorize(batch.grays) if batch.grays else None
+            writing.append(encoder.submit(self._write, colours, batch.pts, batch.audio))
+            while writing and (writing[0].done() or len(writing) > WRITE_AHEAD):  # bounded memory
+                self._written(writing.popleft().result())
+        writing.append(encoder.submit(self._flush))
+        while writing:
+            self._written(writing.popleft().result())
         if self.frames and self.frames < self.expected - max(2, self.expected // 50):  # slack: edit lists, rounding
             raise VideoError(str(self.source), f"the file is truncated: {self.frames} frames decode of the "
                                                f"{self.expected} it declares")
 
-    def _colorize(self, grays: list[np.ndarray], finisher: ThreadPoolExecutor) -> list[tuple[Future, int]]:
-        """Gray uint8 frames (H, W) -> colorized RGB uint8 frames (H, W, 3) through the photo path: a future
-        of the batch's frames, once per frame with its index."""
+    def _decoded(self) -> Iterator[_Batch]:
+        """Batches of gray uint8 frames (H, W) with their timestamps, and the audio packets demuxed beside them."""
+        streams = [self.video_in] + ([self.audio_in] if self.audio_in is not None else [])
+        waiting: deque[np.ndarray] = deque()  # frames whose timestamp is not known yet (REORDER_WINDOW)
+        batch, decoded = _Batch(), 0
+        try:
+            for packet in self.reader.demux(*streams):
+                if packet.stream is self.audio_in:
+                    if packet.dts is not None:
+                        batch.audio.append(packet)
+                    continue
+                for frame in packet.decode():
+                    self.timestamps.push(frame.pts)
+                    waiting.append(frame.reformat(self.width, self.height, "gray").to_ndarray())
+                    decoded += 1
+                    if self.timestamps.waiting > REORDER_WINDOW:
+                        batch.add(waiting.popleft(), self.timestamps.pop())
+                    if len(batch.grays) == self.batch_size:
+                        yield batch
+                        batch = _Batch()
+        except self.av.error.FFmpegError as error:
+            raise VideoError(str(self.source), f"the video data is corrupt or truncated after {decoded} "
+                                               f"frames ({_reason(error)})") from None
+        while waiting:
+            batch.add(waiting.popleft(), self.timestamps.pop())
+            if len(batch.grays) == self.batch_size:
+                yield batch
+                batch = _Batch()
+        if batch.grays or batch.audio:
+            yield batch
+
+    def _colorize(self, grays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gray uint8 frames (H, W) -> their L (B, 1, H, W), L at render size (B, 1, R, R) and predicted ab
+        (B, 2, R, R), through the photo path (predict_ab: the card's settings)."""
         l_full = gray8_to_l(torch.from_numpy(np.stack(grays)))[:, None]  # (B, 1, H, W), as photos get it
         l_small = render_l(l_full, self.render_size)  # (B, 1, R, R)
-        ab_small = self.colorizer.predict_ab(l_small, self.options.temperature)  # (B, 2, R, R)
-        if self.filter is not None:
-            ab_small = torch.cat([self.filter.step(l, ab) for l, ab in zip(l_small.split(1), ab_small.split(1))])
-        batch = finisher.submit(lambda: finish_rgb8(l_full, ab_small, self.options.saturation).numpy())  # (B, H, W, 3)
-        return [(batch, index) for index in range(len(grays))]
+        return l_full, l_small, self.colorizer.predict_ab(l_small, self.options.temperature)
 
-    def _encode_ready(self, colorized: deque, final: bool) -> None:
-        written = 0
-        while colorized and (final or self.timestamps.waiting > REORDER_WINDOW):
-            batch, index = colorized.popleft()
-            frame = self.av.VideoFrame.from_ndarray(batch.result()[index], format="rgb24")
-            frame.pts, frame.time_base = self.timestamps.pop(), self.time_base
+    def _write(self, colours: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None, timestamps: list[int],
+               audio: list) -> int:
+        """On the encoder's thread, in order: mux the audio packets, stabilize, finish and encode the frames;
+        returns how many."""
+        for packet in audio:
+            packet.stream = self.audio_out
+            self.writer.mux(packet)
+        if colours is None:
+            return 0
+        l_full, l_small, ab_small = colours
+        if self.filter is not None:
+            ab_small = self.filter.run(l_small, ab_small)
+        rgb = finish_rgb8(l_full, ab_small, self.options.saturation).numpy()  # (B, H, W, 3)
+        for pixels, pts in zip(rgb, timestamps):
+            frame = self.av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = pts, self.time_base
             for packet in self.video_out.encode(frame):
                 self.writer.mux(packet)
-            written += 1
-        self.frames += written
-        if written and self.progress is not None:
-            self.progress(written, self.declared or None)
+        return len(timestamps)
+
+    def _flush(self) -> int:
+        for packet in self.video_out.encode(None):
+            self.writer.mux(packet)
+        return 0
+
+    def _written(self, frames: int) -> None:
+        self.frames += frames
+        if frames and self.progress is not None:
+            self.progress(frames, self.declared or None)
+
+
+@dataclass
+class _Batch:
+    """Decoded frames on their way to one forward pass: gray uint8 (H, W) with timestamps, and audio packets."""
+
+    grays: list[np.ndarray] = field(default_factory=list)
+    pts: list[int] = field(default_factory=list)
+    audio: list = field(default_factory=list)
+
+    def add(self, gray: np.ndarray, pts: int) -> None:
+        self.grays.append(gray)
+        self.pts.append(pts)
+
+
+_END = object()
+
+
+def _ahead(executor: ThreadPoolExecutor, items: Iterator):
+    """The items of `items`, each made on `executor`'s thread while the caller works on the one before."""
+    future = executor.submit(next, items, _END)
+    while (item := future.result()) is not _END:
+        future = executor.submit(next, items, _END)
+        yield item
 
 
 def _expected_frames(stream, container, fps) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -128,16 +129,20 @@ def test_flicker_drops_with_stabilization(tmp_path):
     assert stable < 0.6 * per_frame, (per_frame, stable)
 
 
-def test_video_frames_are_the_photo_colorization_of_the_same_frames(tmp_path):
+@pytest.mark.parametrize("cast_removal", [None, 0.5], ids=["packaged card", "card with cast_removal 0.5"])
+def test_video_frames_are_the_photo_colorization_of_the_same_frames(cast_removal, tmp_path):
     """Video uses the photo path with the same default model and card settings (render size, vibrance,
-    temperature), so a new default model improves video too: the first frame, which the stabiliser passes
-    through as predicted, is that frame colorized as a photo, up to the encoder's 4:2:0 chroma; later frames
-    are within the stabiliser's effect of their photos, and exactly their photos without it."""
+    temperature, cast removal), so a new default model improves video too: the first frame, which the
+    stabiliser passes through as predicted, is that frame colorized as a photo, up to the encoder's 4:2:0
+    chroma; later frames are within the stabiliser's effect of their photos, and exactly their photos without it."""
     colour = shake(Image.open(SAMPLES / "dogs-at-door.jpg"), 6, size=SIZE, pixels=2.0)
     source = write_clip(tmp_path / "shake.mp4", [gray_of(frame) for frame in colour], audio=False)
     with av.open(str(source)) as container:  # the gray frames exactly as colorize_video decodes them
         grays = [frame.to_ndarray(format="gray") for frame in container.decode(video=0)]
     colorizer = colorem.load(precision="fp32")
+    if cast_removal is not None:  # a decoding setting of the card, applied in predict_ab: video must get it too
+        colorizer = colorem.Colorizer(colorizer.model, dataclasses.replace(colorizer.card, cast_removal=cast_removal),
+                                      precision="fp32")
     photos = [lab_of(np.array(colorizer.colorize(gray)))[1:] for gray in grays]  # (2, H, W) ab of each frame as a photo
     stable, per_frame = (decode(colorizer.colorize_video(source, tmp_path / f"{name}.mp4", crf=0,
                                                          stabilize=stabilize).target)[0]
@@ -152,6 +157,22 @@ def test_video_frames_are_the_photo_colorization_of_the_same_frames(tmp_path):
     assert codec < 0.6 and codec < 0.25 * other_setting, (codec, other_setting)  # another setting would show
     assert apart(stable, 0) <= apart(per_frame, 0) + 0.02
     assert max(apart(stable, index) for index in range(1, len(grays))) < codec + 2.0
+
+
+def test_video_takes_its_colours_from_predict_ab(clip, tiny, tmp_path, monkeypatch):
+    """Every card setting that decides a photo's colours (vibrance, and any decoding setting the card gains) is
+    applied in Colorizer.predict_ab; video calls it for every frame rather than the network, so it follows them."""
+    calls = []
+
+    def red(l_small, *args, **kwargs):  # whatever the model says, a = 40, b = 0
+        calls.append(len(l_small))
+        return torch.tensor([40.0, 0.0])[None, :, None, None].expand(len(l_small), 2, *l_small.shape[-2:]).clone()
+
+    monkeypatch.setattr(tiny, "predict_ab", red)
+    frames = decode(tiny.colorize_video(clip, tmp_path / "red.mp4", stabilize=False).target)[0]
+    ab = np.stack([lab_of(frame)[1:] for frame in frames])  # (N, 2, H, W)
+    assert sum(calls) == len(frames) == PAN_FRAMES + CUT_FRAMES and max(calls) > 1  # frames in batches
+    assert ab[:, 0].mean() > 25 and abs(ab[:, 1].mean()) < 5, ab.mean(axis=(0, 2, 3))  # less where sRGB holds less
 
 
 def blocks(ab: np.ndarray) -> np.ndarray:
@@ -192,6 +213,23 @@ def test_filter_keeps_still_pixels_and_follows_moving_ones():
     cut = torch.full((1, 1, 16, 16), 5.0)  # another shot: a dark frame
     assert torch.equal(temporal.step(cut, torch.full((1, 2, 16, 16), -20.0)), torch.full((1, 2, 16, 16), -20.0))
     assert temporal.cuts == 1
+
+
+def test_a_batch_through_the_filter_is_the_frames_one_by_one():
+    """colorize_video filters a batch of frames at once (TemporalFilter.run); the result, the cuts and what is
+    carried into the next batch are those of step() frame by frame, across batch edges and a cut."""
+    generator = torch.Generator().manual_seed(0)
+    scene = torch.rand(1, 1, 24, 24, generator=generator) * 60 + 20
+    l = [scene + torch.rand(1, 1, 24, 24, generator=generator) * 3 for _ in range(10)]  # a still shot with grain
+    l[4][..., 8:16, 8:16] += 30  # something moves through
+    l += [torch.rand(1, 1, 24, 24, generator=generator) * 2 + 5 for _ in range(7)]  # a cut to a dark shot
+    ab = [torch.randn(1, 2, 24, 24, generator=generator) * 5 for _ in l]
+    one_by_one = TemporalFilter()
+    expected = torch.cat([one_by_one.step(frame, colour) for frame, colour in zip(l, ab)])
+    batched = TemporalFilter()
+    got = torch.cat([batched.run(torch.cat(l[start:start + 5]), torch.cat(ab[start:start + 5]))
+                     for start in range(0, len(l), 5)])  # batches of 5, 5, 5 and 2
+    assert torch.equal(got, expected) and batched.cuts == one_by_one.cuts == 1
 
 
 def test_flicker_metric_counts_only_still_pixels():

@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 import colorem  # noqa: E402
 from colorem.color import rgb_to_lab  # noqa: E402
-from colorem.colorize import finish_rgb8, gray8_to_l, render_l, upsample_ab  # noqa: E402
+from colorem.stages import finish_rgb8, gray8_to_l, render_l, upsample_ab  # noqa: E402
 from colorem.temporal import StabilizeOptions, TemporalFilter, flicker  # noqa: E402
 from tests.footage import Clip, gray_of, shared_photos, standard_clips  # noqa: E402
 

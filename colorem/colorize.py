@@ -24,8 +24,7 @@ from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput
 from colorem.limits import check_options
 from colorem.runtime import onnx_from, start_runtime
 from colorem.stages import Prepared, decode_ab, finish_image, prepare
-# Until colorem.video takes them from colorem.stages (issue 35, after issue 34's video work):
-from colorem.stages import finish_rgb8, gray8_to_l, render_l  # noqa: F401
+from colorem.video import VideoOptions, VideoResult, colorize_video
 from colorem.weights import ModelCard, load_weights, resolve_weights
 
 
@@ -159,12 +158,10 @@ class Colorizer:
             results.append(_like_input(result, images[len(results)]))
         return results
 
-    def colorize_video(self, source: str | os.PathLike, target: str | os.PathLike, progress=None, **options):
+    def colorize_video(self, source: str | os.PathLike, target: str | os.PathLike, progress=None, **options) -> VideoResult:
         """Colorize a video file into `target` (temporary name, then renamed), streaming, with colours kept
         stable over time; `options` are colorem.video.VideoOptions' fields (render_size, saturation,
         temperature, stabilize, ...). Needs PyAV: pip install ".[video]" in a checkout. Returns a VideoResult."""
-        from colorem.video import VideoOptions, colorize_video
-
         return colorize_video(self, source, target, VideoOptions(**options), progress=progress)
 
 

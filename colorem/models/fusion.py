@@ -12,8 +12,8 @@ from torch import nn
 from colorem.color import AB_MAX, ab_bins
 from colorem.models.hint_spread import HINT_CHANNELS, SPREAD_CHANNELS
 from colorem.models.embedders import EMBEDDER_OPTIONS, EMBEDDERS, GlobalEmbedder, create_embedder
-from colorem.models.heads import add_spread_hints, annealed_mean, zero_init
-from colorem.models.registry import Option, register_model
+from colorem.models.heads import add_spread_hints, zero_init
+from colorem.models.registry import ColorNet, Option, register_model
 
 # (in, out, stride) per 3x3 conv of the original encoder; channel counts scale with `width`.
 ENCODER = [(1, 64, 2), (64, 128, 1), (128, 128, 2), (128, 256, 1), (256, 256, 2), (256, 512, 1), (512, 512, 1), (512, 256, 1)]
@@ -41,7 +41,7 @@ def _conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1), nn.ReLU(inplace=True))
 
 
-class FusionColorizer(nn.Module):
+class FusionColorizer(ColorNet):
     """Encoder–fusion–decoder colorizer.
 
     head="regression": the original's conv 16->2 + tanh, x128 = ab.
@@ -101,20 +101,12 @@ class FusionColorizer(nn.Module):
     logit_stride = 2  # a classification head's logits are at H/2
 
     @property
-    def accepts_hints(self) -> bool:
-        return self.hint_input is not None
-
-    @property
     def external_prefixes(self) -> tuple[str, ...]:
         """An external embedder (Inception-ResNet-v2, from its own weights file) is not copied into ours."""
         return ("embedder.",) if getattr(self.embedder, "external", False) else ()
 
     def parameter_role(self, name: str) -> str:
         return "new" if name.startswith(NEW_LAYERS) else "base"
-
-    @property
-    def out_channels(self) -> int:
-        return self.output.out_channels
 
     def _up(self, x: torch.Tensor) -> torch.Tensor:
         if self.upsample_mode == "nearest":
@@ -191,9 +183,6 @@ class FusionColorizer(nn.Module):
         """x plus the encoder's features of the same grid through `conv` (x itself without skips)."""
         return x if conv is None else x + conv(tap)
 
-    def decode_logits(self, logits: torch.Tensor, temperature: float | torch.Tensor | None = None) -> torch.Tensor:
-        """Annealed mean at `temperature` (None: the card's)."""
-        return annealed_mean(logits, self.bins, self.temperature if temperature is None else temperature)
 
 
 def _build(width: float, embedder: str, embed_dim: int | None, embedder_options: dict | None, **kwargs) -> FusionColorizer:

@@ -13,6 +13,7 @@ The contract (what the loop, loader, optimizer, card checks and colorize rely on
   a trained network: fresh under --init-from, trained at optim.hint_lr_scale) or "base";
 - `external_prefixes`: state-dict keys whose weights live in their own file, never in ours;
 - `filter_pretrained(state)`: a pretrained state dict -> ours (timm's checkpoint_filter_fn).
+`ColorNet` is that contract as a base class, with the defaults both families share.
 """
 
 from __future__ import annotations
@@ -22,9 +23,43 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from colorem.errors import MissingDependencyError
+from colorem.models.heads import annealed_mean
+
+
+class ColorNet(nn.Module):
+    """The contract's defaults, written once for every family: a network sets `hint_input` (None without a hint
+    input), `output` (its last conv) and, for a classification head, `bins` and `temperature`, and overrides
+    what differs (`parameter_role`, `external_prefixes`, `filter_pretrained`)."""
+
+    head = "classification"
+    pad_multiple = 8
+    logit_stride = 1
+
+    @property
+    def accepts_hints(self) -> bool:
+        return getattr(self, "hint_input", None) is not None  # a module: not a class attribute (nn.Module's lookup)
+
+    @property
+    def out_channels(self) -> int:
+        return self.output.out_channels
+
+    @property
+    def external_prefixes(self) -> tuple[str, ...]:
+        return ()
+
+    def parameter_role(self, name: str) -> str:
+        return "base"
+
+    def filter_pretrained(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError(f"{type(self).__name__} has no pretrained weights to start from")
+
+    def decode_logits(self, logits: torch.Tensor, temperature: float | torch.Tensor | None = None) -> torch.Tensor:
+        """Annealed mean at `temperature` (None: the card's)."""
+        return annealed_mean(logits, self.bins, self.temperature if temperature is None else temperature)
 
 
 @dataclass(frozen=True)

@@ -231,28 +231,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         400: {"model": ErrorBody, "description": "invalid name"},
                         404: {"model": ErrorBody, "description": "no such sample"}}
 
-    async def sample_file(request: Request, name: str, original: bool) -> Response:
-        """A sample photo (black and white), or its colour original."""
-        if "/" in name or "\\" in name or ".." in name or name.startswith("~"):
-            raise ApiError(400, "Invalid sample name.", name)
-        found = request.app.state.samples.get(name)
-        if found is None:
-            raise ApiError(404, f"There is no sample named {name!r}.", sorted(request.app.state.samples))
-        resource = found.original if original else found.resource
-        if resource is None:
-            raise ApiError(404, f"The sample {name!r} has no colour original.")
-        data = await anyio.to_thread.run_sync(resource.read_bytes)
-        return Response(data, media_type=found.media_type, headers={"Cache-Control": "public, max-age=3600"})
+    def sample_endpoint(original: bool):
+        async def sample(request: Request, name: str) -> Response:
+            """A sample photo (black and white), or its colour original."""
+            if "/" in name or "\\" in name or ".." in name or name.startswith("~"):
+                raise ApiError(400, "Invalid sample name.", name)
+            found = request.app.state.samples.get(name)
+            if found is None:
+                raise ApiError(404, f"There is no sample named {name!r}.", sorted(request.app.state.samples))
+            resource = found.original if original else found.resource
+            if resource is None:
+                raise ApiError(404, f"The sample {name!r} has no colour original.")
+            data = await anyio.to_thread.run_sync(resource.read_bytes)
+            return Response(data, media_type=found.media_type, headers={"Cache-Control": "public, max-age=3600"})
+        return sample
 
-    @app.get("/api/samples/{name}", summary="A sample photo (black and white)",
-             response_class=Response, responses=sample_responses)
-    async def sample(request: Request, name: str):
-        return await sample_file(request, name, original=False)
-
-    @app.get("/api/samples/{name}/original", summary="The colour original of a sample photo",
-             response_class=Response, responses=sample_responses)
-    async def sample_original(request: Request, name: str):
-        return await sample_file(request, name, original=True)
+    sample, sample_original = sample_endpoint(original=False), sample_endpoint(original=True)
+    for path, endpoint, summary in (("/api/samples/{name}", sample, "A sample photo (black and white)"),
+                                    ("/api/samples/{name}/original", sample_original, "The colour original of a sample photo")):
+        app.add_api_route(path, endpoint, methods=["GET"], summary=summary, response_class=Response, responses=sample_responses)
 
     # HEAD answers like GET without the body (uvicorn drops it); one operation each in the API docs.
     for path, endpoint in (("/", page), ("/healthz", healthz), ("/api/config", config),

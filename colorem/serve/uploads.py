@@ -32,10 +32,7 @@ class ApiError(Exception):
 
     def __init__(self, status: int, message: str, detail=None, headers: dict[str, str] | None = None):
         super().__init__(message)
-        self.status = status
-        self.message = message
-        self.detail = detail
-        self.headers = headers
+        self.status, self.message, self.detail, self.headers = status, message, detail, headers
 
 
 @dataclass

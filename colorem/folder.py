@@ -3,7 +3,8 @@ hands over (this rank's share, outputs that exist skipped, every check before an
 many photos — decoding in DataLoader workers, one batched forward pass per group, finishing (ab upsampling,
 Lab -> RGB, encoding, writing) in a thread pool, results as they finish.
 
-Under `torchrun`, each rank takes its own deterministic share of the sorted inputs (no coordinator).
+Under `torchrun`, each rank takes its own deterministic share of the sorted inputs (no coordinator); at the end the
+ranks wait for each other (`wait_for_other_ranks`), since torchrun stops every rank as soon as one exits non-zero.
 """
 
 from __future__ import annotations
@@ -67,6 +68,24 @@ def rank_share(items: Sequence, rank: int | None = None, world_size: int | None 
     rank = int(os.environ.get("RANK", 0)) if rank is None else rank
     world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size
     return list(items[rank::world_size])
+
+
+def wait_for_other_ranks(timeout_s: float = 7 * 24 * 3600.0) -> None:
+    """Under torchrun (WORLD_SIZE > 1), meet the other ranks before exiting: torchrun kills every rank as soon as one
+    exits non-zero, so a rank whose share held a broken photo would otherwise cut its peers off mid-share. A gloo
+    group joined only here (no coordination during the run), left at once. Port 0 (`--master_port=0`) names no
+    store the ranks could meet at: then there is nothing to wait on."""
+    if int(os.environ.get("WORLD_SIZE", 1)) < 2 or os.environ.get("MASTER_PORT", "0") == "0":
+        return
+    import datetime
+
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=timeout_s))
+    try:
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
 
 
 def target_for(options: FolderOptions, relative: Path, has_alpha: bool) -> Path:

@@ -54,7 +54,7 @@ def test_torchrun_two_processes_colorize_every_input_exactly_once(collection, tm
     torchrun = str(Path(sys.executable).parent / "torchrun")
     out = tmp_path / "out"
     result = subprocess.run(
-        [torchrun, "--nproc_per_node=2", "--master_port=0", "-m", "colorem", "colorize", str(collection), "-o", str(out),
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "colorem", "colorize", str(collection), "-o", str(out),
          "--model", str(tiny_weights), "--workers", "0"],
         capture_output=True, text=True, timeout=180,
     )
@@ -63,6 +63,23 @@ def test_torchrun_two_processes_colorize_every_input_exactly_once(collection, tm
     assert len(counts) == 2 and sum(counts) == 11, result.stderr
     assert sorted(p.name for p in out.iterdir()) == [f"p{index:02d}.jpg" for index in range(11)]
     assert result.stderr.count("failed: ") == 1
+
+
+def test_under_torchrun_a_failing_rank_waits_for_the_others_before_exiting(tmp_path):
+    """torchrun stops every rank once one exits non-zero: the rank that failed fast (rank 1) waits at the end for the
+    slow one (rank 0), which finishes its share and writes its mark."""
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    child = tmp_path / "ranks.py"
+    child.write_text(
+        "import os, sys, time\nfrom colorem.folder import wait_for_other_ranks\n"
+        "rank = int(os.environ['RANK'])\n"
+        "if rank == 0:\n    time.sleep(3)\n    open(sys.argv[1], 'w').write('finished')\n"
+        "wait_for_other_ranks()\nsys.exit(rank)\n")
+    mark = tmp_path / "rank0-finished"
+    result = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", str(child), str(mark)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0, result.stderr
+    assert mark.read_text() == "finished", result.stderr
 
 
 def test_out_of_memory_on_one_photo_fails_only_that_photo(tmp_path, tiny_weights):

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from colorem.cli.common import add_colorize_options, add_inputs, load_colorizer, ranged
 from colorem.errors import ColoremError, OptionError
-from colorem.folder import FolderOptions, FolderRun
+from colorem.folder import FolderOptions, FolderRun, wait_for_other_ranks
 from colorem.hints import HintError, Hints, as_hints, parse_hint_argument, read_hints_json
 from colorem.imageio import FORMATS, IMAGE_EXTENSIONS, QUALITY_RANGE
 from colorem.video import is_video, sniff_video
@@ -133,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
                 progress.update()
     skipped = f"skipped {counts['skipped']}" + (" (outputs exist; --overwrite replaces them)" if counts["skipped"] else "")
     print(f"colorized {counts['done']}, {skipped}, failed {counts['failed']} -> {output}", file=sys.stderr)
+    wait_for_other_ranks()
     return 1 if counts["failed"] else 0
 
 

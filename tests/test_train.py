@@ -449,6 +449,20 @@ def test_a_frozen_learned_embedder_is_not_trained_but_is_shipped(photos, tmp_pat
         assert torch.equal(loaded.state_dict()[key], value)
 
 
+@pytest.mark.parametrize("frozen_bn", [True, False])
+def test_frozen_batch_norm_keeps_the_encoder_statistics_while_training(photos, tmp_path, frozen_bn):
+    """The trainer puts the network in its own training mode: with frozen_bn the encoder's batch-norm statistics
+    stay as they started (ImageNet's); without, they follow the training batches."""
+    config = tiny_config(photos, "model.architecture=effnet-lite0-unet", "model.head=classification",
+                         "loss.name=classification", "model.pretrained=false", "run.steps=2",
+                         f"model.options={{frozen_bn={str(frozen_bn).lower()}}}")
+    trainer = Trainer(config, tmp_path / "run", env=DistributedEnv())
+    before = trainer.model.encoder._bn0.running_mean.clone()
+    trainer.fit()
+    assert torch.equal(trainer.model.encoder._bn0.running_mean, before) == frozen_bn
+    assert trainer.model.decoder[0].training  # the decoder's own batch norm trains either way
+
+
 def test_every_weights_path_goes_through_one_shape_check(photos, tmp_path, monkeypatch):
     from colorem import weights
 

@@ -101,7 +101,9 @@ class Trainer:
             load_initial_weights(model, init_from)
         elif checkpoint is None and config.model.pretrained:
             load_pretrained(model, config.model.architecture)  # its family's ImageNet weights, when it has some
-        self.model = model.to(self.device)
+        # training mode as the architecture defines it (EfficientNetColorizer keeps ImageNet's batch-norm statistics
+        # under frozen_bn): until 2026-12-05 nothing called train(), so frozen_bn = true had no effect in any run
+        self.model = model.to(self.device).train()
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.prior = self._ab_prior(checkpoint)

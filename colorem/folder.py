@@ -81,9 +81,11 @@ def wait_for_other_ranks(timeout_s: float = 7 * 24 * 3600.0) -> None:
 
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=timeout_s))
+    # joining takes seconds while torchrun's store is up (minutes at most, so a rank orphaned by a killed torchrun
+    # does not linger); the wait itself may take as long as another rank's share of the photos
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=300))
     try:
-        dist.barrier()
+        dist.monitored_barrier(timeout=datetime.timedelta(seconds=timeout_s))
     finally:
         dist.destroy_process_group()
 

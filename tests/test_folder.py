@@ -82,6 +82,21 @@ def test_under_torchrun_a_failing_rank_waits_for_the_others_before_exiting(tmp_p
     assert mark.read_text() == "finished", result.stderr
 
 
+def test_a_peer_rank_lost_at_the_end_is_one_line_and_this_rank_s_result_stands(tmp_path, tiny_weights, monkeypatch, capsys):
+    import colorem.cli.colorize as cli_colorize
+    from colorem.cli import main
+
+    def peer_died():
+        raise RuntimeError("Rank 1 failed to pass monitoredBarrier in 604800000 ms\n (details)")
+
+    monkeypatch.setattr(cli_colorize, "wait_for_other_ranks", peer_died)
+    photo(48, 32).convert("L").save(tmp_path / "a.png")
+    assert main(["colorize", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--model", str(tiny_weights)]) == 0
+    error = capsys.readouterr().err
+    assert "colorem: could not wait for the other torchrun ranks: Rank 1 failed to pass monitoredBarrier" in error
+    assert "Traceback" not in error and (tmp_path / "out" / "a.png").exists()
+
+
 def test_out_of_memory_on_one_photo_fails_only_that_photo(tmp_path, tiny_weights):
     """Under an address-space limit a 64 MP photo cannot be colorized: it is reported as failed ("not enough
     memory for 64 MP") and the photos around it are done; no traceback, exit code 1."""

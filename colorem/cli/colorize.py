@@ -133,7 +133,10 @@ def run(args: argparse.Namespace) -> int:
                 progress.update()
     skipped = f"skipped {counts['skipped']}" + (" (outputs exist; --overwrite replaces them)" if counts["skipped"] else "")
     print(f"colorized {counts['done']}, {skipped}, failed {counts['failed']} -> {output}", file=sys.stderr)
-    wait_for_other_ranks()
+    try:
+        wait_for_other_ranks()
+    except RuntimeError as error:  # a peer died or never came: this rank's own outputs and counts stand
+        print(f"colorem: could not wait for the other torchrun ranks: {str(error).splitlines()[0]}", file=sys.stderr)
     return 1 if counts["failed"] else 0
 
 

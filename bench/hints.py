@@ -4,6 +4,7 @@
     python bench/hints.py --model HINT_WEIGHTS --images ../shared/data/eval \
         --counts 0,1,2,5,10,20 --plot docs/hints-curve.png                         # the curve
     python bench/hints.py --images HELD_OUT --limit 150 --follow-grid              # follow_hints' widths
+    python bench/hints.py --images HELD_OUT.tar --limit 400 --decode-grid          # decoding near hints
 
 Latency: what the page waits for after each hint change, one forward at the render size plus the
 colour math, for a photo of the render size and a 1 MP one. A model without a hint input is timed as
@@ -13,6 +14,10 @@ number of simulated hints with PIL (no matplotlib needed).
 The follow grid scores colorem.hint_input.follow_hints at several widths (reach, lightness) against the
 network alone, with 1 and 10 simulated hints, on held-out photos (never eval/ or eval-scenes/): how its
 defaults, FOLLOW_REACH and FOLLOW_LIGHTNESS, were chosen.
+The decode grid scores, with 1, 3 and 10 simulated hints on held-out photos (a folder or a .tar shard), how a
+hinted photo is decoded before its colours follow the hints: the card's calibrated decoding (vibrance, cast
+removal) everywhere, the network's own colours everywhere, or the network's own where hints reach
+(colorem.hint_input.hint_reach) at several widths: how DECODE_REACH was chosen.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,13 +35,14 @@ import torch
 from PIL import Image, ImageDraw
 
 from colorem.colorize import Colorizer
-from colorem.stages import render_l
+from colorem.stages import decode_ab, render_l
 from colorem.evaluate import GRAY, evaluate, find_images, hint_row, simulated_hints
-from colorem.hint_input import FOLLOW_LIGHTNESS, FOLLOW_REACH, follow_hints
+from colorem.hint_input import DECODE_REACH, FOLLOW_LIGHTNESS, FOLLOW_REACH, follow_hints, hint_reach
 from colorem.hints import Hint
 from colorem.models import build_model
 from colorem.weights import load_weights
 from calibrate import load_truth, score  # photos and scores as `colorem evaluate` makes them
+from vibrance import photos  # a folder, or a shard's photos extracted
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,6 +127,37 @@ def follow_grid(colorizer: Colorizer, images: list[Path], counts: list[int], ren
             print(f"| {count} | {setting} | " + " | ".join(f"{value:.4g}" for value in score(ab_small, truth, 1.0)) + " |")
 
 
+DECODE_GRID = [0.25, 0.5, 1.0]  # hint_reach widths, as shares of the render size
+
+
+def decode_grid(colorizer: Colorizer, images: list[Path], counts: list[int], render_size: int, seed: int) -> None:
+    """PSNR, colourfulness, AuC and false colour with `count` simulated hints, the colours followed, for each way of
+    decoding a hinted photo: the card's decoding, the network's own colours, or the network's own near hints."""
+    truth = load_truth(images, render_size)
+    vibrance, cast_removal = colorizer.vibrance, colorizer.cast_removal
+    print(f"{len(images)} photos, render {render_size}; the card: vibrance {vibrance:g}, cast removal {cast_removal:g}; "
+          f"default reach {DECODE_REACH}")
+    print("| hints | decoding | PSNR RGB (dB) | colourfulness | AuC | false % |\n|---|---|---|---|---|---|")
+    colorizer.vibrance, colorizer.cast_removal = 1.0, 0.0  # predict_ab then gives the network's own colours
+    for count in counts:
+        rows: dict[str, dict] = {}
+        first = 0
+        for size, (_, lab, _, l_small) in truth.items():
+            hints = simulated_hints(render_l(lab[:, 1:], render_size), range(first, first + len(l_small)), count, seed)
+            first += len(l_small)
+            own = torch.cat([colorizer.predict_ab(l_small[start:start + 16], hints=hints[start:start + 16], follow=False)
+                             for start in range(0, len(l_small), 16)])
+            card = decode_ab(own, vibrance, cast_removal)
+            ways = {"the card's everywhere": card, "the network's own everywhere": own}
+            ways.update({f"the network's own near hints, reach {reach:g}": torch.lerp(card, own, hint_reach(l_small, hints, reach))
+                         for reach in DECODE_GRID})
+            for name, ab in ways.items():
+                rows.setdefault(name, {})[size] = follow_hints(ab, l_small, hints)
+        for name, ab_small in rows.items():
+            print(f"| {count} | {name} | " + " | ".join(f"{value:.4g}" for value in score(ab_small, truth, 1.0)) + " |")
+    colorizer.vibrance, colorizer.cast_removal = vibrance, cast_removal
+
+
 def plot(points: dict[int, dict[str, float]], path: str, title: str) -> None:
     """PSNR (left) and AuC (right) against the number of hints, drawn with PIL."""
     width, height, margin = 900, 380, 60
@@ -160,16 +198,23 @@ def main() -> None:
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--images", default=None, help="colour photos for the quality curve (skip the latency)")
-    parser.add_argument("--counts", default=None, help="numbers of hints: the curve's (default 0,1,2,5,10,20) or "
-                        "the follow grid's (default 1,10)")
+    parser.add_argument("--counts", default=None, help="numbers of hints: the curve's (default 0,1,2,5,10,20), "
+                        "the follow grid's (default 1,10) or the decode grid's (default 1,3,10)")
     parser.add_argument("--render-size", type=int, default=256)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", default=None, help="write the curve as a PNG")
     parser.add_argument("--follow-grid", action="store_true", help="score follow_hints' widths on --images")
+    parser.add_argument("--decode-grid", action="store_true", help="score the decoding near hints on --images (a "
+                        "folder or a .tar shard)")
     args = parser.parse_args()
 
     colorizer = hint_colorizer(args.model, args.precision)
+    if args.images and args.decode_grid:
+        counts = [int(count) for count in (args.counts or "1,3,10").split(",")]
+        with tempfile.TemporaryDirectory() as folder:
+            decode_grid(colorizer, photos(args.images, Path(folder), args.limit), counts, args.render_size, args.seed)
+        return
     if args.images and args.follow_grid:
         counts = [int(count) for count in (args.counts or "1,10").split(",")]
         follow_grid(colorizer, find_images(args.images, args.limit), counts, args.render_size, args.seed)

@@ -6,6 +6,7 @@ Units everywhere: RGB in [0, 1], L in [0, 100], a and b in Lab units (roughly [-
 from __future__ import annotations
 
 import functools
+import math
 
 import kornia.color
 import numpy as np
@@ -14,7 +15,9 @@ import torch
 AB_MAX = 128.0  # |a|, |b| bound used to scale the network's tanh output
 D65_WHITE = (0.95047, 1.0, 1.08883)  # XYZ of the reference white, as kornia uses
 GAMUT_TOLERANCE = 1e-4  # linear RGB this far outside [0, 1] counts as out of gamut
-GAMUT_BLOCK = 1 << 16  # out-of-gamut pixels searched at once: ~6 MB of candidates per block
+GAMUT_BLOCK = 1 << 16  # out-of-gamut pixels mapped at once
+GAMUT_TABLE_L, GAMUT_TABLE_HUES = 256, 1024  # the gamut boundary table's steps of lightness and of hue
+GAMUT_EDGE = 1e-5  # a colour whose linear RGB comes this close to 0 or 1 lies on the gamut's boundary
 GRAY_L_TABLE_SIZE = 1 << 16  # gray steps of 1.5e-5 for gray_to_l
 SRGB8_TABLE_SIZE = 1 << 16  # linear steps of 1.5e-5: the uint8 table is exact to within one level of 255
 
@@ -45,15 +48,21 @@ def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
 def lab_to_linear_rgb(lab: torch.Tensor) -> torch.Tensor:
     """(..., 3, H, W) Lab (D65) -> linear-light RGB, unclipped: out-of-gamut colours fall outside [0, 1]."""
     l, a, b = lab.unbind(dim=-3)
-    fy = (l + 16.0) / 116.0
-    xyz = _f_inverse(torch.stack([fy + a / 500.0, fy, fy - b / 200.0], dim=-3))  # XYZ / white
+    f = torch.empty(lab.shape, dtype=lab.dtype, device=lab.device)  # f(X / Xn), f(Y / Yn), f(Z / Zn)
+    fx, fy, fz = f.unbind(dim=-3)
+    torch.add(l, 16.0, out=fy).div_(116.0)
+    torch.add(fy, a, alpha=1 / 500.0, out=fx)
+    torch.sub(fy, b, alpha=1 / 200.0, out=fz)
+    xyz = _f_inverse(f)  # XYZ / white
     # kornia's XYZ -> linear RGB matrix with the white point folded in: one matmul over the channels
     return (_xyz_to_linear_matrix(xyz.dtype, xyz.device) @ xyz.flatten(-2)).unflatten(-1, xyz.shape[-2:])
 
 
 def _f_inverse(f: torch.Tensor) -> torch.Tensor:
-    """CIELAB's f^-1: f(X / Xn) -> X / Xn (a cube above 6/29, a line below)."""
-    return torch.where(f > 6.0 / 29.0, f * f * f, (f - 4.0 / 29.0) * (3.0 * (6.0 / 29.0) ** 2))
+    """CIELAB's f^-1: f(X / Xn) -> X / Xn, a cube above 6/29 and its tangent line below, as the sum of the two
+    parts (no torch.where: a few passes over the pixels, not both branches and a select)."""
+    edge = 6.0 / 29.0
+    return f.clamp_min(edge).pow_(3).add_(f.clamp_max(edge).sub_(edge).mul_(3.0 * edge * edge))
 
 
 @functools.lru_cache(maxsize=8)
@@ -76,8 +85,8 @@ def lab_to_rgb_keep_l(lab: torch.Tensor) -> torch.Tensor:
 def lab_to_srgb8(lab: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) Lab -> (B, H, W, 3) uint8 sRGB, as lab_to_rgb_keep_l rounded, through a lookup table
     (the photo-writing path: no float sRGB image in between)."""
-    linear = lab_to_linear_rgb_keep_l(lab).movedim(-3, -1)  # (B, H, W, 3)
-    return _look_up(_srgb8_table(linear.device), linear)
+    linear = lab_to_linear_rgb_keep_l(lab)  # looked up channels first, as it lies in memory, then interleaved
+    return _look_up(_srgb8_table(linear.device), linear).movedim(-3, -1).contiguous()  # (B, H, W, 3)
 
 
 def _look_up(table: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -96,18 +105,63 @@ def _srgb8_table(device: torch.device) -> torch.Tensor:
     return linear_to_srgb(linear).mul(255.0).add(0.5).floor().to(torch.uint8).to(device)
 
 
-def lab_to_linear_rgb_keep_l(lab: torch.Tensor, steps: int = 9) -> torch.Tensor:
-    """Lab -> linear RGB in [0, 1] where out-of-gamut pixels have their a/b scaled towards gray, to the
-    largest scale that fits (to 1/2**steps of the chroma: 1/512 by default), a bisection batched over those
-    pixels only, GAMUT_BLOCK of them at a time to bound memory."""
+def lab_to_linear_rgb_keep_l(lab: torch.Tensor) -> torch.Tensor:
+    """Lab -> linear RGB in [0, 1] where out-of-gamut pixels have their a/b scaled towards gray, to the largest
+    chroma sRGB holds at their lightness and hue, those pixels only, GAMUT_BLOCK of them at a time to bound
+    memory: the chroma read from a table of the gamut's boundary (chroma_limit), then searched exactly
+    (_largest_fitting_scale) for the few pixels where the table misses the boundary, at yellow's sharp cusp."""
     linear = lab_to_linear_rgb(lab)
-    outside = (linear.amin(dim=-3) < -GAMUT_TOLERANCE) | (linear.amax(dim=-3) > 1 + GAMUT_TOLERANCE)  # (B, H, W)
+    low, high = linear.aminmax(dim=-3)
+    outside = (low < -GAMUT_TOLERANCE) | (high > 1 + GAMUT_TOLERANCE)  # (B, H, W)
     batch, rows, columns = outside.nonzero(as_tuple=True)
     if len(batch):
         pixels = lab.movedim(-3, -1)[batch, rows, columns]  # (N, 3)
-        scales = torch.cat([_largest_fitting_scale(block, steps) for block in pixels.split(GAMUT_BLOCK)])
-        linear[batch, :, rows, columns] = lab_to_linear_rgb(_scale_chroma(pixels, scales))[:, :, 0].T
+        linear[batch, :, rows, columns] = torch.cat([_fit_chroma(block) for block in pixels.split(GAMUT_BLOCK)])
     return linear.clamp_(0.0, 1.0)
+
+
+def _fit_chroma(pixels: torch.Tensor, steps: int = 9) -> torch.Tensor:
+    """(N, 3) Lab pixels that do not fit sRGB -> (N, 3) linear RGB of each with its a/b scaled to the gamut's
+    boundary at its lightness and hue: the table's chroma where it lands on the boundary (a channel within
+    GAMUT_EDGE of 0 or 1, none outside), else the bisection's (to 1/2**steps of the chroma)."""
+    l, a, b = pixels.T
+    scales = (chroma_limit(l, torch.atan2(b, a)) / torch.hypot(a, b).clamp_min_(1e-6)).clamp_max_(1.0)[:, None]
+    linear = lab_to_linear_rgb(_scale_chroma(pixels, scales))[:, :, 0]  # (3, N)
+    low, high = linear.aminmax(dim=0)
+    missed = ((low > GAMUT_EDGE) & (high < 1 - GAMUT_EDGE)) | (low < -GAMUT_TOLERANCE) | (high > 1 + GAMUT_TOLERANCE)
+    if missed.any():
+        again = pixels[missed]
+        linear[:, missed] = lab_to_linear_rgb(_scale_chroma(again, _largest_fitting_scale(again, steps)))[:, :, 0]
+    return linear.T
+
+
+def chroma_limit(l: torch.Tensor, hue: torch.Tensor) -> torch.Tensor:
+    """Lightness (N,) in [0, 100] and hue angle (N,) in radians -> (N,) the largest chroma (Lab units) that sRGB
+    holds there: the gamut boundary table (_chroma_limit_table) interpolated bilinearly. Near yellow's sharp cusp
+    (L 91-98) that can miss the boundary by tens of units; _fit_chroma searches those pixels exactly."""
+    table = _chroma_limit_table(l.device)
+    steps_l, steps_hue = table.shape[0] - 1, table.shape[1] - 1
+    row = l.clamp(0.0, 100.0).mul_(steps_l / 100.0)
+    column = torch.remainder(hue, 2 * math.pi).mul_(steps_hue / (2 * math.pi))
+    top, left = row.floor().clamp_max_(steps_l - 1), column.floor().clamp_max_(steps_hue - 1)
+    down, right = row.sub_(top), column.sub_(left)  # the weights of the next row and of the next column
+    flat, width = table.flatten(), steps_hue + 1
+    index = top.long() * width + left.long()  # each pixel's corner above and to the left
+    near = torch.lerp(flat[index], flat[index + 1], right)
+    far = torch.lerp(flat[index + width], flat[index + width + 1], right)
+    return torch.lerp(near, far, down)
+
+
+@functools.lru_cache(maxsize=4)
+def _chroma_limit_table(device: torch.device) -> torch.Tensor:
+    """(GAMUT_TABLE_L + 1, GAMUT_TABLE_HUES + 1) float32: the largest chroma sRGB holds at L = 0, 100 / GAMUT_TABLE_L,
+    ..., 100 and at hues 0, 2 pi / GAMUT_TABLE_HUES, ..., 2 pi, by bisection in float64 to 2**-30 of 200 (more than
+    the most chroma sRGB holds, about 134); built once, in a few tenths of a second."""
+    l = torch.linspace(0.0, 100.0, GAMUT_TABLE_L + 1, dtype=torch.float64)
+    hue = torch.linspace(0.0, 2 * math.pi, GAMUT_TABLE_HUES + 1, dtype=torch.float64)
+    l, hue = torch.meshgrid(l, hue, indexing="ij")
+    pixels = torch.stack([l.flatten(), 200.0 * hue.cos().flatten(), 200.0 * hue.sin().flatten()], dim=1)
+    return (200.0 * _largest_fitting_scale(pixels, 30)).reshape(l.shape).float().to(device)
 
 
 def _largest_fitting_scale(pixels: torch.Tensor, steps: int) -> torch.Tensor:

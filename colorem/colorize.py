@@ -18,7 +18,8 @@ from torch import nn
 
 from colorem.device import autocast, enough_memory as _enough_memory  # the name predict_ab has always used
 from colorem.errors import OptionError
-from colorem.hint_input import follow_hints, hint_map
+from colorem.color import AB_MAX
+from colorem.hint_input import follow_hints, hint_map, hint_reach
 from colorem.hints import Hint, HintError, as_hints
 from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput
 from colorem.limits import check_options
@@ -97,8 +98,9 @@ class Colorizer:
     @torch.inference_mode()
     def predict_ab(self, l_small: torch.Tensor, temperature: float | None = None,
                    hints: torch.Tensor | None = None, follow: bool = True) -> torch.Tensor:
-        """(B, 1, R, R) L in [0, 100] -> (B, 2, R, R) ab in Lab units (float32, CPU); `hints` is the
-        model's (B, 3, R, R) hint input (hint_input()), and the colours follow it (follow_hints) unless
+        """(B, 1, R, R) L in [0, 100] -> (B, 2, R, R) ab in Lab units (float32, CPU), decoded as the card says
+        (stages.decode_ab). `hints` is the model's (B, 3, R, R) hint input (hint_input()): near hints (hint_reach)
+        the network's own colours replace that decoding, and the colours follow the hints (follow_hints) unless
         `follow` is False (the network alone, for benchmarks)."""
         temperature = self.temperature if temperature is None else temperature
         if self._onnx is not None:
@@ -117,9 +119,15 @@ class Colorizer:
                 ab = self.model(l_small, **kwargs)
         ab = ab.float().cpu()
         broken = ~torch.isfinite(ab).flatten(1).all(dim=1)  # (B,): clamping would hide an infinity
-        ab = decode_ab(ab, self.vibrance, self.cast_removal)
-        if hints is not None and follow:
-            ab = follow_hints(ab, l_small.float().cpu(), hints.float().cpu())
+        decoded = decode_ab(ab, self.vibrance, self.cast_removal)
+        if hints is not None:
+            # Where hints reach, the network's own colours: the card's vibrance and cast removal make up for automatic
+            # colour's timidity, which the hints already do (MODEL_CARD.md, "Hints and the calibrated decoding")
+            l_small, hints = l_small.float().cpu(), hints.float().cpu()
+            decoded = torch.lerp(decoded, ab.clamp(-AB_MAX, AB_MAX), hint_reach(l_small, hints))
+            if follow:
+                decoded = follow_hints(decoded, l_small, hints)
+        ab = decoded
         ab[broken] = math.nan  # finish() turns these into a ModelOutputError for their photo alone
         return ab
 

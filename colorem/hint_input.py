@@ -1,5 +1,6 @@
 """Colour hints at inference: checked hints in a photo's pixels -> the network's hint input at the render size
-(hint_map), and the predicted colours made to follow them afterwards (follow_hints)."""
+(hint_map), how near each place is to a hint (hint_reach), and the predicted colours made to follow them
+afterwards (follow_hints)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from colorem.models.hint_spread import HINT_CHANNELS
 
 FOLLOW_REACH = 0.25  # follow_hints: Gaussian width of a hint's reach, as a share of the render size
 FOLLOW_LIGHTNESS = 8.0  # follow_hints: Gaussian width in L (0..100) of "as light as the hinted point"
+DECODE_REACH = 0.5  # hint_reach: where hints reach, as wide, the network's own colours replace the calibrated decoding
 _FOLLOW_CHUNK = 1 << 24  # follow_hints: weights computed for at most this many (point, cell) pairs at once
 
 
@@ -44,26 +46,49 @@ def follow_hints(ab: torch.Tensor, l: torch.Tensor, hints: torch.Tensor, reach: 
     bilateral spread, so a hint also reaches the parts of its object the network coloured too timidly.
     Where several hints reach, their differences mix by weight. No hints: ab as it is."""
     out = ab.clone()
-    height, width = ab.shape[-2:]
-    rows = torch.arange(height, dtype=torch.float32, device=ab.device)[:, None] / height
-    columns = torch.arange(width, dtype=torch.float32, device=ab.device)[None, :] / height  # one unit: the height
-    for index in range(len(ab)):
-        point_rows, point_columns = hints[index, 2].nonzero(as_tuple=True)
-        if len(point_rows) == 0:
-            continue
-        difference = hints[index, :2, point_rows, point_columns].T.float() * AB_MAX - ab[index, :, point_rows, point_columns].T
-        point_l, frame_l = l[index, 0, point_rows, point_columns].float(), l[index, 0].float()
-        total = torch.zeros(2, height, width, device=ab.device)
-        weight_sum = torch.zeros(height, width, device=ab.device)
-        reached = torch.zeros(height, width, device=ab.device)
-        step = max(1, _FOLLOW_CHUNK // (height * width))
-        for start in range(0, len(point_rows), step):
-            part = slice(start, start + step)
-            distance = ((rows - point_rows[part, None, None] / height).square()
-                        + (columns - point_columns[part, None, None] / height).square()) / (2 * reach ** 2)
-            weight = torch.exp(-distance - (frame_l - point_l[part, None, None]).square() / (2 * lightness ** 2))
+    for index, (rows, columns), weights in _hint_weights(l, hints, reach, lightness):
+        difference = hints[index, :2, rows, columns].T.float() * AB_MAX - ab[index, :, rows, columns].T
+        total = torch.zeros(2, *ab.shape[-2:], device=ab.device)
+        weight_sum = torch.zeros(ab.shape[-2:], device=ab.device)
+        reached = torch.zeros(ab.shape[-2:], device=ab.device)
+        for part, weight in weights:
             total += torch.einsum("phw,pc->chw", weight, difference[part])
             weight_sum += weight.sum(0)
             reached = torch.maximum(reached, weight.amax(0))
         out[index] += reached * total / weight_sum.clamp_min(1e-12)
     return out.clamp_(-AB_MAX, AB_MAX)
+
+
+def hint_reach(l: torch.Tensor, hints: torch.Tensor, reach: float = DECODE_REACH,
+               lightness: float = FOLLOW_LIGHTNESS) -> torch.Tensor:
+    """L (B, 1, R, R) and the hint input (B, 3, R, R) -> (B, 1, R, R) in [0, 1]: how near each cell is to a hint,
+    the largest of the hints' joint bilateral weights there (as follow_hints weighs them); 0 without hints."""
+    near = torch.zeros_like(l, dtype=torch.float32)
+    for index, _, weights in _hint_weights(l, hints, reach, lightness):
+        for _, weight in weights:
+            near[index, 0] = torch.maximum(near[index, 0], weight.amax(0))
+    return near
+
+
+def _hint_weights(l: torch.Tensor, hints: torch.Tensor, reach: float, lightness: float):
+    """For each photo with hints: (its index, (rows, columns) of its hinted cells, and an iterator of (a slice
+    of those cells, their (P, R, R) weights over the grid)): a Gaussian of distance (`reach` times the height)
+    times a Gaussian of difference in L (`lightness`), at most _FOLLOW_CHUNK weights at once."""
+    height, width = l.shape[-2:]
+    rows = torch.arange(height, dtype=torch.float32, device=l.device)[:, None] / height
+    columns = torch.arange(width, dtype=torch.float32, device=l.device)[None, :] / height  # one unit: the height
+    step = max(1, _FOLLOW_CHUNK // (height * width))
+    for index in range(len(l)):
+        point_rows, point_columns = hints[index, 2].nonzero(as_tuple=True)
+        if len(point_rows) == 0:
+            continue
+        point_l, frame_l = l[index, 0, point_rows, point_columns].float(), l[index, 0].float()
+
+        def weights(point_rows=point_rows, point_columns=point_columns, point_l=point_l, frame_l=frame_l):
+            for start in range(0, len(point_rows), step):
+                part = slice(start, start + step)
+                distance = ((rows - point_rows[part, None, None] / height).square()
+                            + (columns - point_columns[part, None, None] / height).square()) / (2 * reach ** 2)
+                yield part, torch.exp(-distance - (frame_l - point_l[part, None, None]).square() / (2 * lightness ** 2))
+
+        yield index, (point_rows, point_columns), weights()

@@ -93,6 +93,30 @@ def test_out_of_gamut_colours_keep_the_most_chroma_that_fits():
     assert (scales - expected).abs().max() <= 1 / 512 and (scales == expected).float().mean() > 0.999
 
 
+def test_the_gamut_table_keeps_the_chroma_the_search_finds():
+    from colorem.color import (GAMUT_TOLERANCE, _fit_chroma, _largest_fitting_scale, _scale_chroma, lab_to_linear_rgb,
+                               linear_to_srgb)
+
+    generator = torch.Generator().manual_seed(1)
+    pixels = torch.stack([torch.rand(100_000, generator=generator) * 100,
+                          (torch.rand(100_000, generator=generator) * 2 - 1) * 128,
+                          (torch.rand(100_000, generator=generator) * 2 - 1) * 128], dim=1)
+    rgb = lab_to_linear_rgb(pixels.T[None, :, :, None])[0, :, :, 0]
+    pixels = pixels[((rgb < -GAMUT_TOLERANCE) | (rgb > 1 + GAMUT_TOLERANCE)).any(dim=0)]
+    searched = lab_to_linear_rgb(_scale_chroma(pixels, _largest_fitting_scale(pixels, steps=9)))[:, :, 0].T
+    from_table = _fit_chroma(pixels)  # (N, 3) linear RGB
+    assert from_table.shape == searched.shape and len(pixels) > 40_000
+    assert from_table.min() >= -GAMUT_TOLERANCE and from_table.max() <= 1 + GAMUT_TOLERANCE
+    lab_table, lab_searched = (rgb_to_lab(linear_to_srgb(linear.clamp(0, 1)).T[None, :, :, None])[0, :, :, 0]
+                               for linear in (from_table, searched))
+    assert (lab_table[0] - pixels[:, 0]).abs().max() < 0.02  # the lightness asked for
+    chroma = [torch.hypot(*lab[1:]) for lab in (lab_table, lab_searched)]
+    # it fits (to GAMUT_TOLERANCE, as colorem counts colours in gamut, above) and keeps no less chroma than the
+    # search's 1/512 steps find, to within one step (at yellow's sharp cusp the table is not trusted: searched)
+    assert (chroma[0] >= chroma[1] - torch.hypot(*pixels.T[1:]) / 512 - 0.05).all()
+    assert (chroma[0] - chroma[1]).abs().median() < 0.1
+
+
 def test_uint8_writer_matches_the_float_conversion():
     from colorem.color import lab_to_rgb_keep_l, lab_to_srgb8
 

@@ -84,6 +84,42 @@ def test_each_photo_of_a_batch_takes_its_own_hints(colorizer):
     assert ab_of(right)[:, :, 150:].norm(dim=0).mean() > ab_of(right)[:, :, :150].norm(dim=0).mean()
 
 
+def test_near_hints_the_networks_own_colours_replace_the_cards_decoding():
+    from colorem.color import AB_MAX
+    from colorem.hint_input import hint_reach
+    from colorem.models import create_model
+    from colorem.stages import decode_ab
+
+    torch.manual_seed(0)
+    colorizer = colorem.Colorizer.from_model(create_model("color-em-tiny", head="classification", hints=True).eval(),
+                                             render_size=64, precision="fp32")
+    colorizer.vibrance, colorizer.cast_removal = 2.0, 0.25  # as a card may say, calibrated for automatic colour
+    l, hints = torch.rand(2, 1, 64, 64) * 100, torch.zeros(2, 3, 64, 64)
+    hints[0, :, 10, 20] = torch.tensor([0.3, -0.2, 1.0])  # the first photo has one hint, the second none
+    ab = colorizer.predict_ab(l, hints=hints, follow=False)
+    with torch.inference_mode():
+        network = colorizer.model(l, hints=hints).float()
+    own, decoded = network.clamp(-AB_MAX, AB_MAX), decode_ab(network, 2.0, 0.25)
+    assert network[1].abs().mean() > 1 and (own - decoded).abs().mean() > 1  # a random network: colours to decode
+    assert torch.allclose(ab[0, :, 10, 20], own[0, :, 10, 20], atol=1e-4)  # at the hint, the network's own colour
+    assert torch.allclose(ab[1], decoded[1], atol=1e-4)  # no hints: as the card says, as if given none at all
+    assert torch.allclose(colorizer.predict_ab(l[1:]), ab[1:], atol=1e-4)
+    near = hint_reach(l, hints)  # in between, a mix by nearness to the hint
+    assert near[1].max() == 0 and near[0, 0, 10, 20] == 1 and 0 < near[0].min() < near[0].median() < 1
+    assert torch.allclose(ab, decoded + near * (own - decoded), atol=1e-4)
+
+
+def test_hint_reach_fades_with_distance_and_with_difference_in_lightness():
+    from colorem.hint_input import hint_reach
+
+    l, hints = torch.full((1, 1, 64, 64), 50.0), torch.zeros(1, 3, 64, 64)
+    hints[0, 2, 32, 32] = 1.0
+    l[0, 0, :, 48:] = 80.0  # the right side is much lighter than the hinted point
+    near = hint_reach(l, hints)[0, 0]
+    assert near[32, 32] == 1 and near[32, 40] > near[32, 44] > near[32, 47] > near[32, 48] * 10
+    assert hint_reach(l, torch.zeros(1, 3, 64, 64)).max() == 0
+
+
 @pytest.mark.parametrize("hints, message", [
     ([Hint(2000, 10, "#fff")], "outside the 2000x1200 photo"),
     ([Hint(10, -1, "#fff")], "outside"),

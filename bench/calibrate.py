@@ -13,7 +13,9 @@ baseline by --margin dB with an AuC no lower than gray's and at most --max-false
 neutral in the original painted with chroma ≥ 20, the blotches of `colorem evaluate`). The photos are scored
 as `colorem evaluate` does (what `colorem colorize` writes, with the vibrance applied to the predicted ab). Prints a table, the
 chosen setting and the `colorem export` command that writes it into a card. WEIGHTS must not be
-prior-corrected already (one exported at temperature 1, vibrance 1 from its run).
+prior-corrected already (one exported at temperature 1, vibrance 1 from its run). A model trained without
+rebalancing (`loss.rebalance = 1`) has nothing to correct: --ab-prior is then not needed and the grid's
+corrections are ignored.
 """
 
 from __future__ import annotations
@@ -71,14 +73,14 @@ def score(ab_small: dict, truth: dict, vibrance: float) -> tuple[float, float, f
 
 
 def search_vibrance(ab_small: dict, truth: dict, threshold: float, gray_auc: float, max_false: float,
-                    step: float) -> tuple | None:
+                    step: float, most: float = 4.0) -> tuple | None:
     """The largest vibrance (a multiple of `step`) that keeps PSNR ≥ threshold, AuC ≥ gray_auc and false
     colour ≤ max_false, with its scores; colourfulness grows with the vibrance, PSNR and AuC fall past their best. Ten steps at a time,
     then one step at a time past the last good vibrance."""
     last_good = None
     for stride in (10 * step, step):
         vibrance = last_good[0] + stride if last_good else stride
-        while vibrance <= 4.0:
+        while vibrance <= most:
             psnr, colour, auc, false = score(ab_small, truth, vibrance)
             if psnr >= threshold and auc >= gray_auc and false <= max_false:
                 last_good = (round(vibrance, 4), psnr, colour, auc, false)
@@ -91,7 +93,7 @@ def search_vibrance(ab_small: dict, truth: dict, threshold: float, gray_auc: flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="classification weights, not yet prior-corrected")
-    parser.add_argument("--ab-prior", required=True, help="the training run's ab_prior.json")
+    parser.add_argument("--ab-prior", default=None, help="the training run's ab_prior.json (if it rebalanced)")
     parser.add_argument("--images", required=True, help="held-out colour photos: a folder or a .tar shard")
     parser.add_argument("--exclude-source", action="append", default=[], help="as in bench/vibrance.py")
     parser.add_argument("--limit", type=int, default=None)
@@ -102,13 +104,19 @@ def main() -> None:
     parser.add_argument("--step", type=float, default=0.025, help="vibrance step")
     parser.add_argument("--margin", type=float, default=0.35, help="dB of PSNR above the gray baseline")
     parser.add_argument("--max-false", type=float, default=100.0, help="most false colour allowed, in %% of neutral pixels")
+    parser.add_argument("--max-vibrance", type=float, default=4.0, help="the largest vibrance searched")
     args = parser.parse_args()
 
     base = colorem.load(args.model)
     if "prior_correction" in base.card.provenance:
         raise SystemExit(f"{args.model}: already prior-corrected; calibrate the weights before the correction")
-    prior = load_prior(args.ab_prior)
     rebalance = base.card.provenance["config"]["loss"]["rebalance"]
+    if rebalance >= 1.0:  # trained without rebalancing: its logits are the classes' probabilities already
+        args.strengths, prior = "0", None
+    elif args.ab_prior is None:
+        raise SystemExit(f"{args.model}: trained with rebalance {rebalance:g}; give its run's --ab-prior")
+    else:
+        prior = load_prior(args.ab_prior)
     with tempfile.TemporaryDirectory() as folder:
         images = photos(args.images, Path(folder), args.limit, frozenset(args.exclude_source))
         truth = load_truth(images, args.render_size)
@@ -128,7 +136,7 @@ def main() -> None:
         for temperature, cast in itertools.product(*(map(float, grid.split(",")) for grid in (args.temperatures, args.casts))):
             colorizer.temperature, colorizer.cast_removal = temperature, cast
             chosen = search_vibrance(predict(colorizer, truth), truth, threshold, gray_auc,
-                                     args.max_false, args.step)
+                                     args.max_false, args.step, args.max_vibrance)
             if chosen is None:
                 print(f"| {strength:g} | {temperature:g} | {cast:g} | – | no vibrance meets the rule | | |")
                 continue
@@ -141,7 +149,8 @@ def main() -> None:
     strength, temperature, cast, vibrance = best[:4]
     print(f"calibrated: prior correction {strength:g}, temperature {temperature:g}, cast removal {cast:g}, vibrance "
           f"{vibrance:g} (PSNR {best[4]:.3f}, colourfulness {best[5]:.2f}, AuC {best[6]:.4f}, false colour {best[7]:.2f}%)")
-    print(f"colorem export {args.model} -o OUT.safetensors --prior-correction {strength:g} --ab-prior {args.ab_prior} "
+    correction = f" --prior-correction {strength:g} --ab-prior {args.ab_prior}" if prior is not None else ""
+    print(f"colorem export {args.model} -o OUT.safetensors{correction} "
           f"--temperature {temperature:g} --cast-removal {cast:g} --vibrance {vibrance:g}")
 
 

@@ -78,10 +78,10 @@ def main() -> None:
     mean = {row: {metric: float(np.mean(values)) for metric, values in metrics.items()} for row, metrics in result.scores.items()}
     print(f"{len(result.images)} photos from {args.images}; originals' colourfulness {result.original_colorfulness.mean():.1f}; "
           f"the model's {args.knob}: {current:g}")
-    print(f"| {args.knob} | PSNR RGB (dB) | colourfulness | AuC | SSIM |\n|---|---|---|---|---|")
+    print(f"| {args.knob} | PSNR RGB (dB) | colourfulness | AuC | SSIM | false colour % |\n|---|---|---|---|---|---|")
     for row in [GRAY, *colorizers]:
         values = mean[row]
-        print(f"| {row} | {values['psnr_rgb']:.2f} | {values['colorfulness']:.1f} | {values['auc_ab']:.3f} | {values['ssim_rgb']:.3f} |")
+        print(f"| {row} | {values['psnr_rgb']:.2f} | {values['colorfulness']:.1f} | {values['auc_ab']:.4f} | {values['ssim_rgb']:.3f} | {values['false_colour']:.2f} |")
     if args.calibrate and args.margin is not None:
         gray = mean[GRAY]
         allowed = [name for name in colorizers if mean[name]["psnr_rgb"] >= gray["psnr_rgb"] + args.margin

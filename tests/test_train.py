@@ -22,7 +22,7 @@ from colorem.train.checkpoint import list_checkpoints, load_latest, resolve_resu
 from colorem.train.config import Config, ConfigError, apply_overrides, saved_config
 from colorem.train.distributed import DistributedEnv
 from colorem.train.export import export
-from colorem.train.losses import BinGrid, ColorLoss, rebalancing_weights
+from colorem.train.losses import CLASSIFICATION_LOSSES, LOSSES, BinGrid, ColorLoss, rebalancing_weights
 from colorem.models import create_model
 from colorem.weights import ModelCard, packaged_weights, save_weights
 from tests.conftest import REPO, photo
@@ -183,9 +183,9 @@ def test_rebalancing_weights_favour_rare_colours():
     assert torch.allclose(rebalancing_weights(prior, bins, 1.0), torch.ones(len(bins)), atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["mse", "huber_colorfulness", "classification", "mix"])
+@pytest.mark.parametrize("name", LOSSES)
 def test_every_loss_gives_gradients(name):
-    head = "classification" if name in ("classification", "mix") else "regression"
+    head = "classification" if name in CLASSIFICATION_LOSSES else "regression"
     model = colorem.models.create_model("color-em-tiny", head=head)
     loss_function = ColorLoss(name, bins=getattr(model, "bins", None), prior=torch.ones(len(ab_bins())) / 222)
     l = torch.rand(2, 1, 32, 32) * 100
@@ -194,6 +194,28 @@ def test_every_loss_gives_gradients(name):
     loss.backward()
     assert torch.isfinite(loss) and parts
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_the_colorful_loss_charges_only_an_annealed_mean_grayer_than_the_photo():
+    bins = ab_bins()
+    loss_function = ColorLoss("colorful", bins=bins, colorfulness_weight=2.0, temperature=0.38)
+    ab = torch.zeros(2, 2, 8, 8)
+    ab[:, 0] = 60.0  # a strongly red photo
+    vivid = torch.zeros(2, len(bins), 8, 8)
+    red = torch.cdist(bins.float(), torch.tensor([[60.0, 0.0]])).argmin()
+    vivid[:, red] = 20.0  # sure of that red
+    loss, parts = loss_function(vivid, ab)
+    assert parts["chroma_shortfall"] == 0.0 and loss == parts["ce"]
+    unsure = torch.zeros(2, len(bins), 8, 8, requires_grad=True)  # every colour alike: an annealed mean near gray
+    loss, parts = loss_function(unsure, ab)
+    assert parts["chroma_shortfall"] > 0.3  # of 60 / 128 ≈ 0.47 missing
+    assert torch.isclose(loss, parts["ce"] + 2.0 * parts["chroma_shortfall"])
+    loss.backward()
+    plain = ColorLoss("classification", bins=bins)
+    plain_unsure = unsure.detach().clone().requires_grad_()
+    plain(plain_unsure, ab)[0].backward()
+    # gradient descent raises the red bin's logit faster with the penalty than with the classification alone
+    assert unsure.grad[:, red].sum() < plain_unsure.grad[:, red].sum()
 
 
 # --- the loop -----------------------------------------------------------------------------------

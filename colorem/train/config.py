@@ -13,6 +13,7 @@ from typing import Any
 
 from colorem.errors import ColoremError, OptionError
 from colorem.models import EMBEDDERS, list_models, model_spec
+from colorem.train.losses import CLASSIFICATION_LOSSES, LOSSES
 
 try:
     import tomllib
@@ -93,12 +94,12 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
-    name: str = "mse"  # mse | classification | huber_colorfulness | mix
+    name: str = "mse"  # mse | classification | huber_colorfulness | mix | colorful (colorem.train.losses)
     rebalance: float = 0.5  # λ of Zhang et al. (2016): 0 = full rebalancing, 1 = none
     prior_images: int = 2000  # training images used to estimate the ab prior for rebalancing
     prior_file: str = ""  # a saved ab prior (JSON) to use instead of estimating one
     huber_delta: float = 0.05  # in units of ab / 128
-    colorfulness_weight: float = 0.5  # huber_colorfulness: penalty on chroma below the target's
+    colorfulness_weight: float = 0.5  # huber_colorfulness, colorful: penalty on chroma below the target's
     mse_weight: float = 1.0  # mix: weight of the MSE on the annealed-mean ab (in units of ab / 128)
 
 
@@ -162,8 +163,8 @@ class Config:
         return _build(cls, values, "")
 
     def validate(self) -> "Config":
-        classification = self.loss.name in ("classification", "mix")
-        if self.loss.name not in ("mse", "classification", "huber_colorfulness", "mix"):
+        classification = self.loss.name in CLASSIFICATION_LOSSES
+        if self.loss.name not in LOSSES:
             raise ConfigError(f"loss.name: unknown loss {self.loss.name!r}")
         if classification != (self.model.head == "classification"):
             wanted = "classification" if classification else "regression"

@@ -31,7 +31,7 @@ from colorem.train.config import Config
 from colorem.train.distributed import DistributedEnv
 from colorem.train.hint_simulation import simulate_hints
 from colorem.train.logs import LogWindow, MetricsLog, progress_bar
-from colorem.train.losses import ColorLoss, estimate_ab_prior, load_prior, save_prior
+from colorem.train.losses import CLASSIFICATION_LOSSES, ColorLoss, estimate_ab_prior, load_prior, save_prior
 from colorem.train.optim import EMA, create_optimizer, create_scheduler
 from colorem.train.validate import predict, score, write_grid
 from colorem.weights import external_prefixes, load_pretrained, load_state, read_state
@@ -135,7 +135,7 @@ class Trainer:
     # --- snapshot -----------------------------------------------------------------------------
     def _ab_prior(self, checkpoint: dict | None) -> torch.Tensor | None:
         loss = self.config.loss
-        if loss.name not in ("classification", "mix") or loss.rebalance >= 1.0:
+        if loss.name not in CLASSIFICATION_LOSSES or loss.rebalance >= 1.0:
             return None
         if checkpoint is not None and checkpoint.get("ab_prior") is not None:
             return torch.as_tensor(checkpoint["ab_prior"], dtype=torch.float32)

@@ -4,6 +4,8 @@ mse                  the original's MSE on ab / 128 (regression head); tends to 
 classification       cross-entropy over quantized ab bins with class rebalancing λ (Zhang et al., ECCV 2016)
 huber_colorfulness   Huber on ab / 128 plus a penalty when an image's mean chroma falls below the target's
 mix                  classification + mse_weight · MSE of the annealed-mean ab (the trade-off in between)
+colorful             classification + colorfulness_weight · each image's mean chroma of the annealed mean
+                     below the target's (huber_colorfulness's penalty on the classification head)
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from torch import nn
 from colorem.color import AB_MAX, rgb_to_lab
 from colorem.errors import OptionError
 
+CLASSIFICATION_LOSSES = ("classification", "mix", "colorful")  # the losses on the classification head
+LOSSES = ("mse", "huber_colorfulness", *CLASSIFICATION_LOSSES)
 PRIOR_SIGMA = 5.0  # Gaussian smoothing of the empirical ab distribution, in Lab units (Zhang et al.)
 
 
@@ -118,7 +122,7 @@ class ColorLoss(nn.Module):
         self.name = name
         self.huber_delta, self.colorfulness_weight = huber_delta, colorfulness_weight
         self.mse_weight, self.temperature = mse_weight, temperature
-        if name in ("classification", "mix"):
+        if name in CLASSIFICATION_LOSSES:
             if bins is None:
                 raise ValueError(f"the {name} loss needs the model's ab bins")
             bins = bins.detach().cpu()  # built on the CPU, moved with the module by .to(device)
@@ -140,9 +144,7 @@ class ColorLoss(nn.Module):
             return loss, {"mse": loss.detach()}
         if self.name == "huber_colorfulness":
             huber = F.smooth_l1_loss(raw.float(), target, beta=self.huber_delta)
-            chroma = raw.float().norm(dim=1).flatten(1).mean(1)  # (B,) mean chroma / 128
-            chroma_target = target.norm(dim=1).flatten(1).mean(1)
-            shortfall = F.relu(chroma_target - chroma).mean()
+            shortfall = chroma_shortfall(raw.float(), target)
             return huber + self.colorfulness_weight * shortfall, {"huber": huber.detach(), "chroma_shortfall": shortfall.detach()}
         logits = raw.float()  # (B, Q, h, w): the classification head's native resolution
         if ab.shape[-2:] != logits.shape[-2:]:
@@ -156,6 +158,15 @@ class ColorLoss(nn.Module):
         if self.name == "classification":
             return ce, {"ce": ce.detach()}
         probabilities = torch.softmax(logits / self.temperature, dim=1)
-        ab_mean = torch.einsum("bqhw,qc->bchw", probabilities, self.bins) / AB_MAX
+        ab_mean = torch.einsum("bqhw,qc->bchw", probabilities, self.bins) / AB_MAX  # the annealed mean
+        if self.name == "colorful":
+            shortfall = chroma_shortfall(ab_mean, target)
+            return ce + self.colorfulness_weight * shortfall, {"ce": ce.detach(), "chroma_shortfall": shortfall.detach()}
         mse = F.mse_loss(ab_mean, target)
         return ce + self.mse_weight * mse, {"ce": ce.detach(), "mse": mse.detach()}
+
+
+def chroma_shortfall(ab: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """How far each image's mean chroma (B, 2, H, W ab / 128) falls below its target's, averaged over the batch;
+    an image as colourful as its target or more costs nothing."""
+    return F.relu(target.norm(dim=1).flatten(1).mean(1) - ab.norm(dim=1).flatten(1).mean(1)).mean()

@@ -2,7 +2,7 @@
 # Run ON the device machine (configs/gpu/README.md gives the exact call): installs the carried wheels, trains
 # configs/gpu/default-v5-gpu.toml for at most TRAIN_SECONDS, exports the raw weights (temperature 1, float16) and
 # copies what a later session needs into $OUT (at most 8 files come back):
-#   default-v5-gpu-raw.safetensors + .json, ab_prior.json, metrics.jsonl, config.json, samples-last.png, train.log
+#   default-v5-gpu-raw.safetensors + .json, ab_prior.json (if the run rebalanced), metrics.jsonl, config.json, samples-last.png, train.log
 #   bash configs/gpu/train.sh [--set KEY=VALUE ...]      (extra arguments go to colorem train)
 # Env: OUT (set by the device tool), PYTHON (python3), STAGE (gpu-stage), WHEELS, SITE, RUN (the run folder, kept
 # off $OUT: its 113 MB checkpoints cannot come back), TRAIN_SECONDS (480).

@@ -111,8 +111,9 @@ def main() -> None:
     if "prior_correction" in base.card.provenance:
         raise SystemExit(f"{args.model}: already prior-corrected; calibrate the weights before the correction")
     rebalance = base.card.provenance["config"]["loss"]["rebalance"]
+    strengths, prior = [float(value) for value in args.strengths.split(",")], None
     if rebalance >= 1.0:  # trained without rebalancing: its logits are the classes' probabilities already
-        args.strengths, prior = "0", None
+        strengths = [0.0]
     elif args.ab_prior is None:
         raise SystemExit(f"{args.model}: trained with rebalance {rebalance:g}; give its run's --ab-prior")
     else:
@@ -128,7 +129,7 @@ def main() -> None:
     print("| prior correction | temperature | cast removal | vibrance | PSNR RGB (dB) | colourfulness | AuC | false % |\n"
           "|---|---|---|---|---|---|---|---|")
     best = None
-    for strength in (float(value) for value in args.strengths.split(",")):
+    for strength in strengths:
         colorizer = copy.copy(base)
         colorizer.model = copy.deepcopy(base.model)
         if strength:

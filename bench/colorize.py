@@ -49,6 +49,7 @@ def forward_rows(model_path: str | None, repeats: int) -> list[tuple[str, float]
     from colorem.weights import load_weights
 
     model = (load_weights(model_path)[0] if model_path else create_model("color-em-original")).eval()
+    model = model.for_inference()  # as colorem.runtime runs it (a family may fold its batch norm)
     l = torch.rand(1, 1, 256, 256) * 100
     rows = []
     for label, channels_last, bf16 in [("fp32 eager", False, False), ("fp32 channels_last", True, False),

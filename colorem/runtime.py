@@ -37,6 +37,8 @@ def start_runtime(model: nn.Module, device: str | torch.device | None = None, pr
         precision = "fp32"  # what ONNX Runtime runs
     precision = resolve_precision(precision, device)
     model = model.to(device).eval()
+    if hasattr(model, "for_inference"):  # the model contract (colorem.models.registry.ColorNet)
+        model = model.for_inference()
     if device.type == "cpu" or precision != "fp32":
         model = model.to(memory_format=torch.channels_last)
     backend = choose_backend(backend, device, precision, onnx_model is not None)

@@ -392,10 +392,13 @@ def test_a_hints_file_with_a_utf8_byte_order_mark_is_read(hint_weights, tmp_path
 
 
 def _edge_fade(image: Image.Image) -> dict[str, float]:
-    """Mean chroma of the outer 4-pixel band along each edge, as a share of the band 10-30 pixels in."""
+    """Mean chroma of the outer 4-pixel band along each edge, as a share of the 8-pixel band just inside it.
+    (Against the band 10-30 pixels in, as this was first written, a colour patch that ends short of the edge
+    reads as a fade: default v10 paints the table of coffee.jpg orange 20-200 pixels from the top right with
+    this hint, and v9 its lower left, 0.44 there, with evenly coloured edges; MODEL_CARD.md, v10.)"""
     chroma = ab_of(image).norm(dim=0)  # (H, W)
-    bands = {"top": (chroma[:4], chroma[10:30]), "bottom": (chroma[-4:], chroma[-30:-10]),
-             "left": (chroma[:, :4], chroma[:, 10:30]), "right": (chroma[:, -4:], chroma[:, -30:-10])}
+    bands = {"top": (chroma[:4], chroma[4:12]), "bottom": (chroma[-4:], chroma[-12:-4]),
+             "left": (chroma[:, :4], chroma[:, 4:12]), "right": (chroma[:, -4:], chroma[:, -12:-4])}
     return {edge: float(outer.mean() / inner.mean()) for edge, (outer, inner) in bands.items()}
 
 
@@ -407,7 +410,7 @@ def test_hinted_colours_do_not_fade_along_the_edges():
     colorizer = colorem.load("default", device="cpu", precision="fp32")
     image = colorizer.colorize(SAMPLES / "coffee.jpg", hints=[Hint(130, 310, "firebrick")])
     fade = _edge_fade(image)
-    assert fade["top"] > 0.8 and fade["right"] > 0.8, fade
+    assert min(fade.values()) > 0.8, fade  # v9: 0.91-0.99, v10: 0.87-0.98
 
 
 # --- one check, wherever hints enter --------------------------------------------------------

@@ -198,6 +198,31 @@ def test_the_encoder_keeps_imagenet_batch_statistics_while_training():
     assert not torch.equal(moving.encoder._bn0.running_mean, before)
 
 
+def test_inference_runs_the_lite_network_with_its_batch_norm_folded_and_the_same_colours():
+    """colorem.runtime runs model.for_inference(): batch norm folded into the convolutions (faster on the CPU),
+    the same logits, hinted or not, and the caller's model left as it was (it may go on training)."""
+    from colorem.colorize import Colorizer
+    torch.manual_seed(0)
+    model = create_model("effnet-lite0-unet", hints=True)
+    for module in model.modules():  # statistics and affines far from the identity, so a wrong fold shows
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5), module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5), module.bias.data.uniform_(-0.2, 0.2)
+    for conv in (model.hint_input, model.hint_fusion, model.hint_decoder):  # as a trained hint model has them
+        torch.nn.init.normal_(conv.weight, std=0.05)
+    model.eval()
+    colorizer = Colorizer.from_model(model, render_size=64, precision="fp32")
+    fused = colorizer.model
+    assert fused is not model and not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) > 30  # the caller's keeps its own
+    l = torch.rand(2, 1, 64, 64) * 100
+    with torch.inference_mode():
+        hints = torch.cat([torch.rand(2, 2, 64, 64) - 0.5, (torch.rand(2, 1, 64, 64) > 0.97).float()], dim=1)  # a/128, b/128, mask
+        for kwargs in ({}, {"hints": hints}):
+            want, got = model(l, raw=True, **kwargs), fused(l, raw=True, **kwargs)
+            assert torch.allclose(got, want, atol=1e-3, rtol=1e-4), (got - want).abs().max()
+
+
 def test_an_architecture_takes_only_the_options_its_schema_lists(tmp_path):
     """One option schema per architecture, read by the card check, the training config and the loader."""
     from colorem.limits import check_card

@@ -8,11 +8,13 @@ folded to one input channel). Those weights only initialise training; a trained 
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from colorem.color import ab_bins
 from colorem.models.hint_spread import HINT_CHANNELS, SPREAD_CHANNELS
@@ -202,6 +204,23 @@ class EfficientNetColorizer(ColorNet):
         return ab[..., :height, :width]
 
     # --- the model contract (colorem.models.registry) ----------------------------------------------------------
+    def for_inference(self) -> "EfficientNetColorizer":
+        """A copy in eval mode with every batch norm folded into the convolution before it (its running
+        statistics and affine into the conv's weights and bias): the same outputs to float rounding, a tenth or
+        more off the forward on the CPU. Only for inference: the copy has no batch norm left to train."""
+        fused = copy.deepcopy(self).eval()
+        pairs = [(fused.encoder, "_conv_stem", "_bn0"), (fused.encoder, "_conv_head", "_bn1")]
+        for block in fused.encoder._blocks:
+            pairs += [(block, conv, bn) for conv, bn in (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"),
+                                                         ("_project_conv", "_bn2")) if hasattr(block, conv)]
+        for module, conv, bn in pairs:
+            setattr(module, conv, fuse_conv_bn_eval(getattr(module, conv), getattr(module, bn)))
+            setattr(module, bn, nn.Identity())
+        for sequence in fused.modules():  # the decoder's conv, batch norm, ReLU
+            if isinstance(sequence, nn.Sequential) and len(sequence) > 1 and isinstance(sequence[1], nn.BatchNorm2d):
+                sequence[0], sequence[1] = fuse_conv_bn_eval(sequence[0], sequence[1]), nn.Identity()
+        return fused
+
     def parameter_role(self, name: str) -> str:
         """'pretrained' (the ImageNet encoder), 'new' (zero-initialised hint inputs) or 'base' (the decoder)."""
         if name.startswith("encoder."):

@@ -208,6 +208,8 @@ class EfficientNetColorizer(ColorNet):
         """A copy in eval mode with every batch norm folded into the convolution before it (its running
         statistics and affine into the conv's weights and bias): the same outputs to float rounding, a tenth or
         more off the forward on the CPU. Only for inference: the copy has no batch norm left to train."""
+        if not any(isinstance(module, nn.BatchNorm2d) for module in self.modules()):
+            return self  # folded already (a colorizer's network handed to another colorizer)
         fused = copy.deepcopy(self).eval()
         pairs = [(fused.encoder, "_conv_stem", "_bn0"), (fused.encoder, "_conv_head", "_bn1")]
         for block in fused.encoder._blocks:

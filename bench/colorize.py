@@ -49,12 +49,12 @@ def forward_rows(model_path: str | None, repeats: int) -> list[tuple[str, float]
     from colorem.weights import load_weights
 
     model = (load_weights(model_path)[0] if model_path else create_model("color-em-original")).eval()
-    model = model.for_inference()  # as colorem.runtime runs it (a family may fold its batch norm)
     l = torch.rand(1, 1, 256, 256) * 100
     rows = []
     for label, channels_last, bf16 in [("fp32 eager", False, False), ("fp32 channels_last", True, False),
                                        ("bf16 channels_last", True, True)]:
-        net = model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        net = model.for_inference("bf16" if bf16 else "fp32")  # as colorem.runtime runs it (a family may fold its batch norm)
+        net = net.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         x = l.contiguous(memory_format=torch.channels_last) if channels_last else l
 
         def run():

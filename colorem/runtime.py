@@ -38,7 +38,7 @@ def start_runtime(model: nn.Module, device: str | torch.device | None = None, pr
     precision = resolve_precision(precision, device)
     model = model.to(device).eval()
     if hasattr(model, "for_inference"):  # the model contract (colorem.models.registry.ColorNet)
-        model = model.for_inference()
+        model = model.for_inference(precision)
     if device.type == "cpu" or precision != "fp32":
         model = model.to(memory_format=torch.channels_last)
     backend = choose_backend(backend, device, precision, onnx_model is not None)

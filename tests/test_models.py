@@ -199,8 +199,9 @@ def test_the_encoder_keeps_imagenet_batch_statistics_while_training():
 
 
 def test_inference_runs_the_lite_network_with_its_batch_norm_folded_and_the_same_colours():
-    """colorem.runtime runs model.for_inference(): batch norm folded into the convolutions (faster on the CPU),
-    the same logits, hinted or not, and the caller's model left as it was (it may go on training)."""
+    """colorem.runtime runs model.for_inference(precision): in fp32 batch norm folded into the convolutions
+    (faster on the CPU), the same logits, hinted or not, and the caller's model left as it was (it may go on
+    training); in bf16 the network as it is (the folded weights round differently there)."""
     from colorem.colorize import Colorizer
     torch.manual_seed(0)
     model = create_model("effnet-lite0-unet", hints=True)
@@ -216,6 +217,7 @@ def test_inference_runs_the_lite_network_with_its_batch_norm_folded_and_the_same
     assert fused is not model and not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) > 30  # the caller's keeps its own
     assert Colorizer.from_model(fused, render_size=64, precision="fp32").model is fused  # folded once, not twice
+    assert model.for_inference("bf16") is model
     l = torch.rand(2, 1, 64, 64) * 100
     with torch.inference_mode():
         hints = torch.cat([torch.rand(2, 2, 64, 64) - 0.5, (torch.rand(2, 1, 64, 64) > 0.97).float()], dim=1)  # a/128, b/128, mask

@@ -204,11 +204,13 @@ class EfficientNetColorizer(ColorNet):
         return ab[..., :height, :width]
 
     # --- the model contract (colorem.models.registry) ----------------------------------------------------------
-    def for_inference(self) -> "EfficientNetColorizer":
-        """A copy in eval mode with every batch norm folded into the convolution before it (its running
-        statistics and affine into the conv's weights and bias): the same outputs to float rounding, a tenth or
-        more off the forward on the CPU. Only for inference: the copy has no batch norm left to train."""
-        if not any(isinstance(module, nn.BatchNorm2d) for module in self.modules()):
+    def for_inference(self, precision: str = "fp32") -> "EfficientNetColorizer":
+        """In fp32, a copy in eval mode with every batch norm folded into the convolution before it (its running
+        statistics and affine into the conv's weights and bias): the same outputs to float rounding, 8-10% off
+        the forward on the CPU; the copy has no batch norm left to train. In bf16 or fp16 the network as it is:
+        the folded weights round differently there, and moved the default's calibrated colour (MODEL_CARD.md,
+        Speed (v10 beside v4))."""
+        if precision != "fp32" or not any(isinstance(module, nn.BatchNorm2d) for module in self.modules()):
             return self  # folded already (a colorizer's network handed to another colorizer)
         fused = copy.deepcopy(self).eval()
         pairs = [(fused.encoder, "_conv_stem", "_bn0"), (fused.encoder, "_conv_head", "_bn1")]

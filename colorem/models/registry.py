@@ -57,10 +57,10 @@ class ColorNet(nn.Module):
     def filter_pretrained(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         raise NotImplementedError(f"{type(self).__name__} has no pretrained weights to start from")
 
-    def for_inference(self) -> nn.Module:
-        """The network as inference runs it (colorem.runtime, after eval()): the same outputs, perhaps computed
-        faster (a family may fold its batch norm into its convolutions); a new module then, never this one
-        changed, since its caller may go on training it."""
+    def for_inference(self, precision: str = "fp32") -> nn.Module:
+        """The network as inference runs it at `precision` (colorem.runtime, after eval()): the same outputs,
+        perhaps computed faster (a family may fold its batch norm into its convolutions); a new module then,
+        never this one changed, since its caller may go on training it."""
         return self
 
     def decode_logits(self, logits: torch.Tensor, temperature: float | torch.Tensor | None = None) -> torch.Tensor:

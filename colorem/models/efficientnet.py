@@ -211,7 +211,7 @@ class EfficientNetColorizer(ColorNet):
         the folded weights round differently there, and moved the default's calibrated colour (MODEL_CARD.md,
         Speed (v10 beside v4))."""
         if precision != "fp32" or not any(isinstance(module, nn.BatchNorm2d) for module in self.modules()):
-            return self  # folded already (a colorizer's network handed to another colorizer)
+            return self  # bf16 or fp16, or folded already (a colorizer's network handed to another colorizer)
         fused = copy.deepcopy(self).eval()
         pairs = [(fused.encoder, "_conv_stem", "_bn0"), (fused.encoder, "_conv_head", "_bn1")]
         for block in fused.encoder._blocks:

@@ -5,6 +5,7 @@
         --counts 0,1,2,5,10,20 --plot docs/hints-curve.png                         # the curve
     python bench/hints.py --images HELD_OUT --limit 150 --follow-grid              # follow_hints' widths
     python bench/hints.py --images HELD_OUT.tar --limit 400 --decode-grid          # decoding near hints
+    python bench/hints.py --images HELD_OUT.tar --limit 400 --far-field            # how far hints move colours
 
 Latency: what the page waits for after each hint change, one forward at the render size plus the
 colour math, for a photo of the render size and a 1 MP one. A model without a hint input is timed as
@@ -18,6 +19,8 @@ The decode grid scores, with 1, 3 and 10 simulated hints on held-out photos (a f
 hinted photo is decoded before its colours follow the hints: the card's calibrated decoding (vibrance, cast
 removal) everywhere, the network's own colours everywhere, or the network's own where hints reach
 (colorem.hint_input.hint_reach) at several widths: how DECODE_REACH was chosen.
+The far field asks whether a hint moves colours far from it, and whether towards the photo's or away: the ab error
+with and without 1 and 3 simulated hints, in bands of distance from the nearest hint.
 """
 
 from __future__ import annotations
@@ -158,6 +161,54 @@ def decode_grid(colorizer: Colorizer, images: list[Path], counts: list[int], ren
     colorizer.vibrance, colorizer.cast_removal = vibrance, cast_removal
 
 
+FAR_BANDS = (0.0, 0.1, 0.25, 0.5, 2.0)  # distances from the nearest hint, as shares of the render size
+
+
+def far_field(colorizer: Colorizer, images: list[Path], counts: list[int], render_size: int, seed: int) -> None:
+    """Where a hint moves the colours, and whether for better: with `count` simulated hints, the pixels (at the render
+    size) in bands of distance from the nearest hint; per band the mean ab distance from the photo's colour of the
+    automatic colours and of the hinted ones (each as colorize makes them), and the shares of pixels the hints moved
+    by more than 10 ab units towards the photo's colour and away from it."""
+    truth = load_truth(images, render_size)
+    print(f"{len(images)} photos, render {render_size}; colours as colorize makes them, with and without the hints")
+    print("| hints | distance from the nearest hint | pixels | ab error, automatic | ab error, hinted | "
+          "moved > 10 towards the photo | moved > 10 away from it |\n|---|---|---|---|---|---|---|")
+    for count in counts:
+        totals = torch.zeros(len(FAR_BANDS) - 1, 5, dtype=torch.float64)  # pixels, two error sums, towards, away
+        first = 0
+        for _, lab, _, l_small in truth.values():
+            true_ab = render_l(lab[:, 1:], render_size)
+            hints = simulated_hints(true_ab, range(first, first + len(l_small)), count, seed)
+            first += len(l_small)
+            automatic, hinted = (torch.cat([colorizer.predict_ab(l_small[start:start + 16], hints=None if given is None
+                                                                 else given[start:start + 16])
+                                            for start in range(0, len(l_small), 16)]) for given in (None, hints))
+            errors = [(ab - true_ab).norm(dim=1) for ab in (automatic, hinted)]  # (N, R, R) each
+            moved = (hinted - automatic).norm(dim=1) > 10
+            distance = _hint_distance(hints)
+            for band, (near, far) in enumerate(zip(FAR_BANDS, FAR_BANDS[1:])):
+                inside = (distance >= near) & (distance < far)
+                totals[band] += torch.tensor([inside.sum(), errors[0][inside].sum(), errors[1][inside].sum(),
+                                              (inside & moved & (errors[1] < errors[0])).sum(),
+                                              (inside & moved & (errors[1] > errors[0])).sum()], dtype=torch.float64)
+        for (near, far), (pixels, automatic, hinted, towards, away) in zip(zip(FAR_BANDS, FAR_BANDS[1:]), totals.tolist()):
+            band = f"{near:g}–{far:g}" if far < FAR_BANDS[-1] else f"≥ {near:g}"
+            print(f"| {count} | {band} | {pixels / totals[:, 0].sum().item():.1%} | {automatic / pixels:.2f} | "
+                  f"{hinted / pixels:.2f} | {towards / pixels:.2%} | {away / pixels:.2%} |")
+
+
+def _hint_distance(hints: torch.Tensor) -> torch.Tensor:
+    """(B, 3, R, R) hint input -> (B, R, R): each place's distance from the nearest hinted one, as a share of R."""
+    size = hints.shape[-1]
+    grid = torch.stack(torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij"), dim=-1).float()  # (R, R, 2)
+    distances = []
+    for mask in hints[:, 2]:
+        points = mask.nonzero().float()  # (P, 2)
+        nearest = torch.cdist(grid.flatten(0, 1), points).amin(dim=1) if len(points) else torch.full((size * size,), 1e9)
+        distances.append(nearest.view(size, size) / size)
+    return torch.stack(distances)
+
+
 def plot(points: dict[int, dict[str, float]], path: str, title: str) -> None:
     """PSNR (left) and AuC (right) against the number of hints, drawn with PIL."""
     width, height, margin = 900, 380, 60
@@ -207,6 +258,8 @@ def main() -> None:
     parser.add_argument("--follow-grid", action="store_true", help="score follow_hints' widths on --images")
     parser.add_argument("--decode-grid", action="store_true", help="score the decoding near hints on --images (a "
                         "folder or a .tar shard)")
+    parser.add_argument("--far-field", action="store_true", help="where hints move the colours, and whether for "
+                        "better, by distance from the nearest hint, on --images (a folder or a .tar shard)")
     args = parser.parse_args()
 
     colorizer = hint_colorizer(args.model, args.precision)
@@ -214,6 +267,11 @@ def main() -> None:
         counts = [int(count) for count in (args.counts or "1,3,10").split(",")]
         with tempfile.TemporaryDirectory() as folder:
             decode_grid(colorizer, photos(args.images, Path(folder), args.limit), counts, args.render_size, args.seed)
+        return
+    if args.images and args.far_field:
+        counts = [int(count) for count in (args.counts or "1,3").split(",")]
+        with tempfile.TemporaryDirectory() as folder:
+            far_field(colorizer, photos(args.images, Path(folder), args.limit), counts, args.render_size, args.seed)
         return
     if args.images and args.follow_grid:
         counts = [int(count) for count in (args.counts or "1,10").split(",")]

@@ -38,6 +38,7 @@ class Colorizer:
         runtime = start_runtime(model, device, precision, backend, onnx_model)
         self.model, self.device, self.precision, self.backend, self._onnx = (
             runtime.model, runtime.device, runtime.precision, runtime.backend, runtime.onnx)
+        self.parameters = runtime.parameters  # the trained network's (self.model may have its batch norm folded)
         self.card = card
         self.max_pixels = max_pixels
         self.vibrance = float(card.vibrance)  # the model's calibrated colour strength; saturation=1 means "as calibrated"

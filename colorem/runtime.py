@@ -26,6 +26,7 @@ class Runtime:
     precision: str  # fp32 | bf16 | fp16
     backend: str  # torch | onnxruntime
     onnx: OnnxBackend | None  # the ONNX Runtime session, for backend onnxruntime
+    parameters: int  # the trained network's, as its weights file holds them (for_inference may fold some away)
 
 
 def start_runtime(model: nn.Module, device: str | torch.device | None = None, precision: str = "auto",
@@ -37,6 +38,7 @@ def start_runtime(model: nn.Module, device: str | torch.device | None = None, pr
         precision = "fp32"  # what ONNX Runtime runs
     precision = resolve_precision(precision, device)
     model = model.to(device).eval()
+    parameters = sum(parameter.numel() for parameter in model.parameters())
     if hasattr(model, "for_inference"):  # the model contract (colorem.models.registry.ColorNet)
         model = model.for_inference(precision)
     if device.type == "cpu" or precision != "fp32":
@@ -45,7 +47,7 @@ def start_runtime(model: nn.Module, device: str | torch.device | None = None, pr
     onnx = None
     if backend == "onnxruntime":
         onnx = OnnxBackend(onnx_model if onnx_model is not None else export_onnx(model))
-    return Runtime(model, device, precision, backend, onnx)
+    return Runtime(model, device, precision, backend, onnx, parameters)
 
 
 def choose_backend(backend: str, device: torch.device, precision: str, have_onnx: bool = False) -> str:

@@ -74,6 +74,25 @@ def test_out_of_gamut_colours_keep_their_lightness():
     assert torch.allclose(rgb_to_lab(rgb)[0, :, 2], lab[0, :, 2], atol=1e-3)  # in-gamut pixels untouched
 
 
+def test_a_batch_is_fitted_to_the_gamut_as_its_photos_one_by_one():
+    from colorem.color import _fit_chroma, lab_to_linear_rgb, lab_to_linear_rgb_keep_l
+
+    generator = torch.Generator().manual_seed(2)
+    lab = torch.cat([torch.rand(3, 1, 30, 40, generator=generator) * 100,
+                     torch.randn(3, 2, 30, 40, generator=generator) * 50], dim=1)  # about half out of gamut
+    batch = lab_to_linear_rgb_keep_l(lab)
+    alone = torch.cat([lab_to_linear_rgb_keep_l(photo) for photo in lab.split(1)])
+    plain = torch.stack([lab_to_linear_rgb_keep_l(photo) for photo in lab])  # (3, H, W), no batch dimension
+    assert batch.shape == lab.shape and batch.min() >= 0 and batch.max() <= 1
+    assert torch.allclose(batch, alone, atol=1e-6) and torch.allclose(batch, plain, atol=1e-6)
+    # each out-of-gamut pixel got its own fit, in place: the first such pixel of the last photo, by hand
+    linear = lab_to_linear_rgb(lab[2:])
+    row, column = ((linear < -1e-3) | (linear > 1 + 1e-3)).any(dim=1)[0].nonzero()[0]
+    fitted = _fit_chroma(lab[2, :, row, column][None])[0].clamp(0, 1)
+    assert torch.allclose(batch[2, :, row, column], fitted, atol=1e-6)
+    assert not torch.allclose(linear[0, :, row, column].clamp(0, 1), fitted, atol=1e-3)  # not a plain clip
+
+
 def test_out_of_gamut_colours_keep_the_most_chroma_that_fits():
     from colorem.color import GAMUT_TOLERANCE, _largest_fitting_scale, _scale_chroma, lab_to_linear_rgb
 

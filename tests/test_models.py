@@ -218,6 +218,8 @@ def test_inference_runs_the_lite_network_with_its_batch_norm_folded_and_the_same
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) > 30  # the caller's keeps its own
     assert Colorizer.from_model(fused, render_size=64, precision="fp32").model is fused  # folded once, not twice
     assert model.for_inference("bf16") is model
+    trained = sum(parameter.numel() for parameter in model.parameters())
+    assert colorizer.parameters == trained > sum(parameter.numel() for parameter in fused.parameters())  # as trained
     l = torch.rand(2, 1, 64, 64) * 100
     with torch.inference_mode():
         hints = torch.cat([torch.rand(2, 2, 64, 64) - 0.5, (torch.rand(2, 1, 64, 64) > 0.97).float()], dim=1)  # a/128, b/128, mask

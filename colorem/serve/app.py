@@ -219,7 +219,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         card.pop("format", None)
         return {
             "loaded": {**card, "device": str(colorizer.device), "precision": colorizer.precision,
-                       "parameters": sum(p.numel() for p in colorizer.model.parameters())},
+                       "parameters": colorizer.parameters},
             "architectures": list_models(),
         }
 

@@ -394,8 +394,8 @@ def test_a_hints_file_with_a_utf8_byte_order_mark_is_read(hint_weights, tmp_path
 def _edge_fade(image: Image.Image) -> dict[str, float]:
     """Mean chroma of the outer 4-pixel band along each edge, as a share of the 8-pixel band just inside it.
     (Against the band 10-30 pixels in, as this was first written, a colour patch that ends short of the edge
-    reads as a fade: default v10 paints the table of coffee.jpg orange 20-200 pixels from the top right with
-    this hint, and v9 its lower left, 0.44 there, with evenly coloured edges; MODEL_CARD.md, v10.)"""
+    reads as a fade: with this hint default v10 paints the table of coffee.jpg orange-brown, as it is in the
+    original, 20-200 pixels from the top right, and v9 its lower left, 0.44 there, with evenly coloured edges.)"""
     chroma = ab_of(image).norm(dim=0)  # (H, W)
     bands = {"top": (chroma[:4], chroma[4:12]), "bottom": (chroma[-4:], chroma[-12:-4]),
              "left": (chroma[:, :4], chroma[:, 4:12]), "right": (chroma[:, -4:], chroma[:, -12:-4])}

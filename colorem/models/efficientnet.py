@@ -66,7 +66,8 @@ class MBConv(nn.Module):
         self.residual = stride == 1 and in_ch == out_ch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # in place: each activation and sum overwrites a tensor made here and read by nothing else (fp32: 13% off the forward)
+        # in place: each activation and sum overwrites a tensor made here and read by nothing else (the same values;
+        # fp32 forward 3% faster, MODEL_CARD.md "Speed")
         y = F.relu6(self._bn0(self._expand_conv(x)), inplace=True) if hasattr(self, "_expand_conv") else x
         y = F.relu6(self._bn1(self._depthwise_conv(y)), inplace=True)
         y = self._bn2(self._project_conv(y))
@@ -201,7 +202,7 @@ class EfficientNetColorizer(ColorNet):
         if raw:
             return logits[..., : (height + 3) // 4, : (width + 3) // 4]
         ab = self.decode_logits(logits, temperature)
-        # ab's 2 channels come out of the annealed mean last in memory: 4x slower to upsample than one plane each
+        # ab's 2 channels come out of the annealed mean last in memory: 3.5x slower to upsample than one plane each
         ab = F.interpolate(ab.contiguous(), scale_factor=4, mode="bilinear", align_corners=False)
         return ab[..., :height, :width]
 

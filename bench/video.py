@@ -14,7 +14,7 @@ folder runner (`colorem colorize DIR`), all in this one run; medians of --repeat
 
 --clips adds tests/footage.py's clips (made from shared photos) and scores each of STABILISERS in memory,
 then through the output encoder. The levers measured and not kept (optical flow on L, one embedding per
-shot, confidence-weighted blending, memory without its L gate), with their numbers: README, Video.
+shot, confidence-weighted blending, memory without its L gate), with their numbers: docs/video-measurements.md.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ from colorem.imageio import DEFAULT_MAX_PIXELS, ImageInput, Photo, read_image
 
 # full-resolution colour math runs in slices of about 128K pixels (1.5 MB of float Lab): memory stays bounded, each
 # slice's temporaries stay in the CPU's cache and are reused by the allocator instead of page-faulted afresh.
-# 1 MP slices cost 1 MP photos 0-35% and 12 MP photos about 60% more time, from run to run (MODEL_CARD.md, "Speed").
+# 1 MP slices cost 1 MP photos 0-35% and 12 MP photos about 60% more time, from run to run
+# (MODEL_CARD.md, "Speed (v10 beside v4), after the colour math").
 CHUNK_PIXELS = 1 << 17
 
 

@@ -67,7 +67,7 @@ class MBConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # in place: each activation and sum overwrites a tensor made here and read by nothing else (the same values;
-        # fp32 forward 3% faster, MODEL_CARD.md "Speed")
+        # fp32 forward 3% faster; MODEL_CARD.md, "Speed (v10 beside v4), after the colour math")
         y = F.relu6(self._bn0(self._expand_conv(x)), inplace=True) if hasattr(self, "_expand_conv") else x
         y = F.relu6(self._bn1(self._depthwise_conv(y)), inplace=True)
         y = self._bn2(self._project_conv(y))
@@ -212,7 +212,7 @@ class EfficientNetColorizer(ColorNet):
         statistics and affine into the conv's weights and bias): the same outputs to float rounding, 8-10% off
         the forward on the CPU; the copy has no batch norm left to train. In bf16 or fp16 the network as it is:
         the folded weights round differently there, and moved the default's calibrated colour (MODEL_CARD.md,
-        Speed (v10 beside v4))."""
+        "Speed (v10 beside v4) when it shipped")."""
         if precision != "fp32" or not any(isinstance(module, nn.BatchNorm2d) for module in self.modules()):
             return self  # bf16 or fp16, or folded already (a colorizer's network handed to another colorizer)
         fused = copy.deepcopy(self).eval()

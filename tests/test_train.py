@@ -660,6 +660,26 @@ def test_new_layers_train_from_a_run_without_them_and_export(photos, tmp_path, o
     assert colorizer.model.accepts_hints == (option == "hints")
 
 
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_the_share_of_photos_trained_without_hints_is_a_setting(photos, tmp_path, monkeypatch, share):
+    """data.hint_free_share: 0 reveals hints in every training photo, 1 in none (automatic colorization only)."""
+    revealed = []
+    simulate = colorem.train.loop.simulate_hints
+
+    def counting(ab, generator, simulation):
+        hints = simulate(ab, generator, simulation)
+        revealed.extend(hints[:, 2].flatten(1).sum(1).gt(0).tolist())
+        return hints
+
+    monkeypatch.setattr(colorem.train.loop, "simulate_hints", counting)
+    config = tiny_config(photos, "model.head=classification", "loss.name=classification", "loss.prior_images=8",
+                         "model.hints=true", f"data.hint_free_share={share}", "run.steps=3")
+    assert Trainer(config, tmp_path / "run", env=DistributedEnv()).fit()["status"] == "completed"
+    assert len(revealed) >= 3 and set(revealed) == {share == 0.0}
+    with pytest.raises(ConfigError, match="hint_free_share"):
+        tiny_config(photos, "data.hint_free_share=1.5")
+
+
 def test_cli_until_ends_a_sitting_that_resume_continues(photos, tmp_path):
     out = tmp_path / "run"
     first = cli(*cli_train_args(photos, out, "run.steps=4", "run.checkpoint_every=10"), "--until", "2")

@@ -13,6 +13,7 @@ from typing import Any
 
 from colorem.errors import ColoremError, OptionError
 from colorem.models import EMBEDDERS, list_models, model_spec
+from colorem.train.hint_simulation import HintSimulation
 from colorem.train.losses import CLASSIFICATION_LOSSES, LOSSES
 
 try:
@@ -83,6 +84,7 @@ class DataConfig:
     zoom: float = 0.0  # scale drawn from [1 - zoom, 1 + zoom] per axis, as Keras' zoom_range
     shear: float = 0.0  # max shear angle in degrees, as Keras' shear_range
     gray_threshold: float = 0.02  # mean (max - min) RGB below this: near-gray, skipped and counted
+    hint_free_share: float = HintSimulation.none_share  # a hint model's photos trained without simulated hints
     batch_size: int = 16  # per rank, per micro-batch
     workers: int = 2  # DataLoader decoding processes per rank (0 = decode in the training process)
     shuffle_buffer: int = 256  # in-stream shuffle on top of the per-epoch shard/file shuffle
@@ -139,9 +141,10 @@ class RunConfig:
 FLOAT_RANGES = {
     "optim.lr": (1e-12, 10.0), "optim.weight_decay": (0.0, 10.0), "optim.momentum": (0.0, 1.0),
     "optim.min_lr_ratio": (0.0, 1.0), "optim.grad_clip": (0.0, 1e6), "optim.ema": (0.0, 0.999999),
-    "optim.hint_lr_scale": (1e-6, 1e4), "optim.pretrained_lr_scale": (0.0, 1e4), "data.rotation": (0.0, 180.0), "data.zoom": (0.0, 0.9),
-    "data.shear": (0.0, 89.0), "data.gray_threshold": (0.0, 1.0), "loss.huber_delta": (1e-6, 10.0),
-    "loss.colorfulness_weight": (0.0, 100.0), "loss.mse_weight": (0.0, 100.0),
+    "optim.hint_lr_scale": (1e-6, 1e4), "optim.pretrained_lr_scale": (0.0, 1e4),
+    "data.rotation": (0.0, 180.0), "data.zoom": (0.0, 0.9), "data.shear": (0.0, 89.0),
+    "data.gray_threshold": (0.0, 1.0), "data.hint_free_share": (0.0, 1.0),
+    "loss.huber_delta": (1e-6, 10.0), "loss.colorfulness_weight": (0.0, 100.0), "loss.mse_weight": (0.0, 100.0),
 }
 
 

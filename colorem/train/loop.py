@@ -29,7 +29,7 @@ from colorem.train.checkpoint import (list_checkpoints, resolve_resume, rng_stat
                                       set_rng_state, trained_weights)
 from colorem.train.config import Config
 from colorem.train.distributed import DistributedEnv
-from colorem.train.hint_simulation import simulate_hints
+from colorem.train.hint_simulation import HintSimulation, simulate_hints
 from colorem.train.logs import LogWindow, MetricsLog, progress_bar
 from colorem.train.losses import CLASSIFICATION_LOSSES, ColorLoss, estimate_ab_prior, load_prior, save_prior
 from colorem.train.optim import EMA, create_optimizer, create_scheduler
@@ -225,7 +225,9 @@ class Trainer:
         l, ab = split_lab(rgb_to_lab(rgb))  # (B, 1, S, S) in [0, 100], (B, 2, S, S) Lab units
         embedding = self._embeddings(batch["keys"], l)
         # Hints drawn from the global RNG, whose state every checkpoint keeps (exact resumes).
-        hints = simulate_hints(ab, None) if getattr(self.model, "accepts_hints", False) else None
+        hints = None
+        if getattr(self.model, "accepts_hints", False):
+            hints = simulate_hints(ab, None, HintSimulation(none_share=self.config.data.hint_free_share))
         if self.channels_last:
             l = l.contiguous(memory_format=torch.channels_last)
         no_sync = self.ddp_model.no_sync() if self.env.distributed and not sync else contextlib.nullcontext()

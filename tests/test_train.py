@@ -485,6 +485,26 @@ def test_frozen_batch_norm_keeps_the_encoder_statistics_while_training(photos, t
     assert trainer.model.decoder[0].training  # the decoder's own batch norm trains either way
 
 
+def test_a_classifier_embedding_is_kept_near_the_classifier_it_started_from(photos, tmp_path):
+    """loss.semantic_weight: the teacher is the pretrained ImageNet classifier on colour (its RGB stem, which sees a
+    gray photo as the network's summed stem does), and the divergence from it is trained and logged."""
+    config = tiny_config(photos, "model.architecture=effnet-lite0-unet", "model.head=classification",
+                         "loss.name=classification", "loss.semantic_weight=0.5", "run.steps=2", "data.size=64",
+                         "optim.ema=0.9")  # EMA: validation copies the network, which must hold no graph
+    trainer = Trainer(config, tmp_path / "run", env=DistributedEnv())
+    gray = torch.rand(2, 1, 64, 64)
+    encoder = trainer.model.encoder
+    with torch.no_grad():
+        own = encoder.classify(encoder.features(gray / 0.5 - 1.0)[0])
+        torch.testing.assert_close(trainer.teacher(gray.expand(-1, 3, -1, -1)), own, atol=1e-3, rtol=1e-3)
+    assert trainer.fit()["status"] == "completed"
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    divergences = [record["semantic_kl"] for record in records if "semantic_kl" in record]
+    assert divergences and all(value > 0 for value in divergences)
+    with pytest.raises(ConfigError, match="no pretrained classifier"):
+        Trainer(tiny_config(photos, "loss.semantic_weight=0.5", "run.steps=1"), tmp_path / "seed", env=DistributedEnv())
+
+
 def test_every_weights_path_goes_through_one_shape_check(photos, tmp_path, monkeypatch):
     from colorem import weights
 

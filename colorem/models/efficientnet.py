@@ -78,10 +78,10 @@ class EfficientNetLite(nn.Module):
     """The classifier, with one input channel: features() gives the decoder's taps and the stride-32 features,
     classify() the 1000-way logits from them."""
 
-    def __init__(self, variant: str = "lite0"):
+    def __init__(self, variant: str = "lite0", in_channels: int = 1):
         super().__init__()
         stages = lite_stages(variant)
-        self._conv_stem = nn.Conv2d(1, 32, 3, stride=2, padding=1, bias=False)
+        self._conv_stem = nn.Conv2d(in_channels, 32, 3, stride=2, padding=1, bias=False)
         self._bn0 = nn.BatchNorm2d(32, eps=1e-3)
         blocks, self.taps = [], []
         for index, (kernel, stride, expand, in_ch, out_ch, repeats) in enumerate(stages):
@@ -110,6 +110,19 @@ class EfficientNetLite(nn.Module):
 
     def classify(self, head: torch.Tensor) -> torch.Tensor:
         return self._fc(head.mean(dim=(2, 3)))  # (B, 1000) logits
+
+
+class ImageNetClassifier(nn.Module):
+    """The pretrained EfficientNet-Lite as ImageNet trained it, on colour: sRGB (B, 3, H, W) in [0, 1] -> (B, 1000)
+    logits. The teacher of loss.semantic_weight (the network's own classifier, seeing gray, is kept near it)."""
+
+    def __init__(self, variant: str, state: dict[str, torch.Tensor]):
+        super().__init__()
+        self.network = EfficientNetLite(variant, in_channels=3)
+        self.network.load_state_dict(state)
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        return self.network.classify(self.network.features(rgb / 0.5 - 1.0)[0])  # normalised as ImageNet trained it
 
 
 def _conv_bn(in_ch: int, out_ch: int) -> nn.Sequential:
@@ -190,7 +203,9 @@ class EfficientNetColorizer(ColorNet):
         elif self.hint_input is not None:
             stem_extra = self.hint_input.bias.to(x.dtype)[None, :, None, None]
         head, (_, skip4, skip8, skip16) = self.encoder.features(x, stem_extra)
-        classes = self.encoder.classify(head).float().softmax(dim=1)  # (B, 1000): the global embedding
+        class_logits = self.encoder.classify(head).float()
+        self.class_logits = class_logits if raw else None  # what loss.semantic_weight reads (the model contract)
+        classes = class_logits.softmax(dim=1)  # (B, 1000): the global embedding
         grid = classes.to(head.dtype)[:, :, None, None].expand(-1, -1, *head.shape[-2:])
         x = self.fusion(torch.cat([head, grid], dim=1))  # (B, 256, H/32, W/32)
         x = add_spread_hints(self.hint_fusion, x, hints)
@@ -233,6 +248,12 @@ class EfficientNetColorizer(ColorNet):
         if name.startswith("encoder."):
             return "pretrained"
         return "new" if name.startswith("hint_") else "base"
+
+    def semantic_teacher(self) -> nn.Module:
+        """The ImageNet classifier this network's encoder started from, on colour photos (ImageNetClassifier)."""
+        from colorem.models.embedders import load_state_dict_file
+
+        return ImageNetClassifier(self.variant, load_state_dict_file(_lite(self.variant).path()))
 
     def filter_pretrained(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A lukemelas EfficientNet state dict -> ours: under `encoder.`, the RGB stem summed to one channel

@@ -12,7 +12,12 @@ The contract (what the loop, loader, optimizer, card checks and colorize rely on
 - `parameter_role(name)`: "pretrained" (initialised from PretrainedCfg), "new" (zero-initialised layers added to
   a trained network: fresh under --init-from, trained at optim.hint_lr_scale) or "base";
 - `external_prefixes`: state-dict keys whose weights live in their own file, never in ours;
-- `filter_pretrained(state)`: a pretrained state dict -> ours (timm's checkpoint_filter_fn).
+- `filter_pretrained(state)`: a pretrained state dict -> ours (timm's checkpoint_filter_fn);
+- for a network whose global embedding is a pretrained classifier's: `class_logits`, that classifier's logits of
+  the last forward with raw=True, which the trainer takes by `pop_class_logits()` after every training forward (a
+  tensor of the autograd graph: kept, it would hold the graph and break deepcopy), and `semantic_teacher()`, the
+  classifier as pretrained, on sRGB (B, 3, H, W) in [0, 1] -> logits; loss.semantic_weight keeps the first near
+  the second (None: no classifier).
 `ColorNet` is that contract as a base class, with the defaults both families share.
 """
 
@@ -53,6 +58,15 @@ class ColorNet(nn.Module):
 
     def parameter_role(self, name: str) -> str:
         return "base"
+
+    class_logits: torch.Tensor | None = None
+
+    def pop_class_logits(self) -> torch.Tensor | None:
+        logits, self.class_logits = self.class_logits, None
+        return logits
+
+    def semantic_teacher(self) -> nn.Module | None:
+        return None
 
     def filter_pretrained(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         raise NotImplementedError(f"{type(self).__name__} has no pretrained weights to start from")

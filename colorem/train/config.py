@@ -103,6 +103,8 @@ class LossConfig:
     huber_delta: float = 0.05  # in units of ab / 128
     colorfulness_weight: float = 0.5  # huber_colorfulness, colorful: penalty on chroma below the target's
     mse_weight: float = 1.0  # mix: weight of the MSE on the annealed-mean ab (in units of ab / 128)
+    semantic_weight: float = 0.0  # weight of the KL from the pretrained classifier on colour to the network's own on
+    # gray (ChromaGAN's class loss): keeps a classifier embedding (effnet-*) saying what is in the photo
 
 
 @dataclass
@@ -145,6 +147,7 @@ FLOAT_RANGES = {
     "data.rotation": (0.0, 180.0), "data.zoom": (0.0, 0.9), "data.shear": (0.0, 89.0),
     "data.gray_threshold": (0.0, 1.0), "data.hint_free_share": (0.0, 1.0),
     "loss.huber_delta": (1e-6, 10.0), "loss.colorfulness_weight": (0.0, 100.0), "loss.mse_weight": (0.0, 100.0),
+    "loss.semantic_weight": (0.0, 100.0),
 }
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -27,7 +28,7 @@ from colorem.models import build_model
 from colorem.train import distributed
 from colorem.train.checkpoint import (list_checkpoints, resolve_resume, rng_state, save_checkpoint,
                                       set_rng_state, trained_weights)
-from colorem.train.config import Config
+from colorem.train.config import Config, ConfigError
 from colorem.train.distributed import DistributedEnv
 from colorem.train.hint_simulation import HintSimulation, simulate_hints
 from colorem.train.logs import LogWindow, MetricsLog, progress_bar
@@ -110,6 +111,15 @@ class Trainer:
         self.loss = ColorLoss(config.loss.name, bins=getattr(model, "bins", None), prior=self.prior, rebalance=config.loss.rebalance,
                               huber_delta=config.loss.huber_delta, colorfulness_weight=config.loss.colorfulness_weight,
                               mse_weight=config.loss.mse_weight, temperature=config.model.temperature).to(self.device)
+        self.teacher = None
+        if config.loss.semantic_weight > 0:
+            teacher = model.semantic_teacher()
+            if teacher is None:
+                raise ConfigError(f"loss.semantic_weight: {config.model.architecture} has no pretrained classifier "
+                                  "as its embedding to keep (an effnet-* architecture has)")
+            self.teacher = teacher.to(self.device).eval().requires_grad_(False)
+            if self.channels_last:
+                self.teacher = self.teacher.to(memory_format=torch.channels_last)
 
     def _build_optimization(self) -> None:
         optim = self.config.optim
@@ -234,9 +244,20 @@ class Trainer:
         with no_sync:
             with autocast(self.device, self.precision):
                 raw = self.ddp_model(l, embedding, hints=hints, raw=True)
+            class_logits = self.model.pop_class_logits()
             loss, parts = self.loss(raw, ab)
+            if self.teacher is not None:
+                semantic = self._semantic_divergence(rgb, class_logits)
+                loss, parts = loss + self.config.loss.semantic_weight * semantic, {**parts, "semantic_kl": semantic.detach()}
             self.scaler.scale(loss / self.config.optim.accumulate).backward()
         return {"loss": loss.detach(), **parts}
+
+    def _semantic_divergence(self, rgb: torch.Tensor, class_logits: torch.Tensor) -> torch.Tensor:
+        """KL(teacher on the colour crop || the network's own classifier on its gray), per photo (batch mean)."""
+        with torch.no_grad(), autocast(self.device, self.precision):
+            target = self.teacher(rgb.contiguous(memory_format=torch.channels_last) if self.channels_last else rgb)
+        return F.kl_div(class_logits.float().log_softmax(dim=1), target.float().log_softmax(dim=1),
+                        log_target=True, reduction="batchmean")
 
     def _optimizer_step(self) -> None:
         if self.config.optim.grad_clip > 0:

@@ -22,7 +22,11 @@ def test_shapes_and_gradients(name, head):
     ab = model(l)
     assert ab.shape == (2, 2, 37, 21)
     assert ab.abs().max() <= 128
+    assert model.pop_class_logits() is None  # a classifier embedding's logits are kept by training forwards only
     raw = model(l, raw=True)
+    class_logits = model.pop_class_logits()  # the contract: what loss.semantic_weight reads, taken once
+    assert (class_logits.shape == (2, 1000)) if name.startswith("effnet") else class_logits is None
+    assert model.pop_class_logits() is None
     # regression: tanh(ab) / 128 at full size; classification: logits at the head's native H/2 (H/4 for U-Nets)
     stride = model.logit_stride
     expected = (2, 2, 37, 21) if head == "regression" else (2, len(model.bins), -(-37 // stride), -(-21 // stride))

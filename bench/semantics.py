@@ -15,28 +15,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from colorem.color import rgb_to_lab, split_lab
-from colorem.evaluate import find_images
+from colorem.data import load_fixed_images
 from colorem.models import create_model
 from colorem.weights import load_pretrained, load_weights
 
 
-def load_rgb(path: Path, size: int) -> torch.Tensor:
-    image = Image.open(path).convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255.0
-
-
-def agreement(network: torch.nn.Module, teacher: torch.nn.Module, photos: list[Path], size: int = 256) -> tuple[float, float, float]:
+def agreement(network: torch.nn.Module, teacher: torch.nn.Module, photos: torch.Tensor) -> tuple[float, float, float]:
     """(top-1, top-5 agreement with the teacher on colour, mean entropy) of `network`'s classifier on the gray photos."""
     top1 = top5 = 0
     entropy = 0.0
     with torch.inference_mode():
         for start in range(0, len(photos), 16):
-            rgb = torch.stack([load_rgb(path, size) for path in photos[start:start + 16]])
+            rgb = photos[start:start + 16].float() / 255.0
             named = teacher(rgb).argmax(dim=1)
             network(split_lab(rgb_to_lab(rgb))[0], raw=True)
             probabilities = network.class_logits.softmax(dim=1)
@@ -49,10 +42,10 @@ def agreement(network: torch.nn.Module, teacher: torch.nn.Module, photos: list[P
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", required=True, help="weights to score; repeat for several")
-    parser.add_argument("--images", type=Path, required=True, help="a folder of colour photos")
-    parser.add_argument("--limit", type=int, default=0, help="the first N photos by name (0: all)")
+    parser.add_argument("--images", type=Path, required=True, help="a folder or .tar shard of colour photos")
+    parser.add_argument("--limit", type=int, default=100_000, help="the first N photos")
     args = parser.parse_args()
-    photos = find_images(args.images, args.limit or None)
+    photos = load_fixed_images(str(args.images), args.limit, 256, "--images")[0]  # centre-cropped 256², uint8
     rows = []
     for index, path in enumerate(args.model):
         network, card = load_weights(path)  # as trained: batch norm not folded, float32
